@@ -1,0 +1,56 @@
+"""PNG pictures of samples: image grids, and histograms or scatter plots for low-dimensional toy data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tile images (N, H, W, C) in [0, 1] into one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) array."""
+    n, h, w, c = images.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.float32)
+    for i, img in enumerate(images):
+        r, q = divmod(i, cols)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = img
+    return out
+
+
+def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Path:
+    """Write images (N, H, W, C) as one PNG grid; greyscale when C == 1."""
+    tiled = np.clip(grid(images, cols), 0.0, 1.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tiled.shape[-1] == 1:
+        plt.imsave(path, tiled[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        plt.imsave(path, tiled)
+    return path
+
+
+def save_samples(samples: np.ndarray, path: Path, title: str = "") -> Path:
+    """A picture of samples whatever their shape: a grid for images, else a histogram (1-D) or scatter (2-D)."""
+    if samples.ndim == 4:
+        return save_grid(samples, path)
+    flat = samples.reshape(samples.shape[0], -1)
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    if flat.shape[1] == 1:
+        ax.hist(flat[:, 0], bins=50, density=True, color="tab:green")
+        ax.set_xlabel("x")
+    else:
+        ax.scatter(flat[:, 0], flat[:, 1], s=4, alpha=0.5, color="tab:green")
+        ax.set_aspect("equal")
+    ax.set_title(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

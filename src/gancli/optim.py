@@ -1,0 +1,52 @@
+"""Optimisers for each player: the original SGD with classical momentum and schedules, or Adam."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gancli.config import OptimizerConfig
+
+MOMENTUM_START_EPOCH = 1  # pylearn2's MomentumAdjustor(start=1)
+
+
+def learning_rate(c: OptimizerConfig, count):
+    """lr / decay^count, floored at lr_min (pylearn2's ExponentialDecay, one step per minibatch)."""
+    return jnp.maximum(c.lr / jnp.power(jnp.float32(c.lr_decay), count), c.lr_min)
+
+
+def momentum(c: OptimizerConfig, epoch):
+    """Linear from `momentum` at epoch 1 to `momentum_final` at `momentum_saturate_epoch`."""
+    span = max(c.momentum_saturate_epoch - MOMENTUM_START_EPOCH, 1)
+    alpha = jnp.clip((epoch - MOMENTUM_START_EPOCH) / span, 0.0, 1.0)
+    return c.momentum + alpha * (c.momentum_final - c.momentum)
+
+
+class MomentumState(NamedTuple):
+    count: jax.Array
+    velocity: optax.Updates
+
+
+def classical_momentum(c: OptimizerConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """v <- m v - lr g; theta <- theta + v. Unlike optax.sgd's trace, lr scales only the new gradient."""
+
+    def init(params):
+        return MomentumState(jnp.zeros([], jnp.int32), jax.tree_util.tree_map(jnp.zeros_like, params))
+
+    def update(grads, state, params=None):
+        lr = learning_rate(c, state.count)
+        m = momentum(c, state.count // steps_per_epoch)
+        velocity = jax.tree_util.tree_map(lambda v, g: m * v - lr * g, state.velocity, grads)
+        return velocity, MomentumState(state.count + 1, velocity)
+
+    return optax.GradientTransformation(init, update)
+
+
+def make(c: OptimizerConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """The configured optimiser for a network that takes steps_per_epoch updates per epoch."""
+    if c.name == "sgd":
+        return classical_momentum(c, steps_per_epoch)
+    return optax.adam(lambda count: learning_rate(c, count), b1=c.b1, b2=c.b2)

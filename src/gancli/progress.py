@@ -1,0 +1,71 @@
+"""A Rich progress bar for training: epoch, iterations/s, ETA, losses and D's outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class RichReporter:
+    """Shows one bar over all iterations of the run, refreshed after every compiled chunk."""
+
+    def __init__(self, console: Console, epochs: int):
+        self.console = console
+        self.epochs = epochs
+        self._log_every = max(1, epochs // 50)  # about 50 epoch lines for a long run
+        self._status = None
+        self._progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]} it/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+            transient=False,
+        )
+        self._task = None
+
+    def status(self, text: str) -> None:
+        self._end_status()
+        self._status = self.console.status(text)
+        self._status.start()
+
+    def _end_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def start(self, total: int, done: int, epoch: int) -> None:
+        self._end_status()
+        self._progress.start()
+        self._task = self._progress.add_task(
+            "train", total=total, completed=done, epoch=epoch + 1, epochs=self.epochs, speed="-", losses=""
+        )
+
+    def advance(self, done: int, epoch: int, metrics: dict[str, float], it_per_s: float) -> None:
+        losses = (
+            f"D {metrics['d_loss']:.3f}  G {metrics['g_loss']:.3f}  "
+            f"D(x) {metrics['d_real']:.3f}  D(G(z)) {metrics['d_fake']:.3f}"
+        )
+        self._progress.update(
+            self._task, completed=done, epoch=min(epoch + 1, self.epochs), speed=f"{it_per_s:,.0f}", losses=losses
+        )
+
+    def epoch_end(self, record: dict[str, Any]) -> None:
+        if record["epoch"] % self._log_every and record["epoch"] != self.epochs:
+            return
+        self._progress.console.log(
+            f"epoch {record['epoch']}: D {record['d_loss']:.4f}  G {record['g_loss']:.4f}  "
+            f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  {record['it_per_s']:,.1f} it/s  "
+            f"lr {record['lr']:.5f}  momentum {record['momentum']:.3f}",
+            highlight=False,
+        )
+
+    def stop(self) -> None:
+        self._end_status()
+        self._progress.stop()

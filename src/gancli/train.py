@@ -1,0 +1,300 @@
+"""The training loop: data on the device, compiled chunks of iterations, checkpoints, metrics, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import signal
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from importlib import metadata as pkg_metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gancli import checkpoint, data, images, optim, steps
+from gancli.config import RunConfig, differences, preset, with_overrides
+from gancli.errors import GancliError
+from gancli.models import count_params
+
+# Fields that may change when a run is resumed: they do not change what one iteration computes.
+RESUMABLE = ("epochs", "chunk", "ckpt_every", "keep")
+GRID = 100  # samples in the per-epoch picture
+
+
+class Reporter(Protocol):
+    """What the loop tells the user; the CLI supplies a Rich one, tests a silent one."""
+
+    def status(self, text: str) -> None: ...
+    def start(self, total: int, done: int, epoch: int) -> None: ...
+    def advance(self, done: int, epoch: int, metrics: dict[str, float], it_per_s: float) -> None: ...
+    def epoch_end(self, record: dict[str, Any]) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Silent:
+    """A reporter that says nothing."""
+
+    def status(self, text): ...
+    def start(self, total, done, epoch): ...
+    def advance(self, done, epoch, metrics, it_per_s): ...
+    def epoch_end(self, record): ...
+    def stop(self): ...
+
+
+@dataclass
+class Outcome:
+    """How a call to train() ended."""
+
+    run_dir: Path
+    status: str  # "done", "interrupted" or "up-to-date"
+    epoch: int
+    step: int
+    history: list[dict[str, Any]]
+
+
+def resolve_config(
+    ckpt_dir: Path, dataset: str | None, preset_name: str | None, overrides: dict[str, Any], resume: bool
+) -> tuple[RunConfig, bool]:
+    """The config to train with, and whether it continues the checkpoint in ckpt_dir.
+
+    A new run starts from the preset; a resumed run from the checkpoint's config, and any option given that
+    contradicts it (other than the epoch count and bookkeeping) is refused.
+    """
+    runs = checkpoint.find_runs(ckpt_dir) if Path(ckpt_dir).is_dir() else [Path(ckpt_dir)]
+    existing = checkpoint.latest_step(runs[0]) is not None
+    if not existing:
+        if resume:
+            raise GancliError(f"--resume: {ckpt_dir} holds no checkpoint to resume")
+        if Path(ckpt_dir).is_dir() and any(Path(ckpt_dir).iterdir()):
+            raise GancliError(f"{ckpt_dir} is not empty and holds no gancli checkpoint: choose another --ckpt")
+        base = preset(preset_name or "paper", dataset or "mnist")
+        return with_overrides(base, **overrides), False
+    stored = checkpoint.load_run(runs[0]).config
+    if len(runs) > 1:
+        stored = with_overrides(stored, seed=stored.seed - int(runs[0].name[5:]), seeds=len(runs))
+    asked = with_overrides(stored, **overrides)
+    if dataset is not None and dataset != stored.dataset:
+        raise GancliError(f"{ckpt_dir} trains {stored.dataset!r}, not {dataset!r}: choose another --ckpt")
+    if preset_name is not None and preset_name != stored.preset:
+        raise GancliError(f"{ckpt_dir} was trained with preset {stored.preset!r}, not {preset_name!r}")
+    conflicts = differences(asked, stored, ignore=RESUMABLE)
+    if conflicts:
+        raise GancliError(f"{ckpt_dir} holds a run whose config differs: {'; '.join(conflicts)}")
+    return asked, True
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide what training computes."""
+    out = {"python": platform.python_version()}
+    for name in ("gancli", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets"):
+        try:
+            out[name] = pkg_metadata.version(name)
+        except pkg_metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_description() -> str:
+    d = jax.devices()[0]
+    return f"{d.platform}:{d.device_kind}"
+
+
+def seed_dirs(ckpt_dir: Path, seeds: int) -> list[Path]:
+    """One run folder per seed: the folder itself for one seed, seed-i inside it for several."""
+    ckpt_dir = Path(ckpt_dir)
+    return [ckpt_dir] if seeds == 1 else [ckpt_dir / f"seed-{i}" for i in range(seeds)]
+
+
+def seed_config(config: RunConfig, i: int) -> RunConfig:
+    """The config a single seed's folder stores: seed + i, one seed."""
+    return with_overrides(config, seed=config.seed + i, seeds=1) if config.seeds > 1 else config
+
+
+def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False) -> Outcome:
+    """Train (or continue) the run in ckpt_dir up to config.epochs epochs."""
+    reporter = reporter or Silent()
+    reporter.status(f"loading {config.dataset}")
+    train_images, _ = data.load(config.dataset, "train", data_dir)
+    provenance = data.provenance(config.dataset, data_dir)
+    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0])
+    ipe = game.iters_per_epoch
+    if ipe < 1:
+        raise GancliError(
+            f"{config.dataset} has {game.n_train} training examples, fewer than one iteration "
+            f"(batch size {config.batch_size} x k {config.k}) needs"
+        )
+    dirs = seed_dirs(ckpt_dir, config.seeds)
+    if resume:
+        state, partial = _restore(game, dirs)
+    else:
+        states = [steps.init_state(game, config.seed + i, train_images) for i in range(config.seeds)]
+        state, partial = _stack(states, config.seeds), None
+    step = int(np.asarray(state["step"]).reshape(-1)[0])
+    total = config.epochs * ipe
+    history = [_read_history(d, step // ipe) for d in dirs]
+    if step >= total:
+        return Outcome(Path(ckpt_dir), "up-to-date", step // ipe, step, history[0])
+
+    data_on_device = jax.device_put(jnp.asarray(train_images))
+    del train_images
+    run_chunk = steps.compiled_chunk(game, config.seeds)
+    fixed_z = jax.vmap(lambda k: steps.fixed_noise(game, k, GRID))(state["key"]) if config.seeds > 1 else steps.fixed_noise(game, state["key"], GRID)
+    sample_fn = jax.jit(jax.vmap(game.generator.apply) if config.seeds > 1 else game.generator.apply)
+    base_meta = {
+        "dataset": config.dataset,
+        "provenance": provenance,
+        "data_shape": list(game.data_shape),
+        "n_train": game.n_train,
+        "iters_per_epoch": ipe,
+        "versions": versions(),
+        "device": device_description(),
+        "params": {"generator": count_params(state["g"]) // config.seeds, "discriminator": count_params(state["d"]) // config.seeds},
+    }
+
+    reporter.status("compiling the training program")
+    compiled: dict[int, Any] = {}
+
+    def program(length: int):
+        if length not in compiled:
+            t0 = time.perf_counter()
+            compiled[length] = run_chunk.lower(state, data_on_device, length).compile()
+            base_meta.setdefault("compile_s", round(time.perf_counter() - t0, 2))
+        return compiled[length]
+
+    sums = np.zeros((config.seeds, len(steps.METRICS))) if partial is None else np.asarray(partial["sums"])
+    epoch_iters = 0 if partial is None else int(partial["iters"])
+    epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
+    status = "done"
+    writers = [checkpoint.Writer(d, config.keep) for d in dirs]
+    with ExitStack() as stack, _sigint_flag() as interrupted:
+        for w in writers:
+            stack.enter_context(w)
+        program(min(config.chunk, ipe - step % ipe))
+        reporter.start(total, step, step // ipe)
+        while step < total:
+            epoch, i = divmod(step, ipe)
+            length = min(config.chunk - i % config.chunk, ipe - i)
+            fn = program(length)
+            t0 = time.perf_counter()
+            state, metrics = fn(state, data_on_device)
+            metrics = np.asarray(metrics)  # waits for the chunk; [length, 4] or [seeds, length, 4]
+            seconds = time.perf_counter() - t0
+            metrics = metrics.reshape((config.seeds, length, len(steps.METRICS)))
+            if not np.all(np.isfinite(metrics)):
+                bad = int(np.argwhere(~np.isfinite(metrics))[0][1])
+                last = checkpoint.latest_step(dirs[0])
+                kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint was written"
+                raise GancliError(
+                    f"non-finite loss at iteration {step + bad} (epoch {epoch + 1}): training stopped; {kept}"
+                )
+            step += length
+            sums += metrics.sum(axis=1)
+            epoch_iters += length
+            epoch_seconds += seconds
+            reporter.advance(step, epoch, dict(zip(steps.METRICS, metrics[0, -1].tolist())), length / seconds)
+            if step % ipe == 0:
+                records = _epoch_records(game, state, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
+                samples = np.asarray(sample_fn(state["g"], fixed_z)).reshape((config.seeds, GRID) + game.data_shape)
+                for s, d in enumerate(dirs):
+                    images.save_samples(samples[s], d / "samples" / f"epoch_{epoch + 1:04d}.png", f"epoch {epoch + 1}")
+                    _append(d / "metrics.jsonl", records[s])
+                    history[s].append(records[s])
+                reporter.epoch_end(records[0])
+                if (epoch + 1) % config.ckpt_every == 0 or step == total:
+                    _save(writers, state, config, base_meta, step, ipe, None)
+                sums[:] = 0.0
+                epoch_iters, epoch_seconds = 0, 0.0
+            if interrupted() and step < total:
+                partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
+                _save(writers, state, config, base_meta, step, ipe, partial if epoch_iters else None)
+                status = "interrupted"
+                break
+        reporter.stop()
+    return Outcome(Path(ckpt_dir), status, step // ipe, step, history[0])
+
+
+def _epoch_records(game: steps.Game, state, means: np.ndarray, epoch: int, step: int, it_per_s: float):
+    c = game.config.optimizer
+    g_count = step  # G takes one update per iteration
+    lr = float(optim.learning_rate(c, g_count - 1))
+    mom = float(optim.momentum(c, epoch - 1)) if c.name == "sgd" else c.b1
+    return [
+        {"epoch": epoch, "step": step, **{k: round(float(v), 6) for k, v in zip(steps.METRICS, row)},
+         "it_per_s": round(it_per_s, 2), "lr": lr, "momentum": round(mom, 6)}
+        for row in means
+    ]
+
+
+def _save(writers, state, config: RunConfig, base_meta, step: int, ipe: int, partial) -> None:
+    for s, w in enumerate(writers):
+        one = jax.tree_util.tree_map(lambda x: x[s], state) if config.seeds > 1 else state
+        meta = dict(base_meta, epoch=step // ipe, step=step, seed=config.seed + s, saved_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if partial is not None:
+            meta["partial_epoch"] = {"sums": partial["sums"][s], "iters": partial["iters"], "seconds": partial["seconds"]}
+        w.save(step, one, seed_config(config, s), meta)
+
+
+def _restore(game: steps.Game, dirs: list[Path]):
+    target = steps.abstract_state(game)
+    runs = [checkpoint.load_run(d, lambda c, m: target) for d in dirs]
+    parts = [r.metadata.get("partial_epoch") for r in runs]
+    partial = None
+    if parts[0] is not None:
+        partial = {"sums": [p["sums"] for p in parts], "iters": parts[0]["iters"], "seconds": parts[0]["seconds"]}
+    return _stack([r.state for r in runs], len(runs)), partial
+
+
+def _stack(states: list, seeds: int):
+    if seeds == 1:
+        return states[0]
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+
+
+def _read_history(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
+    """The metrics log up to the checkpoint's epoch; later lines (written after it) are dropped on disk too."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("epoch", math.inf) <= upto_epoch:
+            records.append(record)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+@contextmanager
+def _sigint_flag():
+    """Ctrl-C sets a flag the loop checks between chunks, so it can save first; a second Ctrl-C aborts."""
+    hits = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
