@@ -78,11 +78,15 @@ class Writer:
 
 def latest_step(run_dir: Path) -> int | None:
     """The newest complete checkpoint's step in a run folder, or None if it has none."""
+    steps = _steps(run_dir)
+    return max(steps) if steps else None
+
+
+def _steps(run_dir: Path) -> list[int]:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
-        return None
-    steps = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
-    return max(steps) if steps else None
+        return []
+    return [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
 
 
 def find_runs(path: Path) -> list[Path]:
@@ -117,17 +121,24 @@ def load_run(path: Path, abstract_state: Callable[[RunConfig, dict], Any] | None
     step_dir = path / CHECKPOINTS / str(step)
     config_dict, metadata = _read_json(step_dir, "config"), _read_json(step_dir, "metadata")
     try:
-        config = RunConfig.from_dict(config_dict)
-    except (TypeError, GancliError) as e:
-        raise GancliError(f"{step_dir} has a config gancli cannot read ({e})") from None
+        config = RunConfig.from_dict(config_dict).validate()
+    except (TypeError, ValueError, AttributeError, GancliError) as e:
+        raise GancliError(f"{step_dir} has a config gancli cannot use ({e})") from None
     run = Run(path=path, config=config, metadata=metadata)
     if abstract_state is not None:
-        target = abstract_state(config, metadata)
+        try:
+            target = abstract_state(config, metadata)
+        except (TypeError, ValueError, KeyError) as e:
+            raise GancliError(f"{step_dir} has a config or metadata gancli cannot use ({type(e).__name__}: {e})") from None
         manager = ocp.CheckpointManager(path.absolute() / CHECKPOINTS, options=_options(1, read_only=True))
         try:
             restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
         except Exception as e:  # Orbax raises many types for damaged files; the user needs one line
-            raise GancliError(f"cannot restore {step_dir}: {type(e).__name__}: {_first_line(e)}") from None
+            older = [s for s in _steps(path) if s < step]
+            hint = f"; step {max(older)} is also there: delete {step_dir} to fall back to it" if older else ""
+            raise GancliError(
+                f"cannot restore {step_dir}: its state files are damaged or incomplete ({type(e).__name__}){hint}"
+            ) from None
         finally:
             manager.close()
         run.state = restored["state"]
@@ -144,11 +155,6 @@ def _read_json(step_dir: Path, item: str) -> dict:
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise GancliError(f"{c} is corrupt ({e})") from None
     raise GancliError(f"{step_dir} is incomplete: its {item} is missing")
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def abstract(tree) -> Any:

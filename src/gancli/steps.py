@@ -7,9 +7,10 @@ what an uninterrupted one would have done.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -177,12 +178,24 @@ def chunk(game: Game, state, data, length: int):
     return jax.lax.scan(body, state, None, length=length)
 
 
-def compiled_chunk(game: Game, seeds: int):
-    """chunk jitted with the state donated; vmapped over a leading seed axis when seeds > 1."""
-    fn = partial(chunk, game)
+def compiled_chunk(game: Game, seeds: int, length: int):
+    """The chunk of `length` iterations, compiled once per process, the state donated; vmapped over a
+    leading seed axis when seeds > 1."""
+    # Fields that do not enter the program are blanked so that runs differing only in them share it.
+    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1, keep=1)
+    return _compiled_chunk(dataclasses.replace(game, config=config), seeds, length)
+
+
+@lru_cache(maxsize=16)
+def _compiled_chunk(game: Game, seeds: int, length: int):
+    fn = partial(chunk, game, length=length)
     if seeds > 1:
-        fn = jax.vmap(fn, in_axes=(0, None, None))
-    return jax.jit(fn, static_argnums=2, donate_argnums=0)
+        fn = jax.vmap(fn, in_axes=(0, None))
+    state = abstract_state(game)
+    if seeds > 1:
+        state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((seeds,) + x.shape, x.dtype), state)
+    data = jax.ShapeDtypeStruct((game.n_train,) + game.data_shape, jnp.float32)
+    return jax.jit(fn, donate_argnums=0).lower(state, data).compile()
 
 
 def fixed_noise(game: Game, key, n: int):

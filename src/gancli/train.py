@@ -143,7 +143,6 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
 
     data_on_device = jax.device_put(jnp.asarray(train_images))
     del train_images
-    run_chunk = steps.compiled_chunk(game, config.seeds)
     fixed_z = jax.vmap(lambda k: steps.fixed_noise(game, k, GRID))(state["key"]) if config.seeds > 1 else steps.fixed_noise(game, state["key"], GRID)
     sample_fn = jax.jit(jax.vmap(game.generator.apply) if config.seeds > 1 else game.generator.apply)
     base_meta = {
@@ -158,14 +157,12 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     }
 
     reporter.status("compiling the training program")
-    compiled: dict[int, Any] = {}
 
     def program(length: int):
-        if length not in compiled:
-            t0 = time.perf_counter()
-            compiled[length] = run_chunk.lower(state, data_on_device, length).compile()
-            base_meta.setdefault("compile_s", round(time.perf_counter() - t0, 2))
-        return compiled[length]
+        t0 = time.perf_counter()
+        fn = steps.compiled_chunk(game, config.seeds, length)
+        base_meta.setdefault("compile_s", round(time.perf_counter() - t0, 2))
+        return fn
 
     sums = np.zeros((config.seeds, len(steps.METRICS))) if partial is None else np.asarray(partial["sums"])
     epoch_iters = 0 if partial is None else int(partial["iters"])

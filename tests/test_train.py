@@ -1,0 +1,234 @@
+"""Training: the paper's model, losses, k and update-mode semantics, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gancli import checkpoint, losses, steps, train
+from gancli.config import preset, with_overrides
+from gancli.errors import GancliError
+from gancli.models import count_params
+
+TINY = {
+    "generator.z_dim": 4,
+    "generator.hidden": (16,),
+    "discriminator.units": (8,),
+    "discriminator.pieces": 2,
+    "batch_size": 10,
+    "chunk": 4,
+}
+
+# Weights and a step large enough that one D update visibly changes the gradient D passes back to G.
+BIG_STEP = {"discriminator.init_scale": 0.5, "generator.init_scale": 0.5, "discriminator.keep_hidden": 1.0}
+
+
+@pytest.fixture
+def tiny_images():
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
+
+
+@pytest.fixture
+def fake_data(monkeypatch, tiny_images):
+    """A 200-image dataset named 'tiny' in place of the TFDS-backed loader."""
+    from gancli import data
+
+    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (tiny_images, np.zeros(200, np.int64)))
+    monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
+
+
+def tiny(**more):
+    return with_overrides(preset("paper", "tiny"), **{**TINY, **more})
+
+
+def max_diff(a, b) -> float:
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_paper_parameter_counts():
+    game = steps.Game(preset("paper", "mnist"), (28, 28, 1), 50000)
+    state = steps.abstract_state(game)
+    assert count_params(state["g"]) == 2_503_984
+    assert count_params(state["d"]) == 1_231_441
+
+
+def test_generator_output_bias_is_logit_of_pixel_means(tiny_images):
+    game = steps.Game(tiny(), tiny_images.shape[1:], len(tiny_images))
+    state = steps.init_state(game, 0, tiny_images)
+    p = np.clip(tiny_images.reshape(len(tiny_images), -1).mean(0), 1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(state["g"]["params"]["out"]["bias"], np.log(p / (1 - p)), rtol=1e-5, atol=1e-6)
+
+
+def test_losses_against_hand_computed_values():
+    real, fake = jnp.array([2.0, 0.0]), jnp.array([-1.0, 0.5])
+    d = lambda l: 1 / (1 + np.exp(-l))
+    expected_d = 0.5 * (np.mean(-np.log(d(np.array([2.0, 0.0])))) + np.mean(-np.log(1 - d(np.array([-1.0, 0.5])))))
+    assert float(losses.d_loss(real, fake)) == pytest.approx(expected_d, rel=1e-6)
+    assert float(losses.g_loss_nonsaturating(fake)) == pytest.approx(np.mean(-np.log(d(np.array([-1.0, 0.5])))), rel=1e-6)
+    assert float(losses.g_loss_minimax(fake)) == pytest.approx(np.mean(np.log(1 - d(np.array([-1.0, 0.5])))), rel=1e-6)
+    # switch: non-saturating before the switch epoch, minimax from it on
+    assert float(losses.g_loss("switch", fake, 2, 3)) == pytest.approx(float(losses.g_loss_nonsaturating(fake)))
+    assert float(losses.g_loss("switch", fake, 3, 3)) == pytest.approx(float(losses.g_loss_minimax(fake)))
+    # at D = 1/2 everywhere the D objective is log 2
+    assert float(losses.d_loss(jnp.zeros(3), jnp.zeros(3))) == pytest.approx(np.log(2.0))
+
+
+def _one_iteration(config, images, k_batches):
+    game = steps.Game(config, images.shape[1:], len(images))
+    state = steps.init_state(game, 0, images)
+    xs = jnp.asarray(images[: config.k * config.batch_size]).reshape((config.k, config.batch_size) + images.shape[1:])
+    new, _ = jax.jit(lambda st, xs: steps.iteration(game, st, xs))(state, xs)
+    return game, state, new, xs
+
+
+def _expected_g(game, g, d, key, n, lr):
+    """SGD's first step on G (velocity starts at 0: theta - lr * grad) against discriminator d."""
+    z_key, drop_key = jax.random.split(key)
+
+    def objective(g):
+        fake = game.generator.apply(g, game.noise(z_key, n))
+        logits = game.discriminator.apply(d, fake, drop_key)
+        return losses.g_loss_nonsaturating(logits)
+
+    grads = jax.grad(objective)(g)
+    return jax.tree.map(lambda p, gr: p - lr * gr, g, grads)
+
+
+def test_k_discriminator_updates_per_generator_update(tiny_images):
+    for update in ("simultaneous", "alternating"):
+        _, state, new, _ = _one_iteration(tiny(k=3, update=update), tiny_images, 3)
+        assert int(new["d_opt"].count) == 3
+        assert int(new["g_opt"].count) == 1
+        assert int(new["step"]) == 1
+
+
+def test_simultaneous_generator_gradient_uses_pre_update_discriminator(tiny_images):
+    config = tiny(update="simultaneous", **BIG_STEP)
+    game, state, new, xs = _one_iteration(config, tiny_images, 1)
+    key = jax.random.split(jax.random.fold_in(jax.random.fold_in(state["key"], steps.STEP), 0), 2)[-1]
+    # simultaneous: G's step is the gradient through D's pre-update parameters, on the same [x; G(z)] pass
+    z_key, drop_key = jax.random.split(key)
+    n = config.batch_size
+
+    def objective(g, d):
+        fake = game.generator.apply(g, game.noise(z_key, n))
+        logits = game.discriminator.apply(d, jnp.concatenate([xs[0], fake]), drop_key)
+        return losses.g_loss_nonsaturating(logits[n:])
+
+    lr = config.optimizer.lr
+    pre, post = (
+        max_diff(jax.tree.map(lambda p, gr: p - lr * gr, state["g"], jax.grad(objective)(state["g"], d)), new["g"])
+        for d in (state["d"], new["d"])
+    )
+    assert pre < 1e-6 < 1e-4 < post
+
+
+def test_alternating_generator_gradient_uses_updated_discriminator(tiny_images):
+    config = tiny(update="alternating", **BIG_STEP)
+    game, state, new, _ = _one_iteration(config, tiny_images, 1)
+    key = jax.random.split(jax.random.fold_in(jax.random.fold_in(state["key"], steps.STEP), 0), 2)[-1]
+    lr = config.optimizer.lr
+    after = _expected_g(game, state["g"], new["d"], key, config.batch_size, lr)
+    before = _expected_g(game, state["g"], state["d"], key, config.batch_size, lr)
+    assert max_diff(after, new["g"]) < 1e-6 < 1e-4 < max_diff(before, new["g"])
+
+
+def test_train_two_epochs_writes_checkpoints_metrics_and_samples(tmp_path, fake_data):
+    out = train.train(tiny(epochs=2), tmp_path / "run")
+    assert out.status == "done" and out.epoch == 2
+    run = tmp_path / "run"
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2]
+    assert set(lines[0]) >= {"d_loss", "g_loss", "d_real", "d_fake", "it_per_s", "lr", "momentum"}
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    restored = checkpoint.load_run(run)
+    assert restored.config == tiny(epochs=2)
+    assert restored.metadata["epoch"] == 2 and restored.metadata["dataset"] == "tiny"
+    assert {"jax", "flax", "optax"} <= set(restored.metadata["versions"])
+
+
+def test_resume_is_bitwise_identical_to_uninterrupted_run(tmp_path, fake_data):
+    whole = train.train(tiny(epochs=3), tmp_path / "whole")
+    train.train(tiny(epochs=1), tmp_path / "parts")
+    config, resuming = train.resolve_config(tmp_path / "parts", None, None, {"epochs": 3}, resume=False)
+    assert resuming
+    parts = train.train(config, tmp_path / "parts", resume=True)
+    assert whole.step == parts.step
+    game = steps.Game(tiny(), (4, 4, 1), 200)
+    a = checkpoint.load_run(tmp_path / "whole", lambda c, m: steps.abstract_state(game)).state
+    b = checkpoint.load_run(tmp_path / "parts", lambda c, m: steps.abstract_state(game)).state
+    assert leaves_equal(a, b)
+    assert [r["d_loss"] for r in whole.history] == [r["d_loss"] for r in parts.history]
+
+
+class InterruptAfter(train.Silent):
+    """Delivers a real SIGINT after the n-th chunk."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def advance(self, done, epoch, metrics, it_per_s):
+        self.n -= 1
+        if self.n == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_saves_mid_epoch_and_resume_matches(tmp_path, fake_data):
+    whole = train.train(tiny(epochs=2), tmp_path / "whole")
+    cut = train.train(tiny(epochs=2), tmp_path / "cut", reporter=InterruptAfter(2))  # 2 chunks of 4: mid-epoch
+    assert cut.status == "interrupted" and cut.step == 8
+    assert checkpoint.latest_step(tmp_path / "cut") == 8
+    config, resuming = train.resolve_config(tmp_path / "cut", None, None, {}, resume=True)
+    done = train.train(config, tmp_path / "cut", resume=resuming)
+    game = steps.Game(tiny(), (4, 4, 1), 200)
+    a = checkpoint.load_run(tmp_path / "whole", lambda c, m: steps.abstract_state(game)).state
+    b = checkpoint.load_run(tmp_path / "cut", lambda c, m: steps.abstract_state(game)).state
+    assert done.status == "done" and leaves_equal(a, b)
+    assert [r["d_loss"] for r in whole.history] == pytest.approx([r["d_loss"] for r in done.history], rel=1e-6)
+
+
+def test_resume_refuses_conflicting_options(tmp_path, fake_data):
+    train.train(tiny(epochs=1), tmp_path / "run")
+    with pytest.raises(GancliError, match="k"):
+        train.resolve_config(tmp_path / "run", None, None, {"k": 2}, resume=False)
+    with pytest.raises(GancliError, match="trains 'tiny'"):
+        train.resolve_config(tmp_path / "run", "mnist", None, {}, resume=False)
+    with pytest.raises(GancliError, match="no checkpoint"):
+        train.resolve_config(tmp_path / "empty", None, None, {}, resume=True)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, fake_data):
+    train.train(tiny(epochs=1), tmp_path / "run")
+    config, _ = train.resolve_config(tmp_path / "run", None, None, {"epochs": 3}, resume=False)
+    blowup = with_overrides(config, **{"optimizer.lr": 1e30, "optimizer.lr_decay": 1.0})
+    with pytest.raises(GancliError, match="non-finite loss.*step 20"):
+        train.train(blowup, tmp_path / "run", resume=True)
+    assert checkpoint.latest_step(tmp_path / "run") == 20
+
+
+def test_bad_options_are_refused():
+    for bad, message in (({"k": 0}, "--k"), ({"update": "both"}, "--update"), ({"g_loss": "x"}, "--g-loss"),
+                         ({"optimizer.name": "rmsprop"}, "--optimizer"), ({"batch_size": 0}, "--batch-size")):
+        with pytest.raises(GancliError, match=message):
+            with_overrides(preset("paper", "mnist"), **bad)
+
+
+def test_seeds_train_independent_runs_in_one_program(tmp_path, fake_data):
+    out = train.train(tiny(epochs=1, seeds=2), tmp_path / "multi")
+    single = train.train(tiny(epochs=1, seed=1), tmp_path / "single")
+    game = steps.Game(tiny(), (4, 4, 1), 200)
+    seed1 = checkpoint.load_run(tmp_path / "multi" / "seed-1", lambda c, m: steps.abstract_state(game))
+    ref = checkpoint.load_run(tmp_path / "single", lambda c, m: steps.abstract_state(game)).state
+    assert out.status == "done" and seed1.config.seed == 1
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(jax.tree.leaves(seed1.state), jax.tree.leaves(ref)))
