@@ -1,0 +1,255 @@
+"""The gancli command line: parse options, call the library, print. Nothing else imports Typer."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from gancli.errors import GancliError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train, sample, evaluate and inspect GANs.")
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+]
+
+
+def one_line_errors(fn):
+    """Turn a GancliError into 'error: ...' on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GancliError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+@app.command()
+@one_line_errors
+def datasets(data_dir: DataDir = None):
+    """List datasets with their splits, sizes, state and provenance."""
+    # Imported here: TFDS takes about a second to import and other commands may not need it.
+    from rich.table import Table
+
+    from gancli import data
+
+    root = data.resolve_data_dir(data_dir)
+    entries = data.describe(root)
+    colours = {"ready": "green", "buildable": "yellow", "unavailable": "red"}
+    table = Table(title=f"Datasets in {root}", title_justify="left")
+    for column in ("name", "splits", "state"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("source", overflow="fold")
+    table.add_column("sha256", overflow="fold")
+    for e in entries:
+        splits = "\n".join(f"{split} {n:,}" for split, n in e["splits"].items())
+        # Prefixes only, one per source file in provenance order; `provenance()` has the full digests.
+        sums = "\n".join(digest[:12] for digest in e["sha256"].values()) or "-"
+        state = f"[{colours.get(e['state'], 'white')}]{e['state']}[/]"
+        table.add_row(e["name"], splits, state, e["source"], sums)
+    console.print(table)
+    for e in entries:
+        if e["hint"]:
+            console.print(f"{e['name']}: {e['hint']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@one_line_errors
+def train(
+    dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Recipe: paper (default), adam, toy.")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
+    update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
+    g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, or switch (nonsaturating, then minimax).")] = None,
+    switch_epoch: Annotated[Optional[int], typer.Option(help="With --g-loss switch: epochs of nonsaturating loss.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Total epochs to train to.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of all randomness.")] = None,
+    seeds: Annotated[Optional[int], typer.Option(help="Train this many seeds at once in one compiled program.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="sgd (classical momentum) or adam.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    lr_decay: Annotated[Optional[float], typer.Option(help="lr is divided by this every update (1 = constant).")] = None,
+    momentum: Annotated[Optional[float], typer.Option(help="sgd: initial momentum.")] = None,
+    momentum_final: Annotated[Optional[float], typer.Option(help="sgd: momentum reached at --momentum-saturate.")] = None,
+    momentum_saturate: Annotated[Optional[int], typer.Option(help="sgd: epoch at which momentum is final.")] = None,
+    b1: Annotated[Optional[float], typer.Option(help="adam: beta1.")] = None,
+    b2: Annotated[Optional[float], typer.Option(help="adam: beta2.")] = None,
+    ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
+    resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
+    ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs.")] = None,
+    keep: Annotated[Optional[int], typer.Option(help="Checkpoints kept.")] = None,
+    chunk: Annotated[Optional[int], typer.Option(help="Iterations per compiled call (progress refresh).")] = None,
+    data_dir: DataDir = None,
+):
+    """Train a GAN with jit-compiled JAX steps and write checkpoints."""
+    from gancli import train as training
+    from gancli.progress import RichReporter
+
+    overrides = {
+        "k": k, "update": update, "g_loss": g_loss, "switch_epoch": switch_epoch, "epochs": epochs,
+        "batch_size": batch_size, "seed": seed, "seeds": seeds, "ckpt_every": ckpt_every, "keep": keep,
+        "chunk": chunk, "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.lr_decay": lr_decay,
+        "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
+        "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2,
+    }
+    config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
+    verb = "resuming" if resuming else "training"
+    console.print(
+        f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
+        f"{config.g_loss} G loss, {config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
+        f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
+        highlight=False,
+    )
+    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs), resume=resuming)
+    if outcome.status == "up-to-date":
+        console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
+    elif outcome.status == "interrupted":
+        console.print(f"interrupted: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume.")
+        raise typer.Exit(130)
+    else:
+        console.print(f"done: epoch {outcome.epoch}, step {outcome.step}; checkpoints, metrics.jsonl and samples/ in {ckpt}/")
+
+
+@app.command()
+@one_line_errors
+def sample(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint folder; a multi-seed folder is sampled seed by seed.")] = Path("ckpt"),
+    n: Annotated[Optional[int], typer.Option("--n", help="Samples to draw (default 100); with --interpolate, rows (default 10).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the latents: the same seed gives the same samples.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="The .npz to write, the PNG beside it (default: CKPT/samples/<kind>_step<S>_seed<SEED>_n<N>.npz).")] = None,
+    nearest: Annotated[bool, typer.Option("--nearest", help="Pair each sample with its nearest training image by pixel L2 (the paper's Figure 2).")] = False,
+    interpolate: Annotated[Optional[int], typer.Option(help="Rows of this many samples along a line between two latents (the paper's Figure 3).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite output files that already exist.")] = False,
+    data_dir: DataDir = None,
+):
+    """Draw samples from a checkpoint's generator: an .npz (samples, z, seed) and a PNG grid beside it."""
+    from gancli import checkpoint, sampling
+
+    if interpolate is not None and interpolate < 2:
+        raise GancliError(f"--interpolate needs at least 2 steps (got {interpolate})")
+    if interpolate is not None and nearest:
+        raise GancliError("--nearest and --interpolate cannot be combined: run them one at a time")
+    count = n if n is not None else (10 if interpolate else 100)
+    if count < 1:
+        raise GancliError(f"--n must be >= 1 (got {count})")
+    dirs = checkpoint.find_runs(ckpt)
+    # Restore every seed and check every output path before writing anything.
+    plan = []
+    for run_dir in dirs:
+        run = sampling.restore(run_dir)
+        step = run.metadata.get("step", 0)
+        if out is None:
+            kind = f"interp_step{step}_seed{seed}_rows{count}_steps{interpolate}" if interpolate else (
+                f"{'nearest' if nearest else 'sample'}_step{step}_seed{seed}_n{count}")
+            target = run_dir / "samples" / f"{kind}.npz"
+        else:
+            target = out if len(dirs) == 1 else out.with_name(f"{out.stem}.{run_dir.name}{out.suffix}")
+        plan.append((run, sampling.output_paths(target, force)))
+    train_sets: dict[str, object] = {}
+    for run, (npz, png) in plan:
+        if interpolate:
+            drawn = sampling.draw_interpolation(run, count, interpolate, seed)
+            what = f"{count} rows of {interpolate} interpolated samples"
+        else:
+            drawn = sampling.draw(run, count, seed)
+            what = f"{count:,} samples"
+        train = None
+        if nearest:
+            from gancli import data
+
+            name = run.config.dataset
+            if name not in train_sets:
+                with err_console.status(f"loading the {name} training split"):
+                    train_sets[name] = data.load(name, "train", data_dir)[0]
+            train = train_sets[name]
+            with err_console.status(f"finding the nearest of {len(train):,} training images"):
+                drawn = sampling.with_nearest(drawn, train)
+        sampling.save_npz(drawn, npz)
+        sampling.save_picture(drawn, png, train)
+        console.print(f"{run.path}: {what} (seed {seed}) from step {run.metadata.get('step')}", highlight=False, soft_wrap=True)
+        console.print(f"  npz: {npz}", highlight=False, soft_wrap=True)
+        console.print(f"  png: {png}", highlight=False, soft_wrap=True)
+        shown = min(count, sampling.GRID_MAX)
+        if nearest:
+            d = sorted(drawn["nearest_distance"].tolist())
+            console.print(
+                f"  L2 distance to the nearest training example: min {d[0]:.3g}, median {d[len(d) // 2]:.3g}, max {d[-1]:.3g}"
+                + ("; the PNG pairs each sample (left) with it (right)" if drawn["samples"].ndim == 4 else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
+        if shown < count and drawn["samples"].ndim >= 4:
+            console.print(f"  the PNG shows the first {shown} {'rows' if interpolate else 'samples'}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def evaluate(
+    ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint folder, one run or a multi-seed run [default: ckpt].")] = None,
+    parzen: Annotated[bool, typer.Option("--parzen/--no-parzen", help="Parzen-window log-likelihood, the paper's protocol.")] = True,
+    samples: Annotated[Optional[Path], typer.Option(help="Evaluate the samples in this .npz/.npy file instead of a checkpoint.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Reference data for --samples [default: mnist]; a checkpoint uses its own.")] = None,
+    n_samples: Annotated[Optional[int], typer.Option(help="Samples to draw [default: 10000]; with --samples, the first N of the file [default: all].")] = None,
+    sigmas: Annotated[Optional[str], typer.Option(help="Sigma grid: '0.1,0.2' or 'logspace:-1:0:10' [default: the paper's logspace:-1:0:10].")] = None,
+    n_valid: Annotated[int, typer.Option(help="Validation images that choose sigma (the first N).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator's noise.")] = 0,
+    data_dir: DataDir = None,
+    calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale.")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder [default: CKPT/reports, or beside the --samples file].")] = None,
+):
+    """Evaluate a generator with the paper's Parzen-window protocol and write a report."""
+    from gancli import evaluate as evaluation
+    from gancli import parzen as parzen_window
+    from gancli import report
+
+    if not parzen:
+        raise GancliError("nothing to evaluate: --parzen is the only evaluation so far")
+    if samples is not None and ckpt is not None:
+        raise GancliError("give a checkpoint or --samples, not both")
+    grid = parzen_window.parse_sigmas(sigmas) if sigmas else parzen_window.PAPER_SIGMAS
+    common = dict(sigmas=grid, n_valid=n_valid, data_dir=data_dir, calibration=calibration, out=out,
+                  log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    if samples is not None:
+        result = evaluation.evaluate_samples(samples, dataset=dataset or "mnist", n_samples=n_samples, **common)
+    else:
+        result = evaluation.evaluate_checkpoint(
+            ckpt or Path("ckpt"), dataset=dataset, n_samples=evaluation.N_SAMPLES if n_samples is None else n_samples, seed=seed, **common
+        )
+    console.print(report.parzen_table(result.report))
+    for paths in (*result.seed_paths, result.paths):
+        console.print("report: " + ", ".join(str(p) for p in paths.values()), highlight=False, soft_wrap=True)
+
+
+@app.command()
+@one_line_errors
+def inspect(
+    ckpt: Annotated[Path, typer.Argument(help="Checkpoint folder; a multi-seed folder is summarised seed by seed.")] = Path("ckpt"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON and nothing else (pipes into jq).")] = False,
+    curves: Annotated[bool, typer.Option(help="Write the training curves to RUN/curves.png.")] = True,
+):
+    """Tell what a checkpoint holds and how its training went; plot its training curves."""
+    import json
+
+    from gancli import inspection
+
+    summary = inspection.summarize(ckpt, curves=curves)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for part in inspection.renderables(summary):
+        console.print(part)
+
+
+def main():  # pragma: no cover - the console script calls app directly
+    sys.exit(app())

@@ -1,0 +1,340 @@
+"""What a checkpoint folder holds: a plain-data summary, its training curves as a PNG, and a Rich view of both."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gancli import checkpoint, sampling  # noqa: E402
+from gancli.models import count_params  # noqa: E402
+
+METRICS = ("d_loss", "g_loss", "d_real", "d_fake", "it_per_s", "lr", "momentum")
+TABLE_ROWS = 15  # epochs shown in the history table: the first and last few, evenly spaced between
+HEADLINE = ("mean", "stderr", "sigma", "ll", "log_likelihood", "n_samples", "n_test", "step", "epoch")
+CURVES = "curves.png"
+
+
+def summarize(path: Path, curves: bool = True) -> dict[str, Any]:
+    """The summary of a run folder; for a multi-seed folder {"path", "seeds": [one summary per seed]}."""
+    runs = checkpoint.find_runs(path)
+    if len(runs) == 1 and runs[0] == Path(path):
+        return summarize_run(runs[0], curves)
+    return {"path": str(path), "seeds": [summarize_run(r, curves) for r in runs]}
+
+
+def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
+    """One run's checkpoint (restored, so a damaged one fails here), metrics history, reports and curves."""
+    run_dir = Path(run_dir)
+    run = sampling.restore(run_dir)
+    meta = run.metadata
+    history, skipped = read_metrics(run_dir)
+    summary = {
+        "path": str(run_dir),
+        "dataset": run.config.dataset,
+        "provenance": meta.get("provenance"),
+        "epoch": meta.get("epoch"),
+        "step": meta.get("step"),
+        "partial_epoch": "partial_epoch" in meta,
+        "checkpoints": _steps(run_dir),
+        "seed": meta.get("seed", run.config.seed),
+        "data_shape": meta.get("data_shape"),
+        "n_train": meta.get("n_train"),
+        "iters_per_epoch": meta.get("iters_per_epoch"),
+        "params": {"generator": count_params(run.state["g"]), "discriminator": count_params(run.state["d"])},
+        "versions": meta.get("versions"),
+        "device": meta.get("device"),
+        "saved_at": meta.get("saved_at"),
+        "compile_s": meta.get("compile_s"),
+        "config": run.config.to_dict(),
+        "metrics": metrics_summary(history, skipped),
+        "epoch_grids": len(list((run_dir / "samples").glob("epoch_*.png"))),
+        "parzen": parzen_report(run_dir),
+        "reports": sorted(p.name for p in (run_dir / "reports").glob("*")) if (run_dir / "reports").is_dir() else [],
+        "curves": None,
+    }
+    if curves and history:
+        try:
+            summary["curves"] = str(plot_curves(history, run_dir / CURVES, f"{run_dir} ({run.config.dataset})"))
+        except OSError as e:  # a read-only run folder still gets its summary
+            summary["curves_error"] = f"cannot write {run_dir / CURVES}: {e.strerror or e}"
+    return _plain(summary)
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
+    """The metrics.jsonl records (one per epoch) and how many lines could not be read."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return [], 0
+    records, skipped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            records.append(record)
+        else:
+            skipped += 1
+    return records, skipped
+
+
+def table_rows(n: int, rows: int = TABLE_ROWS) -> list[int]:
+    """Indices of the epochs to show: all of few, else the first and last three and evenly spaced between."""
+    if n <= rows:
+        return list(range(n))
+    middle = np.linspace(3, n - 4, rows - 6).round().astype(int).tolist()
+    return sorted(set(range(3)) | set(middle) | set(range(n - 3, n)))
+
+
+def metrics_summary(history: list[dict[str, Any]], skipped: int = 0) -> dict[str, Any]:
+    """Epoch count, selected rows, and each metric's min and max with the epoch it happened in."""
+    out: dict[str, Any] = {"epochs": len(history), "unreadable_lines": skipped}
+    if not history:
+        return out
+    out["first"], out["last"] = history[0], history[-1]
+    out["rows"] = [history[i] for i in table_rows(len(history))]
+    for which, pick in (("min", min), ("max", max)):
+        out[which] = {}
+        for key in METRICS:
+            valued = [(r[key], r["epoch"]) for r in history if _finite(r.get(key))]
+            if valued:
+                value, epoch = pick(valued, key=lambda ve: ve[0])
+                out[which][key] = {"value": value, "epoch": epoch}
+    return out
+
+
+def parzen_report(run_dir: Path) -> dict[str, Any] | None:
+    """The headline numbers of the latest Parzen report (reports/parzen.json, else the newest parzen*.json)."""
+    reports = Path(run_dir) / "reports"
+    path = reports / "parzen.json"
+    if not path.is_file():
+        found = sorted(reports.glob("parzen*.json"), key=lambda p: p.stat().st_mtime) if reports.is_dir() else []
+        if not found:
+            return None
+        path = found[-1]
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return {"path": str(path), "error": f"unreadable ({type(e).__name__})"}
+    scalars = _scalars(report)
+    headline = {k: v for k, v in scalars.items() if k.rsplit(".", 1)[-1] in HEADLINE}
+    if not headline:  # an unexpected schema: show what is there rather than nothing
+        headline = dict(list(scalars.items())[:8])
+    return {"path": str(path), "headline": headline}
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Per-epoch D and G losses, and mean D(x) and D(G(z)), as one PNG written atomically."""
+    epochs = [r["epoch"] for r in history]
+    style = {"marker": "o", "markersize": 3} if len(history) < 30 else {}
+    fig, (losses, outputs) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    for ax, keys, labels, equilibrium, name in (
+        (losses, ("d_loss", "g_loss"), ("D loss", "G loss"), math.log(2.0), "D loss log 2"),
+        (outputs, ("d_real", "d_fake"), ("mean D(x)", "mean D(G(z))"), 0.5, "1/2"),
+    ):
+        for key, label in zip(keys, labels):
+            ax.plot(epochs, [r.get(key, np.nan) for r in history], label=label, **style)
+        # The value both reach at the game's equilibrium, p_g = p_data and D = 1/2 everywhere.
+        ax.axhline(equilibrium, color="grey", linestyle="--", linewidth=0.8, label=f"at equilibrium ({name})")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    losses.set_title("losses")
+    outputs.set_title("discriminator outputs")
+    outputs.set_ylim(-0.02, 1.02)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _steps(run_dir: Path) -> list[int]:
+    root = run_dir / checkpoint.CHECKPOINTS
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def _scalars(tree, prefix: str = "", depth: int = 3) -> dict[str, Any]:
+    """Flatten nested dicts to {"a.b": scalar}, up to depth levels; lists and deeper parts are left out."""
+    out = {}
+    if not isinstance(tree, dict) or depth == 0:
+        return out
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[name] = v
+        elif isinstance(v, dict):
+            out.update(_scalars(v, name + ".", depth - 1))
+    return out
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _plain(x):
+    """JSON-ready: tuples to lists, NaN and infinities to None (strict JSON has neither)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, np.generic):
+        return _plain(x.item())
+    return x
+
+
+# --- The Rich view (the CLI prints these) ---
+
+
+def renderables(summary: dict[str, Any]) -> list:
+    """Rich renderables showing a summary: one block per run, and a comparison table for multi-seed runs."""
+    if "seeds" not in summary:
+        return _run_view(summary)
+    out = [_seeds_table(summary)]
+    for s in summary["seeds"]:
+        out += _run_view(s)
+    return out
+
+
+def _run_view(s: dict[str, Any]) -> list:
+    from rich.rule import Rule
+    from rich.table import Table
+    from rich.text import Text
+
+    c = s["config"]
+    shape = "x".join(str(d) for d in s["data_shape"] or [])
+    info = Table.grid(padding=(0, 2))
+    info.add_column(style="bold", no_wrap=True)
+    info.add_column(overflow="fold")
+
+    def add(label: str, text: str) -> None:  # plain text, not markup: provenance or paths may hold brackets
+        info.add_row(label, Text(text))
+
+    partial = " (saved mid-epoch)" if s["partial_epoch"] else ""
+    add("checkpoint", f"epoch {s['epoch']}, step {s['step']}{partial}; kept steps "
+        f"{', '.join(map(str, s['checkpoints']))}; saved {s['saved_at']}")
+    add("dataset", f"{s['dataset']}: {s['n_train']:,} training examples of {shape}, "
+        f"{s['iters_per_epoch']} iterations per epoch")
+    add("provenance", _pairs(s["provenance"]) if isinstance(s["provenance"], dict) else str(s["provenance"]))
+    p = s["params"]
+    add("parameters", f"G {p['generator']:,}, D {p['discriminator']:,}")
+    add("run", f"preset {c['preset']}, seed {s['seed']}, k={c['k']}, {c['update']} updates, "
+        f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
+    add("generator", _pairs(c["generator"]))
+    add("discriminator", _pairs(c["discriminator"]))
+    add("optimizer", _pairs(c["optimizer"]))
+    add("versions", _pairs(s["versions"]) if isinstance(s["versions"], dict) else str(s["versions"]))
+    add("device", f"{s['device']}" + (f", compiled in {s['compile_s']} s" if s.get("compile_s") else ""))
+    out = [Rule(Text(s["path"], style="bold"), align="left"), info, _history_table(s["metrics"])]
+    tail = Table.grid(padding=(0, 2))
+    tail.add_column(style="bold", no_wrap=True)
+    tail.add_column(overflow="fold")
+    tail.add_row("parzen", Text(_parzen_text(s["parzen"])))
+    others = [r for r in s["reports"] if not (s["parzen"] and r == Path(s["parzen"]["path"]).name)]
+    if others:
+        tail.add_row("reports", Text(", ".join(others)))
+    tail.add_row("samples", Text(f"{s['epoch_grids']} per-epoch grids in {Path(s['path']) / 'samples'}"))
+    no_curves = "none: no metrics recorded" if not s["metrics"]["epochs"] else "not written this time"
+    tail.add_row("curves", Text(s["curves"] or s.get("curves_error") or no_curves))
+    out.append(tail)
+    return out
+
+
+# The table's columns (the JSON has every metric); min and max rows only for the game's four.
+COLUMNS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))", "it_per_s": "it/s", "lr": "lr"}
+GAME = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+def _history_table(m: dict[str, Any]):
+    from rich.table import Table
+    from rich.text import Text
+
+    if not m["epochs"]:
+        return Text("metrics: none recorded (no metrics.jsonl)", style="yellow")
+    shown = len(m["rows"])
+    title = f"metrics: {_plural(m['epochs'], 'epoch')}" + ("" if shown == m["epochs"] else f", {shown} shown")
+    if m["unreadable_lines"]:
+        title += f" ({_plural(m['unreadable_lines'], 'unreadable line')} skipped)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("epoch", justify="right")
+    for name in COLUMNS.values():
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in m["rows"]:
+        table.add_row(str(r["epoch"]), *[_num(r.get(k)) for k in COLUMNS])
+    table.add_section()
+    for which in ("min", "max"):
+        found = [m[which].get(k) if k in GAME else None for k in COLUMNS]
+        table.add_row(which, *[_num(v["value"]) if v else "" for v in found])
+        table.add_row("at epoch", *[str(v["epoch"]) if v else "" for v in found], style="dim")
+    return table
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _seeds_table(summary: dict[str, Any]):
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"{summary['path']}: {len(summary['seeds'])} seeds"), title_justify="left")
+    for col in ("folder", "seed", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "parzen"):
+        table.add_column(col, justify="left" if col == "folder" else "right")
+    for s in summary["seeds"]:
+        last = s["metrics"].get("last", {})
+        table.add_row(Text(Path(s["path"]).name), str(s["seed"]), str(s["epoch"]),
+                      *[_num(last.get(k)) for k in ("d_loss", "g_loss", "d_real", "d_fake")], _parzen_short(s["parzen"]))
+    return table
+
+
+def _parzen_text(p: dict[str, Any] | None) -> str:
+    if p is None:
+        return "no report (run 'gancli evaluate')"
+    if "error" in p:
+        return f"{p['path']}: {p['error']}"
+    return f"{_parzen_short(p)}  ({_pairs(p['headline'])}; {p['path']})"
+
+
+def _parzen_short(p: dict[str, Any] | None) -> str:
+    if not p or "headline" not in p:
+        return "-"
+    h = p["headline"]
+    mean = next((k for k in h if k.rsplit(".", 1)[-1] == "mean" and _finite(h[k])), None)
+    if mean is None:
+        return "?"
+    err = h.get(mean[: -len("mean")] + "stderr")
+    return f"{h[mean]:.1f}" + (f" ± {err:.1f}" if _finite(err) else "")
+
+
+def _pairs(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "-"
+    return ", ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in d.items())
+
+
+def _num(x) -> str:
+    if not _finite(x):
+        return "-" if x is None else str(x)
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"

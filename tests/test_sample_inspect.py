@@ -1,0 +1,288 @@
+"""`gancli sample` and `gancli inspect` on one tiny checkpoint trained once for the module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gancli import data, sampling, train
+from gancli.cli import app
+from gancli.config import preset, with_overrides
+
+TINY = {"generator.z_dim": 4, "generator.hidden": (16,), "discriminator.units": (8,), "discriminator.pieces": 2,
+        "batch_size": 10, "chunk": 4, "epochs": 2}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def train_images():
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fake_data(train_images):
+    """A 200-image dataset named 'tiny' in place of the TFDS-backed loader, for training and --nearest."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(data, "load", lambda name, split, data_dir=None: (train_images, np.zeros(200, np.int64)), raising=False)
+        mp.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"}, raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """Two epochs of 20 iterations: checkpoints at steps 20 and 40, two metrics lines."""
+    path = tmp_path_factory.mktemp("runs") / "run"
+    train.train(with_overrides(preset("paper", "tiny"), **TINY), path)
+    return path
+
+
+@pytest.fixture
+def copy_of(run_dir, tmp_path):
+    """A fresh copy of the trained run (to damage or add to), at tmp_path/name."""
+
+    def make(name: str = "run") -> Path:
+        return Path(shutil.copytree(run_dir, tmp_path / name))
+
+    return make
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(*args: str):
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        return dict(f)
+
+
+def png_shape(path: Path) -> tuple[int, ...]:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    return matplotlib.image.imread(path).shape
+
+
+def one_line_error(result, *fragments: str) -> str:
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    text = result.output.strip()
+    assert "Traceback" not in text and "\n" not in text and text.startswith("error:"), text
+    for f in fragments:
+        assert f in text, text
+    return text
+
+
+# --- sample ---
+
+
+def test_sample_writes_npz_and_png_into_a_new_folder(run_dir, tmp_path):
+    out = tmp_path / "new" / "deeper" / "s.npz"
+    result = ok("sample", run_dir, "--n", 7, "--seed", 3, "--out", out)
+    png = out.with_suffix(".png")
+    assert str(out) in result.stdout and str(png) in result.stdout
+    got = load_npz(out)
+    assert got["samples"].shape == (7, 4, 4, 1) and got["samples"].dtype == np.float32
+    assert 0.0 <= got["samples"].min() and got["samples"].max() <= 1.0
+    assert got["z"].shape == (7, 4) and int(got["seed"]) == 3 and int(got["step"]) == 40
+    # The stored z really are what the generator was given.
+    run = sampling.restore(run_dir)
+    np.testing.assert_allclose(sampling.decode(run, got["z"]), got["samples"], atol=1e-6)
+    assert png_shape(png)[:2] == (3 * 5 + 1, 3 * 5 + 1)  # 7 tiles of 4x4 in a 3x3 grid, 1-pixel gaps
+    assert sorted(p.name for p in out.parent.iterdir()) == ["s.npz", "s.png"]  # no temporary files left
+
+
+def test_seed_makes_samples_reproducible(run_dir, tmp_path):
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        ok("sample", run_dir, "--n", 20, "--seed", seed, "--out", tmp_path / f"{name}.npz")
+    a, b, c = (load_npz(tmp_path / f"{name}.npz")["samples"] for name in "abc")
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_default_path_many_samples_and_a_bounded_grid(run_dir):
+    result = ok("sample", run_dir, "--n", 100_000, "--seed", 1)
+    out = run_dir / "samples" / "sample_step40_seed1_n100000.npz"
+    assert str(out) in result.stdout and "first 100" in result.stdout
+    samples = load_npz(out)["samples"]
+    assert samples.shape == (100_000, 4, 4, 1) and np.isfinite(samples).all()
+    # The first samples do not depend on how many are drawn, and the PNG shows only 100 of them.
+    ok("sample", run_dir, "--n", 10, "--seed", 1)
+    assert np.array_equal(load_npz(run_dir / "samples" / "sample_step40_seed1_n10.npz")["samples"], samples[:10])
+    assert png_shape(out.with_suffix(".png"))[:2] == (51, 51)
+
+
+def test_existing_output_is_kept_unless_forced(run_dir, tmp_path):
+    out = tmp_path / "s.npz"
+    ok("sample", run_dir, "--n", 5, "--seed", 0, "--out", out)
+    before = out.read_bytes(), out.with_suffix(".png").read_bytes()
+    one_line_error(invoke("sample", run_dir, "--n", 6, "--seed", 1, "--out", out), "already exists", "--force")
+    assert (out.read_bytes(), out.with_suffix(".png").read_bytes()) == before
+    ok("sample", run_dir, "--n", 6, "--seed", 1, "--out", out, "--force")
+    assert load_npz(out)["samples"].shape[0] == 6
+
+
+def test_nearest_matches_brute_force(run_dir, tmp_path, train_images):
+    out = tmp_path / "nn.npz"
+    result = ok("sample", run_dir, "--n", 30, "--seed", 2, "--nearest", "--out", out)
+    assert "nearest training example" in result.stdout
+    got = load_npz(out)
+    plain = sampling.draw(sampling.restore(run_dir), 30, 2)["samples"]
+    assert np.array_equal(got["samples"], plain)  # --nearest changes what is saved, not the samples
+    x = got["samples"].reshape(30, -1).astype(np.float64)
+    t = train_images.reshape(200, -1).astype(np.float64)
+    d = np.sqrt(((x[:, None, :] - t[None, :, :]) ** 2).sum(-1))
+    assert got["nearest_index"].dtype == np.int64 and got["nearest_distance"].shape == (30,)
+    np.testing.assert_allclose(got["nearest_distance"], d.min(1), rtol=1e-4)
+    chosen = d[np.arange(30), got["nearest_index"]]
+    np.testing.assert_allclose(chosen, d.min(1), rtol=1e-4)  # an argmin, even if float32 broke a near tie
+    assert (got["nearest_index"] == d.argmin(1)).mean() > 0.9
+    # 30 pairs, 6 a row: each tile is sample | line | neighbour | gap = 12 pixels wide, plus the grid's gaps
+    assert png_shape(out.with_suffix(".png"))[:2] == (5 * 5 + 1, 6 * 13 + 1)
+
+
+def test_interpolation_rows_end_at_g_of_their_latents(run_dir, tmp_path):
+    out = tmp_path / "interp.npz"
+    ok("sample", run_dir, "--interpolate", 5, "--n", 3, "--seed", 4, "--out", out)
+    got = load_npz(out)
+    assert got["samples"].shape == (3, 5, 4, 4, 1) and got["z"].shape == (3, 5, 4)
+    run = sampling.restore(run_dir)
+    ends = np.asarray(sampling.latents(sampling.game_of(run.config, run.metadata), 6, 4)).reshape(3, 2, 4)
+    np.testing.assert_array_equal(got["z"][:, 0], ends[:, 0])
+    np.testing.assert_array_equal(got["z"][:, -1], ends[:, 1])
+    np.testing.assert_allclose(got["z"][:, 2], (ends[:, 0] + ends[:, 1]) / 2, atol=1e-6)
+    np.testing.assert_allclose(got["samples"][:, 0], sampling.decode(run, ends[:, 0]), atol=1e-6)
+    np.testing.assert_allclose(got["samples"][:, -1], sampling.decode(run, ends[:, 1]), atol=1e-6)
+    assert png_shape(out.with_suffix(".png"))[:2] == (3 * 5 + 1, 5 * 5 + 1)  # one row per pair of latents
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--n", "0"], ["--n must be >= 1", "got 0"]),
+        (["--n", "-4"], ["--n must be >= 1"]),
+        (["--interpolate", "1"], ["at least 2 steps"]),
+        (["--interpolate", "3", "--nearest"], ["cannot be combined"]),
+        (["--out", "{tmp}"], ["is a folder"]),
+        (["--out", "{tmp}/x.png"], ["must end in .npz"]),
+    ],
+)
+def test_bad_sample_options(run_dir, tmp_path, args, fragments):
+    args = [a.format(tmp=tmp_path) for a in args]
+    one_line_error(invoke("sample", run_dir, *args), *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_multi_seed_folder_is_sampled_seed_by_seed(copy_of, tmp_path):
+    root = tmp_path / "multi"
+    for i in range(2):
+        copy_of(f"multi/seed-{i}")
+    result = ok("sample", root, "--n", 4, "--out", tmp_path / "out" / "s.npz")
+    for i in range(2):
+        out = tmp_path / "out" / f"s.seed-{i}.npz"
+        assert str(out) in result.stdout and load_npz(out)["samples"].shape == (4, 4, 4, 1)
+    summary = json.loads(ok("inspect", root, "--json").stdout)
+    assert [Path(s["path"]).name for s in summary["seeds"]] == ["seed-0", "seed-1"]
+    assert all(s["epoch"] == 2 for s in summary["seeds"])
+    text = "".join(ok("inspect", root, "--no-curves").stdout.split())
+    assert "2seeds" in text and "seed-0" in text and "seed-1" in text and "notwritten" in text
+
+
+# --- inspect ---
+
+
+def test_inspect_json_and_curves(copy_of):
+    run = copy_of()
+    result = ok("inspect", run, "--json")
+    summary = json.loads(result.stdout)  # stdout is JSON and nothing else
+    assert summary["epoch"] == 2 and summary["step"] == 40 and summary["checkpoints"] == [20, 40]
+    assert summary["params"] == {"generator": 4 * 16 + 16 + 16 * 16 + 16, "discriminator": 16 * 16 + 16 + 8 + 1}
+    assert summary["dataset"] == "tiny" and summary["provenance"]["source"] == "test"
+    assert summary["config"]["generator"]["z_dim"] == 4 and summary["data_shape"] == [4, 4, 1]
+    assert {"jax", "flax"} <= set(summary["versions"]) and summary["device"]
+    m = summary["metrics"]
+    assert m["epochs"] == 2 and [r["epoch"] for r in m["rows"]] == [1, 2] and m["last"]["step"] == 40
+    assert m["min"]["d_loss"]["value"] <= m["max"]["d_loss"]["value"]
+    assert summary["parzen"] is None
+    curves = Path(summary["curves"])
+    assert curves == run / "curves.png" and png_shape(curves)[0] > 100
+
+
+def test_inspect_shows_the_parzen_report_and_a_long_history(copy_of):
+    run = copy_of()
+    (run / "reports").mkdir()
+    (run / "reports" / "parzen.json").write_text(json.dumps(
+        {"model": {"mean": 225.31, "stderr": 2.05, "sigma": 0.167, "sigmas": [0.1, 0.2]}, "step": 40}))
+    lines = [json.dumps({"epoch": e, "step": 20 * e, "d_loss": 0.6 + e / 1000, "g_loss": 0.9, "d_real": 0.5,
+                         "d_fake": 0.4, "it_per_s": 100.0, "lr": 0.1, "momentum": 0.5}) for e in range(1, 101)]
+    (run / "metrics.jsonl").write_text("\n".join(lines[:50] + ["{torn line"] + lines[50:]) + "\n")
+    summary = json.loads(ok("inspect", run, "--json").stdout)
+    assert summary["parzen"]["headline"] == {"model.mean": 225.31, "model.stderr": 2.05, "model.sigma": 0.167, "step": 40}
+    m = summary["metrics"]
+    assert m["epochs"] == 100 and m["unreadable_lines"] == 1 and len(m["rows"]) == 15
+    assert m["rows"][0]["epoch"] == 1 and m["rows"][-1]["epoch"] == 100
+    assert m["min"]["d_loss"]["epoch"] == 1 and m["max"]["d_loss"]["epoch"] == 100
+    text = "".join(ok("inspect", run).stdout.split())  # Rich folds long lines at the terminal's width
+    assert "225.3±2.0" in text or "225.3±2.1" in text
+    assert "100epochs,15shown" in text and "G352,D281" in text and str(run / "curves.png") in text
+
+
+# --- folders that are not (whole) checkpoints ---
+
+
+def _truncate_state(step_dir: Path):
+    for f in (step_dir / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 8:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _foreign_config(step_dir: Path):
+    path = step_dir / "config" / "metadata"
+    path.write_text(path.read_text().replace('"z_dim": 4', '"z_dim": "four"'))
+
+
+def _empty(run: Path):
+    for p in run.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+DAMAGE = {
+    "empty folder": (_empty, ["no gancli checkpoint"]),
+    "random files": (lambda run: [shutil.rmtree(run / "checkpoints"), (run / "notes.txt").write_text("hi"),
+                                  (run / "x.bin").write_bytes(np.random.bytes(64))], ["no gancli checkpoint"]),
+    "truncated state": (lambda run: _truncate_state(run / "checkpoints" / "40"), ["cannot restore", "checkpoints/40"]),
+    "deleted state": (lambda run: shutil.rmtree(run / "checkpoints" / "40" / "state"), ["cannot restore"]),
+    "empty step folder": (lambda run: [shutil.rmtree(run / "checkpoints" / "40"), (run / "checkpoints" / "40").mkdir()],
+                          ["incomplete"]),
+    "corrupt config": (lambda run: (run / "checkpoints" / "40" / "config" / "metadata").write_text("{not json"),
+                       ["corrupt"]),
+    "foreign config": (lambda run: _foreign_config(run / "checkpoints" / "40"), ["cannot use"]),
+}
+
+
+@pytest.mark.parametrize("command", ["sample", "inspect"])
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_folders_fail_in_one_line(copy_of, command, damage):
+    run = copy_of()
+    mutate, fragments = DAMAGE[damage]
+    mutate(run)
+    one_line_error(invoke(command, run), *fragments)
+
+
+@pytest.mark.parametrize("command", ["sample", "inspect"])
+def test_missing_path_and_file_fail_in_one_line(tmp_path, command):
+    one_line_error(invoke(command, tmp_path / "nowhere"), "does not exist")
+    (tmp_path / "file").write_text("x")
+    one_line_error(invoke(command, tmp_path / "file"), "is not a folder")
