@@ -75,6 +75,14 @@ def png_shape(path: Path) -> tuple[int, ...]:
     return matplotlib.image.imread(path).shape
 
 
+def enlarged(h: int, w: int) -> tuple[int, int]:
+    """A grid's PNG size: small grids are enlarged by a whole factor up to images.MIN_WIDTH."""
+    from gancli import images
+
+    scale = max(1, images.MIN_WIDTH // w)
+    return h * scale, w * scale
+
+
 def one_line_error(result, *fragments: str) -> str:
     assert result.exit_code != 0, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -100,7 +108,7 @@ def test_sample_writes_npz_and_png_into_a_new_folder(run_dir, tmp_path):
     # The stored z really are what the generator was given.
     run = sampling.restore(run_dir)
     np.testing.assert_allclose(sampling.decode(run, got["z"]), got["samples"], atol=1e-6)
-    assert png_shape(png)[:2] == (3 * 5 + 1, 3 * 5 + 1)  # 7 tiles of 4x4 in a 3x3 grid, 1-pixel gaps
+    assert png_shape(png)[:2] == enlarged(3 * 5 + 1, 3 * 5 + 1)  # 7 tiles of 4x4 in a 3x3 grid, 1-pixel gaps
     assert sorted(p.name for p in out.parent.iterdir()) == ["s.npz", "s.png"]  # no temporary files left
 
 
@@ -121,7 +129,7 @@ def test_default_path_many_samples_and_a_bounded_grid(run_dir):
     # The first samples do not depend on how many are drawn, and the PNG shows only 100 of them.
     ok("sample", run_dir, "--n", 10, "--seed", 1)
     assert np.array_equal(load_npz(run_dir / "samples" / "sample_step40_seed1_n10.npz")["samples"], samples[:10])
-    assert png_shape(out.with_suffix(".png"))[:2] == (51, 51)
+    assert png_shape(out.with_suffix(".png"))[:2] == enlarged(51, 51)
 
 
 def test_existing_output_is_kept_unless_forced(run_dir, tmp_path):
@@ -150,7 +158,7 @@ def test_nearest_matches_brute_force(run_dir, tmp_path, train_images):
     np.testing.assert_allclose(chosen, d.min(1), rtol=1e-4)  # an argmin, even if float32 broke a near tie
     assert (got["nearest_index"] == d.argmin(1)).mean() > 0.9
     # 30 pairs, 6 a row: each tile is sample | line | neighbour | gap = 12 pixels wide, plus the grid's gaps
-    assert png_shape(out.with_suffix(".png"))[:2] == (5 * 5 + 1, 6 * 13 + 1)
+    assert png_shape(out.with_suffix(".png"))[:2] == enlarged(5 * 5 + 1, 6 * 13 + 1)
 
 
 def test_interpolation_rows_end_at_g_of_their_latents(run_dir, tmp_path):
@@ -165,7 +173,7 @@ def test_interpolation_rows_end_at_g_of_their_latents(run_dir, tmp_path):
     np.testing.assert_allclose(got["z"][:, 2], (ends[:, 0] + ends[:, 1]) / 2, atol=1e-6)
     np.testing.assert_allclose(got["samples"][:, 0], sampling.decode(run, ends[:, 0]), atol=1e-6)
     np.testing.assert_allclose(got["samples"][:, -1], sampling.decode(run, ends[:, 1]), atol=1e-6)
-    assert png_shape(out.with_suffix(".png"))[:2] == (3 * 5 + 1, 5 * 5 + 1)  # one row per pair of latents
+    assert png_shape(out.with_suffix(".png"))[:2] == enlarged(3 * 5 + 1, 5 * 5 + 1)  # one row per pair of latents
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+MIN_WIDTH = 560  # pixels: a 10 x 10 grid of 28 x 28 digits is shown at twice its size
+
+
 def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
     """Tile images (N, H, W, C) in [0, 1] into one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) array."""
     n, h, w, c = images.shape
@@ -27,6 +30,8 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarra
 def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Path:
     """Write images (N, H, W, C) as one PNG grid; greyscale when C == 1."""
     tiled = np.clip(grid(images, cols), 0.0, 1.0)
+    scale = max(1, MIN_WIDTH // tiled.shape[1])  # small images: enlarge by whole pixels, never blur
+    tiled = tiled.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if tiled.shape[-1] == 1:

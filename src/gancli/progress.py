@@ -49,8 +49,8 @@ class RichReporter:
 
     def advance(self, done: int, epoch: int, metrics: dict[str, float], it_per_s: float) -> None:
         losses = (
-            f"D {metrics['d_loss']:.3f}  G {metrics['g_loss']:.3f}  "
-            f"D(x) {metrics['d_real']:.3f}  D(G(z)) {metrics['d_fake']:.3f}"
+            f"D {metrics['d_loss']:.3f} G {metrics['g_loss']:.3f} "
+            f"D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f}"
         )
         self._progress.update(
             self._task, completed=done, epoch=min(epoch + 1, self.epochs), speed=f"{it_per_s:,.0f}", losses=losses
@@ -59,7 +59,7 @@ class RichReporter:
     def epoch_end(self, record: dict[str, Any]) -> None:
         if record["epoch"] % self._log_every and record["epoch"] != self.epochs:
             return
-        self._progress.console.log(
+        self._progress.console.print(
             f"epoch {record['epoch']}: D {record['d_loss']:.4f}  G {record['g_loss']:.4f}  "
             f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  {record['it_per_s']:,.1f} it/s  "
             f"lr {record['lr']:.5f}  momentum {record['momentum']:.3f}",
