@@ -148,21 +148,31 @@ PRESETS = {
         preset="adam",
         optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.5),
     ),
+    # Small MLPs for the 1-D and 2-D toy sets: z as wide as the data, linear output, no dropout.
     "toy": lambda dataset: RunConfig(
         dataset=dataset,
         preset="toy",
-        generator=GeneratorConfig(z_dim=1, hidden=(32, 32), noise="uniform", output="linear", init_scale=0.5,
-                                  output_bias_from_data=False),
-        discriminator=DiscriminatorConfig(units=(32, 32), pieces=2, keep_input=1.0, keep_hidden=1.0, init_scale=0.5),
+        generator=GeneratorConfig(z_dim=1 if dataset == "toy1d" else 2, hidden=(128, 128), noise="uniform",
+                                  output="linear", init_scale=0.5, output_bias_from_data=False),
+        discriminator=DiscriminatorConfig(units=(64, 64), pieces=2, keep_input=1.0, keep_hidden=1.0, init_scale=0.5),
         optimizer=OptimizerConfig(name="adam", lr=1e-3, lr_decay=1.0, b1=0.5),
+        update="alternating",
         batch_size=100,
-        epochs=50,
+        epochs=10,
+        chunk=500,
     ),
 }
+TOY_DATASETS = ("toy1d", "ring8")
 
 
-def preset(name: str, dataset: str) -> RunConfig:
-    """The preset's config for a dataset."""
+def default_preset(dataset: str) -> str:
+    """toy for the toy sets, paper for everything else."""
+    return "toy" if dataset in TOY_DATASETS else "paper"
+
+
+def preset(name: str | None, dataset: str) -> RunConfig:
+    """The preset's config for a dataset (its default preset when name is None)."""
+    name = name or default_preset(dataset)
     if name not in PRESETS:
         raise GancliError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name](dataset)

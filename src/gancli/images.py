@@ -41,18 +41,26 @@ def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Path:
     return path
 
 
-def save_samples(samples: np.ndarray, path: Path, title: str = "") -> Path:
-    """A picture of samples whatever their shape: a grid for images, else a histogram (1-D) or scatter (2-D)."""
+def save_samples(samples: np.ndarray, path: Path, title: str = "", reference: np.ndarray | None = None) -> Path:
+    """A picture of samples whatever their shape: a grid for images, else a histogram (1-D) or scatter (2-D),
+    drawn over reference (real) data in grey when given."""
     if samples.ndim == 4:
         return save_grid(samples, path)
     flat = samples.reshape(samples.shape[0], -1)
+    ref = None if reference is None else reference.reshape(reference.shape[0], -1)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     if flat.shape[1] == 1:
-        ax.hist(flat[:, 0], bins=50, density=True, color="tab:green")
+        if ref is not None:
+            ax.hist(ref[:, 0], bins=50, density=True, color="0.8", label="data")
+        ax.hist(flat[:, 0], bins=50, density=True, color="tab:green", alpha=0.7, label="G(z)")
         ax.set_xlabel("x")
     else:
-        ax.scatter(flat[:, 0], flat[:, 1], s=4, alpha=0.5, color="tab:green")
+        if ref is not None:
+            ax.scatter(ref[:, 0], ref[:, 1], s=4, color="0.8", label="data")
+        ax.scatter(flat[:, 0], flat[:, 1], s=4, alpha=0.5, color="tab:green", label="G(z)")
         ax.set_aspect("equal")
+    if ref is not None:
+        ax.legend(loc="upper right", fontsize="small")
     ax.set_title(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,6 +65,15 @@ def generate(run: checkpoint.Run, n: int, seed: int = 0) -> np.ndarray:
     return decode(run, latents(game, n, seed))
 
 
+def discriminate(run: checkpoint.Run, x) -> np.ndarray:
+    """D(x) in (0, 1) of the run's discriminator, without dropout (as at test time)."""
+    if run.state is None:
+        run = restore(run.path)
+    game = game_of(run.config, run.metadata)
+    logits = jax.jit(game.discriminator.apply)(run.state["d"], jnp.asarray(x, jnp.float32))
+    return np.asarray(jax.nn.sigmoid(logits))
+
+
 @jax.jit
 def _nearest_chunk(x, train, train_sq):
     # Full float32 matmul: TF32 or bf16 would swamp the small differences between close images.

@@ -24,7 +24,8 @@ from gancli.models import count_params
 
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
 RESUMABLE = ("epochs", "chunk", "ckpt_every", "keep")
-GRID = 100  # samples in the per-epoch picture
+GRID = 100  # samples in the per-epoch picture of images
+SCATTER = 1000  # ... and of low-dimensional data
 
 
 class Reporter(Protocol):
@@ -73,7 +74,7 @@ def resolve_config(
             raise GancliError(f"--resume: {ckpt_dir} holds no checkpoint to resume")
         if Path(ckpt_dir).is_dir() and any(Path(ckpt_dir).iterdir()):
             raise GancliError(f"{ckpt_dir} is not empty and holds no gancli checkpoint: choose another --ckpt")
-        base = preset(preset_name or "paper", dataset or "mnist")
+        base = preset(preset_name, dataset or "mnist")
         return with_overrides(base, **overrides), False
     stored = checkpoint.load_run(runs[0]).config
     if len(runs) > 1:
@@ -142,8 +143,15 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
         return Outcome(Path(ckpt_dir), "up-to-date", step // ipe, step, history[0])
 
     data_on_device = jax.device_put(jnp.asarray(train_images))
+    # Low-dimensional samples are pictured over real points; images speak for themselves.
+    reference = None if train_images.ndim == 4 else train_images[:2000]
     del train_images
-    fixed_z = jax.vmap(lambda k: steps.fixed_noise(game, k, GRID))(state["key"]) if config.seeds > 1 else steps.fixed_noise(game, state["key"], GRID)
+    pictured = GRID if len(game.data_shape) == 3 else SCATTER
+    fixed_z = (
+        jax.vmap(lambda k: steps.fixed_noise(game, k, pictured))(state["key"])
+        if config.seeds > 1
+        else steps.fixed_noise(game, state["key"], pictured)
+    )
     sample_fn = jax.jit(jax.vmap(game.generator.apply) if config.seeds > 1 else game.generator.apply)
     base_meta = {
         "dataset": config.dataset,
@@ -197,9 +205,10 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
             reporter.advance(step, epoch, dict(zip(steps.METRICS, metrics[0, -1].tolist())), length / seconds)
             if step % ipe == 0:
                 records = _epoch_records(game, state, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
-                samples = np.asarray(sample_fn(state["g"], fixed_z)).reshape((config.seeds, GRID) + game.data_shape)
+                samples = np.asarray(sample_fn(state["g"], fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
                 for s, d in enumerate(dirs):
-                    images.save_samples(samples[s], d / "samples" / f"epoch_{epoch + 1:04d}.png", f"epoch {epoch + 1}")
+                    picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
+                    images.save_samples(samples[s], picture, f"epoch {epoch + 1}", reference)
                     _append(d / "metrics.jsonl", records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])

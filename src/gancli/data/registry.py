@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from gancli.data import tfds_sets
+from gancli.data import tfds_sets, toy
 
 
 class Dataset(Protocol):
@@ -47,4 +47,9 @@ class ArrayDataset:
         return {"state": "ready", "splits": splits, "source": self.source, "sha256": {}, "version": self.version}
 
 
-DATASETS: dict[str, Dataset] = {ds.name: ds for ds in (tfds_sets.MNIST, tfds_sets.FASHION_MNIST)}
+TOY1D = ArrayDataset("toy1d", "1-D Gaussian N(2, 0.5^2), the game of the paper's Figure 1", toy.SPLITS, toy.make_toy1d,
+                     source="generated from a fixed seed")
+RING8 = ArrayDataset("ring8", "8 Gaussians (std 0.05) on a circle of radius 2, to make mode collapse visible",
+                     toy.SPLITS, toy.make_ring8, source="generated from a fixed seed")
+
+DATASETS: dict[str, Dataset] = {ds.name: ds for ds in (tfds_sets.MNIST, tfds_sets.FASHION_MNIST, TOY1D, RING8)}
