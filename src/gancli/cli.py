@@ -29,7 +29,7 @@ def one_line_errors(fn):
         try:
             return fn(*args, **kwargs)
         except GancliError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"error: {e}", style="bold red", markup=False, emoji=False, highlight=False, soft_wrap=True)
             raise typer.Exit(1)
 
     return wrapper
@@ -68,7 +68,7 @@ def datasets(data_dir: DataDir = None):
 @one_line_errors
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Recipe: paper (default), adam, toy.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Recipe: paper (default for images), adam, toy (default for toy1d and ring8).")] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
     g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, or switch (nonsaturating, then minimax).")] = None,
@@ -196,17 +196,21 @@ def sample(
 @app.command()
 @one_line_errors
 def evaluate(
-    ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint folder, one run or a multi-seed run [default: ckpt].")] = None,
-    parzen: Annotated[bool, typer.Option("--parzen/--no-parzen", help="Parzen-window log-likelihood, the paper's protocol.")] = True,
-    samples: Annotated[Optional[Path], typer.Option(help="Evaluate the samples in this .npz/.npy file instead of a checkpoint.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Reference data for --samples [default: mnist]; a checkpoint uses its own.")] = None,
-    n_samples: Annotated[Optional[int], typer.Option(help="Samples to draw [default: 10000]; with --samples, the first N of the file [default: all].")] = None,
-    sigmas: Annotated[Optional[str], typer.Option(help="Sigma grid: '0.1,0.2' or 'logspace:-1:0:10' [default: the paper's logspace:-1:0:10].")] = None,
-    n_valid: Annotated[int, typer.Option(help="Validation images that choose sigma (the first N).")] = 1000,
+    ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint folder: a run or a multi-seed run (default: ckpt).")] = None,
+    parzen: Annotated[bool, typer.Option("--parzen/--no-parzen", help="Parzen-window log-likelihood (the paper's).")] = True,
+    samples: Annotated[Optional[Path], typer.Option(help="Evaluate this .npz/.npy file instead of a checkpoint.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Reference data for --samples (default: mnist).")] = None,
+    n_samples: Annotated[
+        Optional[int], typer.Option(help="Samples to draw (default: 10000); with --samples, the file's first N (default: all).")
+    ] = None,
+    sigmas: Annotated[
+        Optional[str], typer.Option(help="Sigma grid: '0.1,0.2' or 'logspace:-1.0:0:10' (default: the paper's, the latter).")
+    ] = None,
+    n_valid: Annotated[int, typer.Option(help="Validation images (the first N) that choose sigma.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the generator's noise.")] = 0,
     data_dir: DataDir = None,
     calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale.")] = True,
-    out: Annotated[Optional[Path], typer.Option(help="Report folder [default: CKPT/reports, or beside the --samples file].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder (default: CKPT/reports, or the --samples file's).")] = None,
 ):
     """Evaluate a generator with the paper's Parzen-window protocol and write a report."""
     from gancli import evaluate as evaluation
@@ -219,16 +223,16 @@ def evaluate(
         raise GancliError("give a checkpoint or --samples, not both")
     grid = parzen_window.parse_sigmas(sigmas) if sigmas else parzen_window.PAPER_SIGMAS
     common = dict(sigmas=grid, n_valid=n_valid, data_dir=data_dir, calibration=calibration, out=out,
-                  log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+                  log=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
     if samples is not None:
         result = evaluation.evaluate_samples(samples, dataset=dataset or "mnist", n_samples=n_samples, **common)
     else:
-        result = evaluation.evaluate_checkpoint(
-            ckpt or Path("ckpt"), dataset=dataset, n_samples=evaluation.N_SAMPLES if n_samples is None else n_samples, seed=seed, **common
-        )
+        n = evaluation.N_SAMPLES if n_samples is None else n_samples
+        result = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), dataset=dataset, n_samples=n, seed=seed, **common)
     console.print(report.parzen_table(result.report))
     for paths in (*result.seed_paths, result.paths):
-        console.print("report: " + ", ".join(str(p) for p in paths.values()), highlight=False, soft_wrap=True)
+        line = "report: " + ", ".join(str(p) for p in paths.values())
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
