@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,3 +78,20 @@ def test_mode_coverage_counts_modes_and_quality():
     collapsed = np.concatenate([centres[[2]] + rng.normal(0, 0.01, (900, 2)), rng.normal(0, 0.3, (100, 2))])
     one = toy.mode_coverage(collapsed)
     assert one["modes_covered"] == 1 and one["covered"][2] and 0.85 < one["high_quality_share"] < 0.95
+
+
+def test_evaluate_reports_mode_coverage_for_ring8(tmp_path):
+    from typer.testing import CliRunner
+
+    from gancli.cli import app
+
+    centres = toy.ring8_centres()
+    rng = np.random.default_rng(1)
+    collapsed = (centres[rng.integers(0, 3, 2000)] + rng.normal(0, 0.02, (2000, 2))).astype(np.float32)
+    np.save(tmp_path / "three_modes.npy", collapsed)
+    result = CliRunner().invoke(app, ["evaluate", "--samples", str(tmp_path / "three_modes.npy"), "--dataset", "ring8",
+                                      "--no-calibration", "--n-valid", "200"])
+    assert result.exit_code == 0, result.output
+    assert "Mode coverage on ring8" in result.output and "3 / 8" in result.output
+    report = json.loads((tmp_path / "parzen.json").read_text())
+    assert report["models"][0]["mode_coverage"]["modes_covered"] == 3

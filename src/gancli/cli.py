@@ -230,6 +230,8 @@ def evaluate(
         n = evaluation.N_SAMPLES if n_samples is None else n_samples
         result = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), dataset=dataset, n_samples=n, seed=seed, **common)
     console.print(report.parzen_table(result.report))
+    if (coverage := report.coverage_table(result.report)) is not None:
+        console.print(coverage)
     for paths in (*result.seed_paths, result.paths):
         line = "report: " + ", ".join(str(p) for p in paths.values())
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -111,7 +111,12 @@ def load_reference(dataset: str, n_valid: int, data_dir=None) -> Reference:
 def _score(label: str, source, samples, ref: Reference, sigmas, epoch=None, step=None) -> dict:
     """One model's report entry: its identity and its protocol result."""
     result = parzen.protocol(samples, ref.valid, ref.test, sigmas)
-    return {"label": label, "source": str(source), "epoch": epoch, "step": step, **result.to_dict()}
+    entry = {"label": label, "source": str(source), "epoch": epoch, "step": step, **result.to_dict()}
+    if ref.dataset == "ring8":  # a mixture with known modes: say which ones the generator covers
+        from gancli.data import toy
+
+        entry["mode_coverage"] = toy.mode_coverage(samples)
+    return entry
 
 
 def _calibrate(ref: Reference, n: int, sigmas, log) -> dict:

@@ -93,6 +93,9 @@ def parzen_markdown(report: dict, plot_name: str | None = "parzen.png") -> str:
     for i, sigma in enumerate(p["sigmas"]):
         cells = [f"**{c[i]:.1f}**" if sigma == chosen else f"{c[i]:.1f}" for _, c, chosen in curves]
         lines.append(f"| {sigma:.4g} | " + " | ".join(cells) + " |")
+    if coverage := _coverage_rows(report):
+        lines += ["", "## Mode coverage", "", f"{coverage[0][3]}.", "", "| model | modes covered | high-quality samples |",
+                  "|---|---|---|", *(f"| {name} | {modes} | {share} |" for name, modes, share, _ in coverage)]
     if plot_name:
         lines += ["", f"![validation log-likelihood against sigma]({plot_name})"]
     lines += ["", f"_{report['note']}_", ""]
@@ -105,6 +108,31 @@ def _curves(report: dict) -> list[tuple[str, list[float], float]]:
     if c := report["calibration"]:
         curves.append(("calibration", c["valid_ll"], c["sigma"]))
     return curves
+
+
+def _coverage_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(model, modes covered, share of high-quality samples, rule) for every entry that has a mode coverage."""
+    entries = [(m["label"], m) for m in report["models"]]
+    if c := report["calibration"]:
+        entries.append((f"calibration: {c['label']}", c))
+    return [
+        (name, f"{cov['modes_covered']} / {cov['modes']}", f"{cov['high_quality_share']:.1%}", cov["rule"])
+        for name, m in entries
+        if (cov := m.get("mode_coverage"))
+    ]
+
+
+def coverage_table(report: dict) -> Table | None:
+    """Mode coverage as a Rich table, for datasets with known modes (ring8); None otherwise."""
+    rows = _coverage_rows(report)
+    if not rows:
+        return None
+    table = Table(title=f"Mode coverage on {report['dataset']}", caption=rows[0][3])
+    for name, justify in (("model", "left"), ("modes covered", "right"), ("high-quality samples", "right")):
+        table.add_column(name, justify=justify)
+    for name, modes, share, _ in rows:
+        table.add_row(escape(name), modes, share)
+    return table
 
 
 def plot_parzen(report: dict, path: Path) -> Path:
