@@ -89,7 +89,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs.")] = None,
     keep: Annotated[Optional[int], typer.Option(help="Checkpoints kept.")] = None,
-    chunk: Annotated[Optional[int], typer.Option(help="Iterations per compiled call (progress refresh).")] = None,
+    chunk: Annotated[Optional[int], typer.Option(help="Iterations per compiled call (default: an epoch on a GPU, a few seconds of work on a CPU).")] = None,
     data_dir: DataDir = None,
 ):
     """Train a GAN with jit-compiled JAX steps and write checkpoints."""

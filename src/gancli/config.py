@@ -71,7 +71,7 @@ class RunConfig:
     batch_size: int = 100
     seed: int = 0
     seeds: int = 1
-    chunk: int = 100  # iterations per compiled call: bounds the time between progress refreshes
+    chunk: int = 0  # iterations per compiled call (0: chosen for the device); bounds the time between refreshes
     ckpt_every: int = 1  # epochs
     keep: int = 3  # checkpoints kept
 
@@ -95,7 +95,7 @@ class RunConfig:
             (self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
             (self.batch_size >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
             (self.seeds >= 1, f"--seeds must be >= 1 (got {self.seeds})"),
-            (self.chunk >= 1, f"--chunk must be >= 1 (got {self.chunk})"),
+            (self.chunk >= 0, f"--chunk must be >= 0 (got {self.chunk})"),
             (self.ckpt_every >= 1, f"--ckpt-every must be >= 1 (got {self.ckpt_every})"),
             (self.keep >= 1, f"--keep must be >= 1 (got {self.keep})"),
             (self.optimizer.name in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer.name!r})"),
@@ -159,7 +159,6 @@ PRESETS = {
         update="alternating",
         batch_size=100,
         epochs=10,
-        chunk=500,
     ),
 }
 TOY_DATASETS = ("toy1d", "ring8")

@@ -106,6 +106,15 @@ def device_description() -> str:
     return f"{d.platform}:{d.device_kind}"
 
 
+def auto_chunk(game: steps.Game) -> int:
+    """Iterations per compiled call: a whole epoch on an accelerator; on a CPU about 10,000 examples' worth
+    per discriminator step, so that the progress bar moves every few seconds."""
+    if jax.default_backend() != "cpu":
+        return game.iters_per_epoch
+    c = game.config
+    return max(1, min(game.iters_per_epoch, 10_000 // (c.batch_size * c.k)))
+
+
 def seed_dirs(ckpt_dir: Path, seeds: int) -> list[Path]:
     """One run folder per seed: the folder itself for one seed, seed-i inside it for several."""
     ckpt_dir = Path(ckpt_dir)
@@ -180,11 +189,12 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     with ExitStack() as stack, _sigint_flag() as interrupted:
         for w in writers:
             stack.enter_context(w)
-        program(min(config.chunk, ipe - step % ipe))
+        chunk = config.chunk or auto_chunk(game)
+        program(min(chunk, ipe - step % ipe))
         reporter.start(total, step, step // ipe)
         while step < total:
             epoch, i = divmod(step, ipe)
-            length = min(config.chunk - i % config.chunk, ipe - i)
+            length = min(chunk - i % chunk, ipe - i)
             fn = program(length)
             t0 = time.perf_counter()
             state, metrics = fn(state, data_on_device)
