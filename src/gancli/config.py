@@ -142,11 +142,13 @@ _NESTED = {
 # A preset is a function of the dataset: the paper's MNIST model, and small MLPs for toy sets.
 PRESETS = {
     "paper": lambda dataset: RunConfig(dataset=dataset, preset="paper"),
-    # The faster recipe: same architecture, Adam, as measured in the reference notes.
+    # The same architecture with Adam (lr 2e-4, beta1 0.5) and alternating updates: a faster start, measured
+    # at Parzen 152 after 50 epochs and 199 after 400 in the reference rerun.
     "adam": lambda dataset: RunConfig(
         dataset=dataset,
         preset="adam",
         optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.5),
+        update="alternating",
     ),
     # Small MLPs for the 1-D and 2-D toy sets: z as wide as the data, linear output, no dropout.
     "toy": lambda dataset: RunConfig(
