@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import jax
 import orbax.checkpoint as ocp
 
 from gancli.config import RunConfig
@@ -155,8 +154,3 @@ def _read_json(step_dir: Path, item: str) -> dict:
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise GancliError(f"{c} is corrupt ({e})") from None
     raise GancliError(f"{step_dir} is incomplete: its {item} is missing")
-
-
-def abstract(tree) -> Any:
-    """Shapes and dtypes of a tree, for restoring against."""
-    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
