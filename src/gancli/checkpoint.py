@@ -22,6 +22,7 @@ from gancli.config import RunConfig
 from gancli.errors import GancliError
 
 CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
 
 # Orbax logs routine notes (every save, read-only restores) through absl; they are not for the user.
 logging.getLogger("absl").setLevel(logging.ERROR)
@@ -77,15 +78,37 @@ class Writer:
 
 def latest_step(run_dir: Path) -> int | None:
     """The newest complete checkpoint's step in a run folder, or None if it has none."""
-    steps = _steps(run_dir)
-    return max(steps) if steps else None
+    found = steps(run_dir)
+    return found[-1] if found else None
 
 
-def _steps(run_dir: Path) -> list[int]:
+def steps(run_dir: Path) -> list[int]:
+    """The steps of the complete checkpoints in a run folder, oldest first."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    return [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
+    """The metrics.jsonl records (one per epoch) and how many lines could not be read."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return [], 0
+    records, skipped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            records.append(record)
+        else:
+            skipped += 1
+    return records, skipped
 
 
 def find_runs(path: Path) -> list[Path]:
@@ -133,7 +156,7 @@ def load_run(path: Path, abstract_state: Callable[[RunConfig, dict], Any] | None
         try:
             restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
         except Exception as e:  # Orbax raises many types for damaged files; the user needs one line
-            older = [s for s in _steps(path) if s < step]
+            older = [s for s in steps(path) if s < step]
             hint = f"; step {max(older)} is also there: delete {step_dir} to fall back to it" if older else ""
             raise GancliError(
                 f"cannot restore {step_dir}: its state files are damaged or incomplete ({type(e).__name__}){hint}"

@@ -36,7 +36,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
     run = sampling.restore(run_dir)
     meta = run.metadata
-    history, skipped = read_metrics(run_dir)
+    history, skipped = checkpoint.read_metrics(run_dir)
     summary = {
         "path": str(run_dir),
         "dataset": run.config.dataset,
@@ -44,7 +44,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "epoch": meta.get("epoch"),
         "step": meta.get("step"),
         "partial_epoch": "partial_epoch" in meta,
-        "checkpoints": _steps(run_dir),
+        "checkpoints": checkpoint.steps(run_dir),
         "seed": meta.get("seed", run.config.seed),
         "data_shape": meta.get("data_shape"),
         "n_train": meta.get("n_train"),
@@ -67,27 +67,6 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         except OSError as e:  # a read-only run folder still gets its summary
             summary["curves_error"] = f"cannot write {run_dir / CURVES}: {e.strerror or e}"
     return _plain(summary)
-
-
-def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
-    """The metrics.jsonl records (one per epoch) and how many lines could not be read."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return [], 0
-    records, skipped = [], 0
-    for line in path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
-            records.append(record)
-        else:
-            skipped += 1
-    return records, skipped
 
 
 def table_rows(n: int, rows: int = TABLE_ROWS) -> list[int]:
@@ -165,11 +144,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
         plt.close(fig)
         tmp.unlink(missing_ok=True)
     return path
-
-
-def _steps(run_dir: Path) -> list[int]:
-    root = run_dir / checkpoint.CHECKPOINTS
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def _scalars(tree, prefix: str = "", depth: int = 3) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import platform
 import signal
 import time
@@ -218,12 +217,12 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
             epoch_seconds += seconds
             reporter.advance(step, epoch, dict(zip(steps.METRICS, metrics[0, -1].tolist())), length / seconds)
             if step % ipe == 0:
-                records = _epoch_records(game, state, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
+                records = _epoch_records(game, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
                 samples = np.asarray(sample_fn(state["g"], fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
                 for s, d in enumerate(dirs):
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
                     painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference))
-                    _append(d / "metrics.jsonl", records[s])
+                    _append(d / checkpoint.METRICS, records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 if (epoch + 1) % config.ckpt_every == 0 or step == total:
@@ -243,7 +242,7 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     return Outcome(Path(ckpt_dir), status, step // ipe, step, history[0])
 
 
-def _epoch_records(game: steps.Game, state, means: np.ndarray, epoch: int, step: int, it_per_s: float):
+def _epoch_records(game: steps.Game, means: np.ndarray, epoch: int, step: int, it_per_s: float):
     c = game.config.optimizer
     g_count = step  # G takes one update per iteration
     lr = float(optim.learning_rate(c, g_count - 1))
@@ -282,17 +281,10 @@ def _stack(states: list, seeds: int):
 
 def _read_history(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
     """The metrics log up to the checkpoint's epoch; later lines (written after it) are dropped on disk too."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / checkpoint.METRICS
     if not path.exists():
         return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("epoch", math.inf) <= upto_epoch:
-            records.append(record)
+    records = [r for r in checkpoint.read_metrics(run_dir)[0] if r["epoch"] <= upto_epoch]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return records
 
