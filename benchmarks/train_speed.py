@@ -33,18 +33,28 @@ CASES = {
 }
 
 
-def compiled_path(game, state, data, iters: int, seeds: int = 1) -> float:
-    """gancli's path: `iters` iterations as one compiled lax.scan, state donated (vmapped over seeds)."""
-    fn = steps.compiled_chunk(game, seeds, iters)
-    state, m = fn(state, data)  # warm: first call after compile
-    jax.block_until_ready(m)
+def rate(advance, carry, iters: int) -> float:
+    """Iterations/s of `advance(carry) -> carry` (which runs `iters` iterations and waits for them): one warm-up
+    call, then the best of REPEATS timed calls. The carry threads donated buffers from call to call."""
+    carry = advance(carry)
     best = float("inf")
     for _ in range(REPEATS):
         t0 = time.perf_counter()
-        state, m = fn(state, data)
-        jax.block_until_ready(m)
+        carry = advance(carry)
         best = min(best, time.perf_counter() - t0)
     return iters / best
+
+
+def compiled_path(game, state, data, iters: int, seeds: int = 1) -> float:
+    """gancli's path: `iters` iterations as one compiled lax.scan, state donated (vmapped over seeds)."""
+    fn = steps.compiled_chunk(game, seeds, iters)
+
+    def advance(state):
+        state, m = fn(state, data)
+        jax.block_until_ready(m)
+        return state
+
+    return rate(advance, state, iters)
 
 
 def python_loop_path(game, state, data, iters: int) -> float:
@@ -54,39 +64,30 @@ def python_loop_path(game, state, data, iters: int) -> float:
     step = jax.jit(lambda st, xs: steps.iteration(game, st, xs), donate_argnums=0)
     order = np.random.default_rng(0).permutation(data.shape[0])
 
-    def run(state, n):
+    def advance(state):
         m = None
-        for i in range(n):
+        for i in range(iters):
             j = i % game.iters_per_epoch
             xs = data[order[j * per : (j + 1) * per]].reshape((c.k, c.batch_size) + game.data_shape)
             state, m = step(state, xs)
         jax.block_until_ready(m)
         return state
 
-    state = run(state, 2)
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        state = run(state, iters)
-        best = min(best, time.perf_counter() - t0)
-    return iters / best
+    return rate(advance, state, iters)
 
 
 def plain_jax_path(config, data, iters: int) -> float:
     """The hand-written baseline: `iters` iterations of its scanned epoch function."""
-    params, velocity = plain_jax.init(0)
     epoch = plain_jax.make_epoch(iters, config.batch_size, config.k)
     flat = data.reshape(data.shape[0], -1)
     key = jax.random.PRNGKey(0)
-    params, velocity, losses = epoch(params, velocity, flat, key)
-    jax.block_until_ready(losses)
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        params, velocity, losses = epoch(params, velocity, flat, key)
+
+    def advance(carry):
+        params, velocity, losses = epoch(*carry, flat, key)
         jax.block_until_ready(losses)
-        best = min(best, time.perf_counter() - t0)
-    return iters / best
+        return params, velocity
+
+    return rate(advance, plain_jax.init(0), iters)
 
 
 def main() -> None:
