@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gancli import checkpoint, losses, steps, train
+from gancli import checkpoint, losses, optim, steps, train
 from gancli.config import preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import count_params
@@ -103,6 +103,16 @@ def _expected_g(game, g, d, key, n, lr):
 
     grads = jax.grad(objective)(g)
     return jax.tree.map(lambda p, gr: p - lr * gr, g, grads)
+
+
+def test_paper_schedules_match_pylearn2():
+    c = preset("paper", "mnist").optimizer
+    # ExponentialDecay in float64: after 1M updates lr is 0.1 / 1.000004^1e6 (a float32 decay factor drifts 5%).
+    for count in (0, 1000, 250_000, 1_000_000):
+        assert float(optim.learning_rate(c, jnp.int32(count))) == pytest.approx(0.1 / 1.000004**count, rel=1e-5)
+    assert float(optim.learning_rate(c, jnp.int32(5_000_000))) == pytest.approx(1e-6)
+    # MomentumAdjustor: 0.5 at epoch 1, linear to 0.7 at epoch 250, then constant.
+    assert [float(optim.momentum(c, e)) for e in (0, 1, 125.5, 250, 900)] == pytest.approx([0.5, 0.5, 0.6, 0.7, 0.7])
 
 
 def test_k_discriminator_updates_per_generator_update(tiny_images):
