@@ -55,7 +55,7 @@ def d_loss(d, g, x, key):
     z_key, real_key, fake_key = jax.random.split(key, 3)
     fake = generate(g, noise(z_key, x.shape[0]))
     real_logits, fake_logits = discriminate(d, x, real_key), discriminate(d, fake, fake_key)
-    return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+    return 0.5 * (jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits)))
 
 
 def g_loss(g, d, n, key):
