@@ -68,7 +68,7 @@ def datasets(data_dir: DataDir = None):
 @one_line_errors
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Recipe: paper (default for images), adam, toy (default for toy1d and ring8).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Recipe: paper (default for images), fast (the paper's schedule 8x shorter), adam, toy (default for toy1d and ring8).")] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
     g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, or switch (nonsaturating, then minimax).")] = None,

@@ -142,8 +142,15 @@ _NESTED = {
 # A preset is a function of the dataset: the paper's MNIST model, and small MLPs for toy sets.
 PRESETS = {
     "paper": lambda dataset: RunConfig(dataset=dataset, preset="paper"),
-    # The same architecture with Adam (lr 2e-4, beta1 0.5) and alternating updates: a faster start, measured
-    # at Parzen 152 after 50 epochs and 199 after 400 in the reference rerun.
+    # The paper's recipe with its schedule 8x shorter: lr reaches at epoch 250 the 0.0018 the paper's decay
+    # reaches at epoch 2,000, and momentum reaches 0.7 at epoch 31 instead of 250.
+    "fast": lambda dataset: RunConfig(
+        dataset=dataset,
+        preset="fast",
+        optimizer=OptimizerConfig(lr_decay=1.000032, momentum_saturate_epoch=31),
+        epochs=250,
+    ),
+    # The same architecture with Adam (lr 2e-4, beta1 0.5) and alternating updates, as DCGAN trains.
     "adam": lambda dataset: RunConfig(
         dataset=dataset,
         preset="adam",
