@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gancli import checkpoint, losses, optim, steps, train
-from gancli.config import preset, with_overrides
+from gancli.config import differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import count_params
 
@@ -113,6 +113,16 @@ def test_paper_schedules_match_pylearn2():
     assert float(optim.learning_rate(c, jnp.int32(5_000_000))) == pytest.approx(1e-6)
     # MomentumAdjustor: 0.5 at epoch 1, linear to 0.7 at epoch 250, then constant.
     assert [float(optim.momentum(c, e)) for e in (0, 1, 125.5, 250, 900)] == pytest.approx([0.5, 0.5, 0.6, 0.7, 0.7])
+
+
+def test_fast_preset_is_the_paper_recipe_with_its_schedule_8x_shorter():
+    paper, fast = preset("paper", "mnist"), preset("fast", "mnist")
+    changed = [d.split()[0] for d in differences(fast, paper, ignore=())]
+    assert sorted(changed) == ["epochs", "optimizer.lr_decay", "optimizer.momentum_saturate_epoch", "preset"]
+    # Where the paper's lr is after 2,000 epochs (1M updates), fast's is after 250 (125k updates).
+    lr = lambda c, count: float(optim.learning_rate(c.optimizer, jnp.int32(count)))
+    assert lr(fast, 125_000) == pytest.approx(lr(paper, 1_000_000), rel=0.01)
+    assert fast.epochs == 250 and fast.optimizer.momentum_saturate_epoch == 31
 
 
 def test_k_discriminator_updates_per_generator_update(tiny_images):
