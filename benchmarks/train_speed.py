@@ -6,8 +6,9 @@ against a plain-JAX trainer written without gancli (benchmarks/plain_jax.py).
 
 One iteration = k discriminator updates + 1 generator update. All paths run on the same device-resident
 data (random MNIST-shaped pixels: speed does not depend on the values), in the same process, warm
-(compiled first, then timed, best of 3 windows). The first two run gancli's own update code; the plain-JAX
-one is the usual way to write the paper's model by hand, an epoch as one lax.scan.
+(compiled first, then timed in 3 interleaved rounds, each path's best kept). The first two run gancli's
+own update code; the plain-JAX one is the usual way to write the paper's model by hand, an epoch as one
+lax.scan.
 """
 
 from __future__ import annotations
@@ -33,19 +34,21 @@ CASES = {
 }
 
 
-def rate(advance, carry, iters: int) -> float:
-    """Iterations/s of `advance(carry) -> carry` (which runs `iters` iterations and waits for them): one warm-up
-    call, then the best of REPEATS timed calls. The carry threads donated buffers from call to call."""
-    carry = advance(carry)
-    best = float("inf")
+def rates(paths: list, iters: int) -> list[float]:
+    """Iterations/s of each (advance, carry) path, where advance(carry) -> carry runs `iters` iterations and
+    waits for them: one warm-up call each, then REPEATS rounds in which every path is timed once, the best
+    round kept. Interleaving the rounds gives every path the same share of a shared machine's slow spells."""
+    carries = [advance(carry) for advance, carry in paths]
+    best = [float("inf")] * len(paths)
     for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        carry = advance(carry)
-        best = min(best, time.perf_counter() - t0)
-    return iters / best
+        for i, (advance, _) in enumerate(paths):
+            t0 = time.perf_counter()
+            carries[i] = advance(carries[i])
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return [iters / b for b in best]
 
 
-def compiled_path(game, state, data, iters: int, seeds: int = 1) -> float:
+def compiled_path(game, state, data, iters: int, seeds: int = 1):
     """gancli's path: `iters` iterations as one compiled lax.scan, state donated (vmapped over seeds)."""
     fn = steps.compiled_chunk(game, seeds, iters)
 
@@ -54,10 +57,10 @@ def compiled_path(game, state, data, iters: int, seeds: int = 1) -> float:
         jax.block_until_ready(m)
         return state
 
-    return rate(advance, state, iters)
+    return advance, state
 
 
-def python_loop_path(game, state, data, iters: int) -> float:
+def python_loop_path(game, state, data, iters: int):
     """The common way: a Python for-loop dispatching one jitted iteration at a time."""
     c = game.config
     per = c.batch_size * c.k
@@ -73,10 +76,10 @@ def python_loop_path(game, state, data, iters: int) -> float:
         jax.block_until_ready(m)
         return state
 
-    return rate(advance, state, iters)
+    return advance, state
 
 
-def plain_jax_path(config, data, iters: int) -> float:
+def plain_jax_path(config, data, iters: int):
     """The hand-written baseline: `iters` iterations of its scanned epoch function."""
     epoch = plain_jax.make_epoch(iters, config.batch_size, config.k)
     flat = data.reshape(data.shape[0], -1)
@@ -87,7 +90,7 @@ def plain_jax_path(config, data, iters: int) -> float:
         jax.block_until_ready(losses)
         return params, velocity
 
-    return rate(advance, plain_jax.init(0), iters)
+    return advance, plain_jax.init(0)
 
 
 def main() -> None:
@@ -107,16 +110,20 @@ def main() -> None:
         config = with_overrides(preset("paper", "mnist"), **CASES[name])
         game = steps.Game(config, (28, 28, 1), 50000)
         n = min(iters, game.iters_per_epoch // 2)  # both timed calls stay inside epoch 0
-        fast = compiled_path(game, steps.init_state(game, 0), data, n)
-        slow = python_loop_path(game, steps.init_state(game, 0), data, n)
-        plain = plain_jax_path(config, data, n)
+        fast, slow, plain = rates([
+            compiled_path(game, steps.init_state(game, 0), data, n),
+            python_loop_path(game, steps.init_state(game, 0), data, n),
+            plain_jax_path(config, data, n),
+        ], n)
         print(f"{name:<24}{fast:>16,.1f}{slow:>20,.1f}{plain:>18,.1f}{fast / max(slow, plain):>15.2f}x", flush=True)
     if args.seeds > 1:
         game = steps.Game(preset("paper", "mnist"), (28, 28, 1), 50000)
         n = min(iters, game.iters_per_epoch // 2)
-        one = compiled_path(game, steps.init_state(game, 0), data, n)
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *(steps.init_state(game, s) for s in range(args.seeds)))
-        many = compiled_path(game, stacked, data, n, args.seeds)
+        one, many = rates([
+            compiled_path(game, steps.init_state(game, 0), data, n),
+            compiled_path(game, stacked, data, n, args.seeds),
+        ], n)
         print(f"\n--seeds {args.seeds} (paper preset, one vmapped program): {many:,.1f} it/s per seed, "
               f"wall time {one / many:.2f}x that of one seed ({one:,.1f} it/s)")
 
