@@ -109,7 +109,7 @@ def main() -> None:
     for name in args.cases:
         config = with_overrides(preset("paper", "mnist"), **CASES[name])
         game = steps.Game(config, (28, 28, 1), 50000)
-        n = min(iters, game.iters_per_epoch // 2)  # both timed calls stay inside epoch 0
+        n = min(iters, game.iters_per_epoch // 2)  # a window never spans more than two epochs
         fast, slow, plain = rates([
             compiled_path(game, steps.init_state(game, 0), data, n),
             python_loop_path(game, steps.init_state(game, 0), data, n),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gancli import checkpoint, sampling  # noqa: E402
+from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
 
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake", "it_per_s", "lr", "momentum")
@@ -136,13 +136,11 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
+
+from gancli.files import atomic_path
 
 # Table 1 of Goodfellow et al. (2014): Parzen log-likelihood on MNIST, nats (mean, standard error).
 PAPER_TABLE1_MNIST = (
@@ -157,11 +158,9 @@ def plot_parzen(report: dict, path: Path) -> Path:
 
 def _atomic(path: Path, write) -> Path:
     """Write through a temporary file and rename, so a report is never left half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
 
 
 def write_parzen(report: dict, out_dir: Path) -> dict[str, Path]:

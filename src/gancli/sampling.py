@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from gancli import checkpoint, steps
 from gancli.config import RunConfig
 from gancli.errors import GancliError
+from gancli.files import atomic_path
 
 BATCH = 10_000  # samples per compiled call: bounds memory for any n
 
@@ -152,31 +152,32 @@ def pair_tiles(samples: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
 
 def save_picture(drawn: dict[str, np.ndarray], path: Path, train: np.ndarray | None = None) -> Path:
     """The PNG for drawn arrays: a sample grid, (sample | nearest) pairs, or one row per interpolation."""
+    try:
+        with atomic_path(path) as tmp:
+            _draw(drawn, tmp, train)
+    except OSError as e:
+        raise GancliError(f"cannot write {path}: {e.strerror or e}") from None
+    return Path(path)
+
+
+def _draw(drawn: dict[str, np.ndarray], path: Path, train: np.ndarray | None) -> None:
     from gancli import images
 
     samples = drawn["samples"]
-    tmp = _temp_beside(Path(path))
-    try:
-        if "t" in drawn:  # interpolation: (rows, steps, *shape)
-            rows = samples[:GRID_MAX]
-            if rows.ndim == 5:
-                images.save_grid(rows.reshape((-1,) + rows.shape[2:]), tmp, cols=rows.shape[1])
-            else:
-                images.save_samples(rows.reshape((-1,) + rows.shape[2:]), tmp, "latent interpolation")
-        elif samples.ndim == 4 and "nearest_index" in drawn and train is not None:
-            shown = samples[:GRID_MAX]
-            tiles = pair_tiles(shown, train[drawn["nearest_index"][: len(shown)]])
-            images.save_grid(tiles, tmp, cols=min(10, math.ceil(math.sqrt(len(tiles)))))
-        elif samples.ndim == 4:
-            images.save_grid(samples[:GRID_MAX], tmp)
+    if "t" in drawn:  # interpolation: (rows, steps, *shape)
+        rows = samples[:GRID_MAX]
+        if rows.ndim == 5:
+            images.save_grid(rows.reshape((-1,) + rows.shape[2:]), path, cols=rows.shape[1])
         else:
-            images.save_samples(samples[:POINTS_MAX], tmp, f"{len(samples):,} samples")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise GancliError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Path(path)
+            images.save_samples(rows.reshape((-1,) + rows.shape[2:]), path, "latent interpolation")
+    elif samples.ndim == 4 and "nearest_index" in drawn and train is not None:
+        shown = samples[:GRID_MAX]
+        tiles = pair_tiles(shown, train[drawn["nearest_index"][: len(shown)]])
+        images.save_grid(tiles, path, cols=min(10, math.ceil(math.sqrt(len(tiles)))))
+    elif samples.ndim == 4:
+        images.save_grid(samples[:GRID_MAX], path)
+    else:
+        images.save_samples(samples[:POINTS_MAX], path, f"{len(samples):,} samples")
 
 
 def save_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
@@ -186,21 +187,12 @@ def save_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise GancliError(f"cannot create {path.parent}: {e.strerror or e}") from None
-    tmp = _temp_beside(path)
     try:
-        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a name
             np.savez(f, **arrays)
-        os.replace(tmp, path)
     except OSError as e:
         raise GancliError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
-
-
-def _temp_beside(path: Path) -> Path:
-    # Same folder (so os.replace is atomic), same suffix (matplotlib picks the format from it).
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
 def output_paths(npz: Path, force: bool) -> tuple[Path, Path]:

@@ -20,6 +20,7 @@ import numpy as np
 from gancli import checkpoint, data, images, optim, steps
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
+from gancli.files import atomic_path
 from gancli.models import count_params
 
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
@@ -280,12 +281,15 @@ def _stack(states: list, seeds: int):
 
 
 def _read_history(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
-    """The metrics log up to the checkpoint's epoch; later lines (written after it) are dropped on disk too."""
+    """The metrics log up to the checkpoint's epoch; later or unreadable lines are dropped on disk too."""
     path = Path(run_dir) / checkpoint.METRICS
     if not path.exists():
         return []
-    records = [r for r in checkpoint.read_metrics(run_dir)[0] if r["epoch"] <= upto_epoch]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    logged, unreadable = checkpoint.read_metrics(run_dir)
+    records = [r for r in logged if r["epoch"] <= upto_epoch]
+    if unreadable or len(records) < len(logged):
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     return records
 
 
