@@ -1,10 +1,16 @@
 """Plot Parzen log-likelihood against epochs from the reports examples/reproduce_table1.sh keeps.
 
-    python examples/parzen_curve.py runs/table1-paper      # writes runs/table1-paper/reports/parzen_curve.png
+    python examples/parzen_curve.py runs/table1-paper                      # runs/table1-paper/reports/parzen_curve.png
+    python examples/parzen_curve.py runs/table1-paper --reference ref.json # with an outside curve beside it
+
+Only measured points are drawn: the run's own reports, the real-data calibration row its latest report
+holds (run `gancli evaluate RUN --parzen` once with calibration), the paper's Table 1 figure, and an outside
+curve only from a file you pass, shaped {"label": ..., "source": ..., "points": {"25": 107.0, ...}}.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,35 +20,63 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-# The paper's exact recipe rerun in plain JAX on an H100 (the project's reference notes), for comparison.
-FAITHFUL_RERUN = {25: 107, 100: 163, 250: 188, 400: 196, 500: 204, 1000: 217, 1500: 223.0, 2000: 226.3}
-CALIBRATION = 244.6  # 10,000 real training images as the model, same protocol
+
+def measured(run: Path) -> tuple[list[tuple[int, float, float]], dict | None]:
+    """(epoch, mean, stderr) of every kept report, and the newest calibration row found among the reports."""
+    points, calibration = [], None
+    reports = sorted((run / "reports").glob("parzen_epoch_*.json")) + [run / "reports" / "parzen.json"]
+    for path in reports:
+        if not path.is_file():
+            continue
+        report = json.loads(path.read_text())
+        model = report["models"][0]
+        if path.name != "parzen.json":
+            points.append((model["epoch"], model["mean"], model["stderr"]))
+        calibration = report.get("calibration") or calibration
+    return points, calibration
 
 
-def main(run: Path) -> None:
-    points = []
-    for path in sorted((run / "reports").glob("parzen_epoch_*.json")):
-        model = json.loads(path.read_text())["models"][0]
-        points.append((model["epoch"], model["mean"], model["stderr"]))
+def reference_curve(path: Path) -> tuple[str, dict[int, float]]:
+    """An outside curve's label (with its source) and points, from a JSON file the user passes."""
+    ref = json.loads(path.read_text())
+    try:
+        points = {int(e): float(v) for e, v in ref["points"].items()}
+        label = f"{ref['label']} (source: {ref['source']})"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        sys.exit(f"{path}: expected {{\"label\": ..., \"source\": ..., \"points\": {{epoch: log-likelihood}}}}")
+    return label, points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, nargs="?", default=Path("runs/table1-paper"))
+    parser.add_argument("--reference", type=Path, help="an outside curve to draw beside the run's, labelled with its source")
+    args = parser.parse_args()
+    points, calibration = measured(args.run)
     if not points:
-        sys.exit(f"no parzen_epoch_*.json in {run / 'reports'}: run examples/reproduce_table1.sh first")
-    epochs, means, errs = zip(*points)
+        sys.exit(f"no parzen_epoch_*.json in {args.run / 'reports'}: run examples/reproduce_table1.sh first")
+    epochs, means, errs = zip(*sorted(points))
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.errorbar(epochs, means, yerr=errs, marker="o", capsize=3, label=f"gancli ({run.name})")
-    shown = [e for e in FAITHFUL_RERUN if e <= max(epochs) * 1.5] or list(FAITHFUL_RERUN)[:2]
-    ax.plot(shown, [FAITHFUL_RERUN[e] for e in shown], "s:", color="gray", label="paper's recipe, reference rerun")
+    ax.errorbar(epochs, means, yerr=errs, marker="o", capsize=3, label=f"gancli ({args.run.name})")
+    if args.reference:
+        label, ref = reference_curve(args.reference)
+        ax.plot(sorted(ref), [ref[e] for e in sorted(ref)], "s:", color="gray", label=label)
     ax.axhline(225, color="tab:red", ls="--", label="paper, Table 1: 225 ± 2")
-    ax.axhline(CALIBRATION, color="tab:green", ls="-.", label=f"real data as the model: {CALIBRATION}")
+    if calibration:
+        ax.axhline(calibration["mean"], color="tab:green", ls="-.",
+                   label=f"real data as the model (this run's report): {calibration['mean']:.1f}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Parzen log-likelihood (nats, test)")
-    ax.legend()
-    out = run / "reports" / "parzen_curve.png"
+    ax.legend(fontsize="small")
+    out = args.run / "reports" / "parzen_curve.png"
     fig.tight_layout()
     fig.savefig(out)
     print(f"wrote {out}")
-    for e, m, s in points:
+    for e, m, s in sorted(points):
         print(f"epoch {e:>5}: {m:7.1f} ± {s:.1f}")
+    if calibration:
+        print(f"calibration: {calibration['mean']:.1f} ± {calibration['stderr']:.1f}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/table1-paper"))
+    main()

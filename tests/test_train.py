@@ -111,8 +111,20 @@ def test_paper_schedules_match_pylearn2():
     for count in (0, 1000, 250_000, 1_000_000):
         assert float(optim.learning_rate(c, jnp.int32(count))) == pytest.approx(0.1 / 1.000004**count, rel=1e-5)
     assert float(optim.learning_rate(c, jnp.int32(5_000_000))) == pytest.approx(1e-6)
-    # MomentumAdjustor: 0.5 at epoch 1, linear to 0.7 at epoch 250, then constant.
-    assert [float(optim.momentum(c, e)) for e in (0, 1, 125.5, 250, 900)] == pytest.approx([0.5, 0.5, 0.6, 0.7, 0.7])
+    # MomentumAdjustor: 0.5 in epoch 1 (0 done), linear to 0.7 in epoch 250 (249 done), then constant.
+    assert [float(optim.momentum(c, e)) for e in (0, 1, 124.5, 249, 900)] == pytest.approx([0.5, 0.5 + 0.2 / 249, 0.6, 0.7, 0.7])
+
+
+def test_momentum_schedule_read_off_a_runs_optimiser_state(fake_data, tmp_path):
+    """pylearn2's adjustor has fired once before epoch 1: with saturation at epoch 3 the last update of epoch 3
+    (not 4) uses the final momentum, both for G and for D (which takes k updates per G update)."""
+    config = tiny(k=2, **{"optimizer.momentum_saturate_epoch": 3}, chunk=0)
+    seen = []
+    for epochs in (1, 2, 3, 4):
+        train.train(with_overrides(config, epochs=epochs), tmp_path / "run", resume=epochs > 1)
+        state = checkpoint.load_run(tmp_path / "run", lambda c, m: steps.abstract_state(steps.Game(c, (4, 4, 1), 200))).state
+        seen += [float(state["g_opt"].momentum), float(state["d_opt"].momentum)]
+    assert seen == pytest.approx([0.5, 0.5, 0.6, 0.6, 0.7, 0.7, 0.7, 0.7])
 
 
 def test_fast_preset_is_the_paper_recipe_with_its_schedule_8x_shorter():

@@ -20,15 +20,21 @@ def learning_rate(c: OptimizerConfig, count):
     return jnp.maximum(c.lr * jnp.exp(-math.log(c.lr_decay) * count), c.lr_min)
 
 
-def momentum(c: OptimizerConfig, epoch):
-    """Linear from `momentum` at epoch 1 to `momentum_final` at `momentum_saturate_epoch`."""
+def momentum(c: OptimizerConfig, epochs_done):
+    """The momentum of the epoch that follows `epochs_done` finished ones: `momentum` in epoch 1, rising
+    linearly to `momentum_final` in epoch `momentum_saturate_epoch`.
+
+    pylearn2's MomentumAdjustor counts monitor calls, and the monitor runs once before the first epoch, so its
+    count is already 1 when epoch 1 starts: epoch e (1-based) trains with count e.
+    """
     span = max(c.momentum_saturate_epoch - MOMENTUM_START_EPOCH, 1)
-    alpha = jnp.clip((epoch - MOMENTUM_START_EPOCH) / span, 0.0, 1.0)
+    alpha = jnp.clip((epochs_done + 1 - MOMENTUM_START_EPOCH) / span, 0.0, 1.0)
     return c.momentum + alpha * (c.momentum_final - c.momentum)
 
 
 class MomentumState(NamedTuple):
     count: jax.Array
+    momentum: jax.Array  # the momentum of the last update, kept so a run's schedule can be read off its state
     velocity: optax.Updates
 
 
@@ -36,13 +42,14 @@ def classical_momentum(c: OptimizerConfig, steps_per_epoch: int) -> optax.Gradie
     """v <- m v - lr g; theta <- theta + v. Unlike optax.sgd's trace, lr scales only the new gradient."""
 
     def init(params):
-        return MomentumState(jnp.zeros([], jnp.int32), jax.tree_util.tree_map(jnp.zeros_like, params))
+        zero = jnp.zeros([], jnp.float32)
+        return MomentumState(jnp.zeros([], jnp.int32), zero, jax.tree_util.tree_map(jnp.zeros_like, params))
 
     def update(grads, state, params=None):
         lr = learning_rate(c, state.count)
         m = momentum(c, state.count // steps_per_epoch)
         velocity = jax.tree_util.tree_map(lambda v, g: m * v - lr * g, state.velocity, grads)
-        return velocity, MomentumState(state.count + 1, velocity)
+        return velocity, MomentumState(state.count + 1, jnp.asarray(m, jnp.float32), velocity)
 
     return optax.GradientTransformation(init, update)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gancli.data import generic, prepared
-from gancli.data.registry import DATASETS
+from gancli.data import generic, prepared, reading
+from gancli.data.registry import DATASETS, ArrayDataset
 from gancli.errors import GancliError
 
 DATA_DIR_ENV = "TFDS_DATA_DIR"
@@ -70,9 +70,8 @@ def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     root = resolve_data_dir(data_dir)
     if ds := DATASETS.get(name):
         entry = _entry(name, ds.description, ds.info(root))
-        scale = getattr(ds, "pixel_scale", None)
     else:
         entry = _entry(name, "prepared TFDS dataset", generic.info(name, generic.find(name, root, sorted(DATASETS))))
-        scale = 255.0
     keys = ("source", "sha256", "splits", "version", "state", "path")
+    scale = None if isinstance(DATASETS.get(name), ArrayDataset) else reading.PIXEL_SCALE  # toy sets are not pixels
     return {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}

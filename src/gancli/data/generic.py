@@ -33,9 +33,7 @@ def load(name: str, split: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if split not in builder.info.splits:
         raise GancliError(f"unknown split {split!r} for {name}; it has {', '.join(builder.info.splits)}")
     images, labels = reading.read_split(builder, split)
-    out = images.astype(np.float32)
-    out /= np.float32(255)
-    return out, labels
+    return reading.to_unit(images), labels
 
 
 def info(name: str, path: Path) -> dict:

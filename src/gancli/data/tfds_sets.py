@@ -25,7 +25,6 @@ class BuiltDataset:
     description: str
     splits: Mapping[str, int]
     builder_cls: type[builders._ImageBuilder]
-    pixel_scale: float  # uint8 / pixel_scale gives the float pixels
     get_source: Callable[[Path], Path]  # may fetch; raises GancliError saying how to get the data
     source_info: Callable[[Path], dict]  # state, source, sha256 and hint before a build; never fetches
     combined: Mapping[str, str] = dataclasses.field(default_factory=dict)  # split -> TFDS split expression
@@ -48,9 +47,7 @@ class BuiltDataset:
         """float32 images in [0, 1] and int64 labels, building the dataset on first use."""
         builder = prepared.open_prepared(self.ensure_prepared(data_dir))
         images, labels = reading.read_split(builder, self.combined.get(split, split))
-        out = images.astype(np.float32)
-        out /= np.float32(self.pixel_scale)
-        return out, labels
+        return reading.to_unit(images), labels
 
     def info(self, data_dir: Path) -> dict:
         """Where the dataset stands in data_dir; reads only metadata."""
@@ -102,10 +99,9 @@ def _fashion_source_info(data_dir: Path) -> dict:
 
 MNIST = BuiltDataset(
     name="mnist",
-    description="MNIST digits, the paper's split of the classic mnist.pkl.gz (pixels k/256)",
+    description="MNIST digits, the paper's split of the classic mnist.pkl.gz (pixels k/255, as the paper's pylearn2 code read them)",
     splits={"train": 50_000, "validation": 10_000, "test": 10_000, "train_full": 60_000},
     builder_cls=builders.GancliMnist,
-    pixel_scale=256.0,
     get_source=_mnist_source,
     source_info=_mnist_source_info,
     combined={"train_full": "train+validation"},
@@ -116,7 +112,6 @@ FASHION_MNIST = BuiltDataset(
     description="Fashion-MNIST clothing images; validation is the last 10,000 of the training file",
     splits={"train": 50_000, "validation": 10_000, "test": 10_000, "train_full": 60_000},
     builder_cls=builders.GancliFashionMnist,
-    pixel_scale=255.0,
     get_source=_fashion_source,
     source_info=_fashion_source_info,
     combined={"train_full": "train+validation"},
