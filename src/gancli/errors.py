@@ -3,3 +3,7 @@
 
 class GancliError(Exception):
     """A user-facing failure: bad input, missing data, a corrupt checkpoint. The message is one line."""
+
+
+class FetchError(GancliError):
+    """The package registry could not be reached or did not answer in time: the network, not the data."""

