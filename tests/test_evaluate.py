@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import data, evaluate, parzen
+from gancli import data, evaluate, files, parzen
 from gancli.cli import app
 from gancli.errors import GancliError
 
@@ -53,7 +55,7 @@ def fake_runs(monkeypatch, root: Path, seeds: int | None, dataset: str = "mnist"
     for p in paths:
         p.mkdir(parents=True, exist_ok=True)
 
-    def load_run(path):
+    def load_run(path, abstract_state=None):
         cfg = SimpleNamespace(dataset=dataset, seed=int(path.name[5:]) if path.name.startswith("seed-") else 0)
         return SimpleNamespace(path=Path(path), config=cfg, metadata={"epoch": 7, "step": 700})
 
@@ -164,6 +166,20 @@ def _write(path: Path, content) -> Path:
     return path
 
 
+def _lying_npy(claimed=(10**12, *SHAPE)) -> bytes:
+    """A .npy whose header claims 64 TB of float32 while 64 bytes follow (a MemoryError traceback once)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": claimed})
+    return buf.getvalue() + bytes(64)
+
+
+def _zipped(name: str, content: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(name, content)
+    return buf.getvalue()
+
+
 BAD_FILES = [
     ("wrong-shape.npz", {"samples": np.zeros((10, 5, 5, 1), np.float32)}, "shape"),
     ("nan.npy", np.full((10, *SHAPE), np.nan, np.float32), "NaN or inf"),
@@ -176,12 +192,20 @@ BAD_FILES = [
     ("two.npz", {"a": np.zeros(3), "b": np.zeros(3)}, "name one 'samples'"),
     ("strings.npy", np.array([["a"] * 16] * 3), "must be numbers"),
     ("scalar.npy", np.float32(0.5), "no samples"),
+    ("lying-header.npy", _lying_npy(), "truncated or damaged: its header says"),
+    ("lying-header.npz", _zipped("samples.npy", _lying_npy()), "truncated or damaged: its header says"),
+    ("cut-short.npy", _lying_npy((10, *SHAPE)), "only 64 B of data follow"),
+    ("not-npy-member.npz", _zipped("samples.npy", b"hello"), "not a .npy or .npz"),
+    ("float16.npy", _images(6, 10).astype(np.float16), None),  # not bad: any real or integer dtype is taken
 ]
 
 
 @pytest.mark.parametrize("name, content, message", BAD_FILES, ids=[b[0] for b in BAD_FILES])
 def test_bad_samples_files(tmp_path, name, content, message):
     path = _write(tmp_path / name, content)
+    if message is None:
+        assert evaluate.evaluate_samples(path, sigmas=SIGMAS, n_valid=10).models[0]["n_samples"] == 10
+        return
     with pytest.raises(GancliError, match=message):
         evaluate.evaluate_samples(path, sigmas=SIGMAS, n_valid=10)
     result, out = invoke("--samples", path, "--sigmas", "0.5", "--n-valid", "10")
@@ -191,29 +215,36 @@ def test_bad_samples_files(tmp_path, name, content, message):
 
 
 def test_object_array_needs_pickle(tmp_path):
-    path = tmp_path / "obj.npy"
-    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(GancliError, match="not a .npy or .npz"):
-        evaluate.load_samples(path)
+    objects = np.array([{"a": 1}], dtype=object)
+    np.save(tmp_path / "obj.npy", objects, allow_pickle=True)
+    np.savez(tmp_path / "obj.npz", samples=objects)
+    for path in (tmp_path / "obj.npy", tmp_path / "obj.npz"):
+        with pytest.raises(GancliError, match="Python objects"):
+            evaluate.load_samples(path)
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--samples", "missing.npz"], "does not exist"),
+        (["--samples", "{dir}"], "is a folder: give a .npy or .npz file"),
+        (["--samples", "/dev/null"], "is not a regular file"),
+        (["--samples", "{npz}", "--out", "{npz}", "--n-valid", "10"], "is a file, not a folder"),
         (["--samples", "{npz}", "--n-samples", "500", "--n-valid", "10"], "fewer than --n-samples"),
         (["--samples", "{npz}", "--n-samples", "0"], "n-samples must be >= 1"),
         (["--samples", "{npz}", "--n-valid", "61"], "exceeds the 60 validation images"),
         (["--samples", "{npz}", "--n-valid", "0"], "n-valid must be >= 1"),
         (["--samples", "{npz}", "--sigmas", "0.1,zero"], "bad --sigmas"),
-        (["--samples", "{npz}", "--sigmas", "-1"], "positive"),
+        (["--samples", "{npz}", "--sigmas", "-1"], "at least 1e-06"),
+        (["--samples", "{npz}", "--sigmas", "0.1,1e-300"], "at least 1e-06"),  # once a NaN result
+        (["--samples", "{npz}", "--sigmas", "logspace:-1:0:1000000000"], "between 1 and 100 sigmas"),  # once a hang
         (["--samples", "{npz}", "--dataset", "nosuch"], "unknown dataset"),
         (["--samples", "{npz}", "somewhere"], "not both"),
         (["--samples", "{npz}", "--no-parzen"], "nothing to evaluate"),
     ],
 )
 def test_bad_options(npz, args, message):
-    result, out = invoke(*(a.format(npz=npz) for a in args))
+    result, out = invoke(*(a.format(npz=npz, dir=npz.parent) for a in args))
     assert result.exit_code == 1 and message in out and len(out.strip().splitlines()) == 1, out
 
 
@@ -253,3 +284,61 @@ def test_stderr_is_population_std():
     r = parzen.protocol(mu, x, x, (0.3,))
     ll = parzen.log_likelihood(x, mu, 0.3)
     assert r.stderr == pytest.approx(ll.std(ddof=0) / math.sqrt(40))
+
+
+def test_unwritable_report_folder_fails_before_the_work(npz, monkeypatch, tmp_path, unwritable_dir):
+    # A read-only folder once gave a PermissionError traceback, and only after the whole computation.
+    def protocol(*args, **kwargs):
+        raise AssertionError("the Parzen protocol ran before the report folder was checked")
+
+    monkeypatch.setattr(parzen, "protocol", protocol)
+    for args in (["--samples", npz], [tmp_path / "ckpt"]):
+        fake_runs(monkeypatch, tmp_path / "ckpt", seeds=None)
+        for out in (unwritable_dir, unwritable_dir / "reports"):
+            result, text = invoke(*args, "--out", out, "--sigmas", "0.5", "--n-valid", "10", "--n-samples", "20")
+            assert result.exit_code == 1 and text.startswith(f"error: cannot write into {out}"), text
+            assert len(text.strip().splitlines()) == 1
+
+
+def test_report_beside_samples_is_kept_unless_forced(npz, monkeypatch, tmp_path):
+    # Like `sample`, evaluating a file refuses to overwrite a report there: it may be another file's.
+    args = ["--sigmas", "0.5", "--n-valid", "10", "--no-calibration"]
+    assert invoke("--samples", npz, *args)[0].exit_code == 0
+    report = npz.parent / "parzen.json"
+    report.write_text("another file's report")
+    result, out = invoke("--samples", npz, *args)
+    assert result.exit_code == 1 and "parzen.json already exists: pass --force" in out and len(out.strip().splitlines()) == 1
+    assert report.read_text() == "another file's report"
+    assert invoke("--samples", npz, *args, "--force")[0].exit_code == 0
+    assert json.loads(report.read_text())["kind"] == "parzen"
+    # A checkpoint's own reports/ holds its latest evaluation: rewritten without --force (reproduce_table1.sh
+    # evaluates one run epoch after epoch); a report it writes elsewhere is kept like any other.
+    fake_runs(monkeypatch, tmp_path / "ckpt", seeds=2)
+    for _ in range(2):
+        assert invoke(tmp_path / "ckpt", *args, "--n-samples", "20")[0].exit_code == 0
+    elsewhere = ["--out", tmp_path / "elsewhere"]
+    assert invoke(tmp_path / "ckpt", *args, "--n-samples", "20", *elsewhere)[0].exit_code == 0
+    result, out = invoke(tmp_path / "ckpt", *args, "--n-samples", "20", *elsewhere)
+    assert result.exit_code == 1 and "already exists" in out
+
+
+def test_samples_beyond_memory_are_refused_with_the_limit(npz, monkeypatch, tmp_path):
+    # 120 samples of 16 float32s: 7,680 bytes, with 80% of 5,000 available.
+    monkeypatch.setattr(files, "available_memory", lambda: 5_000, raising=False)
+    npy = tmp_path / "s.npy"
+    np.save(npy, _images(4, 120))
+    for path in (npy, npz):
+        result, out = invoke("--samples", path, "--sigmas", "0.5", "--n-valid", "10", "--n-samples", "100")
+        assert result.exit_code == 1 and f"samples in {path}" in out and "at most 62 fit" in out, out
+    # Only the rows used of a .npy are read; an .npz is read whole.
+    assert invoke("--samples", npy, "--sigmas", "0.5", "--n-valid", "10", "--n-samples", "60")[0].exit_code == 0
+    assert "an .npz is read whole" in invoke("--samples", npz, "--sigmas", "0.5", "--n-valid", "10", "--n-samples", "60")[1]
+
+
+def test_only_the_rows_used_are_read_from_a_npy(tmp_path):
+    # A .npy is memory-mapped, so --n-samples reads its first rows, not the whole file.
+    path = tmp_path / "s.npy"
+    np.save(path, _images(5, 30))
+    assert isinstance(evaluate.load_samples(path), np.memmap)
+    ev = evaluate.evaluate_samples(path, n_samples=12, sigmas=SIGMAS, n_valid=10, calibration=False)
+    assert ev.models[0]["n_samples"] == 12

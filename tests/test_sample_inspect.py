@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import data, sampling, train
+from gancli import data, files, report, sampling, train
 from gancli.cli import app
 from gancli.config import preset, with_overrides
 
@@ -193,6 +194,53 @@ def test_bad_sample_options(run_dir, tmp_path, args, fragments):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unwritable_output_folder_fails_before_drawing(run_dir, monkeypatch, unwritable_dir):
+    def draw(*args, **kwargs):
+        raise AssertionError("drew samples before the output folder was checked")
+
+    monkeypatch.setattr(sampling, "draw", draw)
+    for out in (unwritable_dir / "s.npz", unwritable_dir / "new" / "s.npz"):
+        one_line_error(invoke("sample", run_dir, "--n", 5, "--out", out), f"cannot write into {out.parent}")
+    one_line_error(invoke("sample", run_dir, "--out", Path(__file__) / "s.npz"), "is a file, not a folder")
+
+
+def test_sample_counts_beyond_memory_or_disk_are_refused_before_drawing(run_dir, tmp_path, monkeypatch):
+    # A sample of the tiny run and its z take (16 + 4) * 4 = 80 bytes; --n 100000000000 once ran out of memory.
+    help_text = " ".join(invoke("sample", "--help").output.replace("│", " ").split())  # Rich boxes the help
+    assert "At most what fits in 80% of the free memory and on the output's disk" in help_text
+    monkeypatch.setattr(files, "available_memory", lambda: 100_000, raising=False)
+    one_line_error(invoke("sample", run_dir, "--n", 2_000, "--out", tmp_path / "a.npz"),
+                   "2,000 samples need 160 kB of memory (80 bytes each), but 100 kB is available: at most 1,000 fit")
+    one_line_error(invoke("sample", run_dir, "--interpolate", 10, "--n", 200, "--out", tmp_path / "b.npz"),
+                   "2,000 samples need", "at most 1,000 fit")
+    one_line_error(invoke("sample", run_dir, "--n", 1_000, "--nearest", "--out", tmp_path / "c.npz"),
+                   "(92 bytes each)", "at most 869 fit")
+    ok("sample", run_dir, "--n", 1_000, "--out", tmp_path / "d.npz")
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, used=10**9, free=50_000))
+    one_line_error(invoke("sample", run_dir, "--n", 1_000, "--out", tmp_path / "e.npz"),
+                   f"80 kB would be written into {tmp_path}, but its disk has 50 kB free")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz", "d.png"]
+
+
+def test_sample_seed_beyond_32_bits_is_refused(run_dir, tmp_path):
+    # A JAX key holds 32 bits: seed 2**32 would give seed 0's samples, and 2**63 a traceback.
+    for seed in (-1, 2**32, 2**64):
+        one_line_error(invoke("sample", run_dir, "--seed", seed, "--out", tmp_path / "s.npz"), "--seed must be in [0, 4,294,967,295]")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_odd_names_show_as_themselves_and_diverged_samples_are_flagged(copy_of, tmp_path, monkeypatch):
+    run = copy_of("run [red]x")  # Rich markup once ate "[red]" from printed paths
+    out = tmp_path / "[bold]s.npz"
+    result = ok("sample", run, "--n", 4, "--out", out)
+    assert f"{run}: 4 samples" in result.stdout and f"npz: {out}" in result.stdout and "warning" not in result.output
+    decode = sampling.decode
+    monkeypatch.setattr(sampling, "decode", lambda r, z: np.where(np.arange(len(z))[:, None, None, None] == 1, np.nan, decode(r, z)))
+    result = ok("sample", run, "--n", 4, "--out", tmp_path / "nan.npz")
+    assert "warning: 1 of the 4 samples hold NaN or inf: the generator has diverged" in result.output
+    assert np.isnan(load_npz(tmp_path / "nan.npz")["samples"][1]).all()
+
+
 def test_multi_seed_folder_is_sampled_seed_by_seed(copy_of, tmp_path):
     root = tmp_path / "multi"
     for i in range(2):
@@ -228,23 +276,68 @@ def test_inspect_json_and_curves(copy_of):
     assert curves == run / "curves.png" and png_shape(curves)[0] > 100
 
 
+def _result(mean: float, stderr: float, **at) -> dict:
+    return {"label": "run", "source": "run", "epoch": None, "step": None, "sigmas": [0.1, 0.2], "valid_ll": [1.0, 2.0],
+            "sigma": 0.2, "mean": mean, "stderr": stderr, "n_samples": 100, "n_valid": 50, "n_test": 200, "dim": 16, **at}
+
+
 def test_inspect_shows_the_parzen_report_and_a_long_history(copy_of):
     run = copy_of()
+    calibration = {**_result(244.6, 2.1), "label": "10,000 training images"}
+    rep = report.parzen_report("mnist", [_result(225.31, 2.05, epoch=1, step=20)], calibration, sigmas=[0.1, 0.2])
     (run / "reports").mkdir()
-    (run / "reports" / "parzen.json").write_text(json.dumps(
-        {"model": {"mean": 225.31, "stderr": 2.05, "sigma": 0.167, "sigmas": [0.1, 0.2]}, "step": 40}))
+    (run / "reports" / "parzen.json").write_text(json.dumps(rep))
     lines = [json.dumps({"epoch": e, "step": 20 * e, "d_loss": 0.6 + e / 1000, "g_loss": 0.9, "d_real": 0.5,
                          "d_fake": 0.4, "it_per_s": 100.0, "lr": 0.1, "momentum": 0.5}) for e in range(1, 101)]
     (run / "metrics.jsonl").write_text("\n".join(lines[:50] + ["{torn line"] + lines[50:]) + "\n")
     summary = json.loads(ok("inspect", run, "--json").stdout)
-    assert summary["parzen"]["headline"] == {"model.mean": 225.31, "model.stderr": 2.05, "model.sigma": 0.167, "step": 40}
+    headline = summary["parzen"]["headline"]
+    assert headline["models"] == [{"label": "run", "mean": 225.31, "stderr": 2.05, "sigma": 0.2, "epoch": 1, "step": 20,
+                                   "n_samples": 100}]
+    assert headline["calibration"]["mean"] == 244.6 and headline["across_seeds"] is None
     m = summary["metrics"]
     assert m["epochs"] == 100 and m["unreadable_lines"] == 1 and len(m["rows"]) == 15
     assert m["rows"][0]["epoch"] == 1 and m["rows"][-1]["epoch"] == 100
     assert m["min"]["d_loss"]["epoch"] == 1 and m["max"]["d_loss"]["epoch"] == 100
     text = "".join(ok("inspect", run).stdout.split())  # Rich folds long lines at the terminal's width
-    assert "225.3±2.0" in text or "225.3±2.1" in text
+    assert "parzen225.3±2.0nats(sigma0.2,100samples,atepoch1,step20)" in text or "parzen225.3±2.1nats" in text
+    assert "calibration,10,000trainingimagesasthemodel:244.6±2.1" in text
+    assert "thecheckpointisnowatstep40:run'ganclievaluate'again" in text  # the report is of step 20
     assert "100epochs,15shown" in text and "G352,D281" in text and str(run / "curves.png") in text
+
+
+def test_inspect_shows_the_models_own_parzen_score(copy_of):
+    # inspect once showed the calibration row's mean (the first "mean" in the flattened JSON), e.g. 244.6 for
+    # any MNIST run. The real evaluate, then inspect, on one run: inspect's figure is the model's.
+    run = copy_of()
+    ok("evaluate", run, "--n-samples", 100, "--n-valid", 50, "--sigmas", "0.1,0.2,0.4")
+    written = json.loads((run / "reports" / "parzen.json").read_text())
+    (model,), cal = written["models"], written["calibration"]
+    assert abs(model["mean"] - cal["mean"]) > 1  # the tiny run's samples are far from its training images
+    headline = json.loads(ok("inspect", run, "--json", "--no-curves").stdout)["parzen"]["headline"]
+    assert headline["models"][0]["mean"] == model["mean"] and headline["models"][0]["step"] == 40
+    assert headline["calibration"]["mean"] == cal["mean"]
+    text = " ".join(ok("inspect", run, "--no-curves").stdout.split())
+    assert f"parzen {report.format_ll(model['mean'], model['stderr'])} nats (sigma" in text
+    assert f"calibration, 100 training images as the model: {report.format_ll(cal['mean'], cal['stderr'])}" in text
+
+
+def test_inspect_summarises_a_multi_seed_report_and_names_a_foreign_one(copy_of, tmp_path):
+    run = copy_of()
+    (run / "reports").mkdir()
+    two = report.parzen_report("mnist", [_result(200.0, 2.0), _result(210.0, 2.0)], None, sigmas=[0.1, 0.2])
+    (run / "reports" / "parzen.json").write_text(json.dumps(two))
+    text = " ".join(ok("inspect", run, "--no-curves").stdout.split())
+    assert "parzen 205.0 ± 7.1 (std over 2 seeds) nats" in text
+    (run / "reports" / "parzen.json").write_text(json.dumps({"model": {"mean": 225.31}}))
+    text = " ".join(ok("inspect", run, "--no-curves").stdout.split())
+    assert "parzen.json: not a Parzen report written by 'gancli evaluate'" in text
+
+
+def test_inspect_prints_config_values_exactly(run_dir):
+    # Schedule constants at full precision: lr_decay 1.000004 once showed as 1.
+    text = "".join(ok("inspect", run_dir, "--no-curves").stdout.split())
+    assert "lr_decay=1.000004," in text and "lr_min=1e-06," in text and "init_scale=0.005" in text
 
 
 # --- folders that are not (whole) checkpoints ---
@@ -284,6 +377,7 @@ DAMAGE = {
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damaged_folders_fail_in_one_line(copy_of, command, damage):
     run = copy_of()
+    shutil.rmtree(run / "checkpoints" / "20")  # with an older checkpoint the commands fall back to it (test_stops.py)
     mutate, fragments = DAMAGE[damage]
     mutate(run)
     one_line_error(invoke(command, run), *fragments)

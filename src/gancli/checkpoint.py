@@ -2,20 +2,28 @@
 
 A run folder is self-describing:
     RUN/checkpoints/<step>/   Orbax checkpoints (state, config.json, metadata.json), written atomically
+    RUN/checkpoints/<step>.skipped/   newer checkpoints a resume fell back past, set aside (rundir.py)
     RUN/metrics.jsonl         one line per epoch
     RUN/samples/              PNG grids from a fixed z, one per epoch
     RUN/reports/              evaluation reports
-A multi-seed run keeps one such folder per seed: RUN/seed-0, RUN/seed-1, ...
+A multi-seed run keeps one such folder per seed: RUN/seed-0, RUN/seed-1, ... The --ckpt folder also holds
+.gancli.lock, locked by the training process that writes it (rundir.py).
+
+A checkpoint that cannot be used (damaged files, a config that does not fit its state) is skipped for the
+newest one that restores; each skip is logged as a warning on the "gancli" logger and kept in Run.skipped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import sys
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import orbax.checkpoint as ocp
 
 from gancli.config import RunConfig
@@ -23,19 +31,23 @@ from gancli.errors import GancliError
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
+UNFINISHED = ".orbax-checkpoint-tmp"  # in the name of a save Orbax had not finished
 
 # Orbax logs routine notes (every save, read-only restores) through absl; they are not for the user.
 logging.getLogger("absl").setLevel(logging.ERROR)
+log = logging.getLogger("gancli")
 
 
 @dataclass
 class Run:
-    """A restored run: its folder, config, metadata and (unless skipped) state pytree."""
+    """A restored run: its folder, config, metadata, (unless not asked for) state pytree, and one line per newer
+    checkpoint that was skipped, saying why."""
 
     path: Path
     config: RunConfig
     metadata: dict[str, Any]
     state: Any = None
+    skipped: list[str] = field(default_factory=list)
 
 
 def _options(keep: int, read_only: bool = False) -> ocp.CheckpointManagerOptions:
@@ -127,53 +139,191 @@ def find_runs(path: Path) -> list[Path]:
     return [path]
 
 
+class _Unusable(Exception):
+    """Why one checkpoint cannot be used, as a phrase that follows 'skipped step S of RUN: '."""
+
+    def __init__(self, run_dir: Path, reason: str):
+        super().__init__(reason)
+        self.run_dir, self.reason = run_dir, reason
+
+
+def check_path(path: Path) -> None:
+    """GancliError if Orbax cannot write complete checkpoints under path.
+
+    Orbax finds the per-process parts of a saved state with glob on the folder's full path, so [ ] * ? in any
+    folder name make it match nothing: the save skips its final merge and every later restore fails.
+    """
+    odd = sorted(set("[]*?") & set(str(Path(path).absolute())))
+    if odd:
+        raise GancliError(
+            f"{path}: its path holds {' '.join(odd)}, which Orbax reads as a glob pattern (its checkpoints there "
+            "would be incomplete): choose a --ckpt without them"
+        )
+
+
 def load_run(path: Path, abstract_state: Callable[[RunConfig, dict], Any] | None = None) -> Run:
-    """Restore the latest checkpoint of a run folder.
+    """Restore the newest checkpoint of a run folder that restores.
 
     abstract_state(config, metadata) gives the expected tree (shapes and dtypes) to restore against; without
-    it only config and metadata are read.
+    it only config and metadata are read (and checked), not the state.
     """
     runs = find_runs(path)
     if len(runs) > 1:
         raise GancliError(f"{path} holds a {len(runs)}-seed run: give one of its seed folders, e.g. {runs[0]}")
-    path = runs[0]
-    step = latest_step(path)
-    if step is None:
-        raise GancliError(f"{path} holds no gancli checkpoint (no {CHECKPOINTS}/<step> folder inside)")
-    step_dir = path / CHECKPOINTS / str(step)
-    config_dict, metadata = _read_json(step_dir, "config"), _read_json(step_dir, "metadata")
+    return load_common(runs, abstract_state)[0]
+
+
+def load_common(dirs: list[Path], abstract_state: Callable[[RunConfig, dict], Any] | None = None) -> list[Run]:
+    """Restore, in every folder of dirs (one run's seed folders), the newest step that all of them can restore.
+
+    Seeds train in one program, so they resume from one step; a step that one seed lacks or cannot restore
+    is skipped for all. Skips are logged; when no step restores, one GancliError says why.
+    """
+    dirs = [Path(d) for d in dirs]
+    where = dirs[0] if len(dirs) == 1 else dirs[0].parent
+    found = [steps(d) for d in dirs]
+    if not any(found):
+        raise GancliError(f"{where} holds no gancli checkpoint (no {CHECKPOINTS}/<step> folder inside)")
+    failed: list[tuple[Path, int, str]] = []
+    for step in sorted(set().union(*found), reverse=True):
+        lacking = [d.name for d, s in zip(dirs, found) if step not in s]
+        try:
+            if lacking:
+                has = "has" if len(lacking) == 1 else "have"
+                raise _Unusable(where, f"{' and '.join(lacking)} {has} no checkpoint at that step")
+            runs = [_load(d, step, abstract_state) for d in dirs]
+        except _Unusable as e:
+            failed.append((e.run_dir, step, e.reason))
+            continue
+        skipped = [f"skipped step {s} of {d}: {reason}" for d, s, reason in failed]
+        for line in skipped:
+            log.warning(line)
+        for run in runs:
+            run.skipped = list(skipped)
+        return runs
+    if len(failed) == 1:
+        run_dir, step, reason = failed[0]
+        raise GancliError(f"cannot restore {run_dir / CHECKPOINTS / str(step)}: {reason}")
+    reasons = "; ".join(f"step {s}: {reason}" for _, s, reason in failed)
+    raise GancliError(f"no checkpoint of {where} restores: {reasons}")
+
+
+def newest_config(run_dir: Path) -> RunConfig:
+    """The config of the newest checkpoint whose config reads; quietly (load_run warns about what it skips)."""
+    for step in reversed(steps(run_dir)):
+        try:
+            return _load(Path(run_dir), step).config
+        except _Unusable:
+            continue
+    return load_run(run_dir).config  # raises the one-line error saying why
+
+
+def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], Any] | None = None) -> Run:
+    step_dir = run_dir / CHECKPOINTS / str(step)
+    config_dict, metadata = _read_json(run_dir, step_dir, "config"), _read_json(run_dir, step_dir, "metadata")
     try:
         config = RunConfig.from_dict(config_dict).validate()
     except (TypeError, ValueError, AttributeError, GancliError) as e:
-        raise GancliError(f"{step_dir} has a config gancli cannot use ({e})") from None
-    run = Run(path=path, config=config, metadata=metadata)
-    if abstract_state is not None:
+        raise _Unusable(run_dir, f"its config is one gancli cannot use ({e})") from None
+    if metadata.get("step", step) != step:
+        raise _Unusable(run_dir, f"its metadata says it is step {metadata['step']!r}")
+    run = Run(path=run_dir, config=config, metadata=metadata)
+    if abstract_state is None:
+        return run
+    try:
+        target = abstract_state(config, metadata)
+    except (TypeError, ValueError, KeyError, GancliError) as e:
+        raise _Unusable(run_dir, f"its config or metadata is one gancli cannot use ({e})") from None
+    _quiet_failed_restores()
+    with closing(_reader(run_dir)) as manager:
         try:
-            target = abstract_state(config, metadata)
-        except (TypeError, ValueError, KeyError) as e:
-            raise GancliError(f"{step_dir} has a config or metadata gancli cannot use ({type(e).__name__}: {e})") from None
-        manager = ocp.CheckpointManager(path.absolute() / CHECKPOINTS, options=_options(1, read_only=True))
-        try:
-            restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
+            run.state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
         except Exception as e:  # Orbax raises many types for damaged files; the user needs one line
-            older = [s for s in steps(path) if s < step]
-            hint = f"; step {max(older)} is also there: delete {step_dir} to fall back to it" if older else ""
-            raise GancliError(
-                f"cannot restore {step_dir}: its state files are damaged or incomplete ({type(e).__name__}){hint}"
-            ) from None
-        finally:
-            manager.close()
-        run.state = restored["state"]
+            raise _Unusable(run_dir, _why_not_restored(manager, step_dir, target, e)) from None
+    saved_step = run.state.get("step") if isinstance(run.state, dict) else None
+    if saved_step is not None and int(saved_step) != step:
+        raise _Unusable(run_dir, f"its state is at step {int(saved_step)}")
     return run
 
 
-def _read_json(step_dir: Path, item: str) -> dict:
+def _reader(run_dir: Path) -> ocp.CheckpointManager:
+    # The state's handler is named so that its stored shapes can be read when a restore fails.
+    return ocp.CheckpointManager(
+        Path(run_dir).absolute() / CHECKPOINTS,
+        options=_options(1, read_only=True),
+        item_handlers={"state": ocp.StandardCheckpointHandler()},
+    )
+
+
+def _why_not_restored(manager: ocp.CheckpointManager, step_dir: Path, target, error: Exception) -> str:
+    """A restore failed: say whether the config asks for other shapes than the stored state has, or the files
+    are damaged."""
+    damaged = f"its state files are damaged ({type(error).__name__})"
+    state_dir = step_dir / "state"
+    if any(state_dir.glob("ocdbt.process_*")) and not (state_dir / "manifest.ocdbt").exists():
+        return "its state files were never merged into one (Orbax skips that under a path holding [ ] * ?)"
+    try:
+        stored = _shapes(manager.item_metadata(int(step_dir.name))["state"])
+    except Exception:
+        return damaged
+    wanted = _shapes(target)
+    differ = [
+        f"{name}: {stored.get(name, 'absent')} stored, {wanted.get(name, 'absent')} in the config"
+        for name in sorted(set(stored) | set(wanted))
+        if stored.get(name) != wanted.get(name)
+    ]
+    if not differ:
+        return damaged
+    more = f"; {len(differ) - 1} more" if len(differ) > 1 else ""
+    return f"its config does not match the stored state ({differ[0]}{more})"
+
+
+def _shapes(tree) -> dict[str, tuple[int, ...]]:
+    """Each array's shape by its path (a.b.c), for trees of dicts, named tuples and Orbax's stored metadata alike."""
+    def name(key) -> str:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                return str(getattr(key, attr))
+        return str(key)
+
+    return {".".join(name(k) for k in path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _quiet_failed_restores() -> None:
+    """Drop the reports a failed restore leaves behind, tracebacks printed around (some after) its one-line error.
+
+    Orbax runs a restore's reads concurrently on an event loop of its own and closes it at the first failure: the
+    reads still in flight then finish on TensorStore's threads and report "Event loop is closed", and the reads
+    not yet started are dropped as never-awaited coroutines. Both reach sys.unraisablehook; nothing is lost by
+    dropping exactly those, and every other report still goes to the hook that was there before.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "gancli_quiet", False):
+        return
+    orbax_dir = str(Path(ocp.__file__).parent)
+
+    def hook(unraisable):
+        closed_loop = isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"
+        code = getattr(unraisable.object, "cr_code", None)
+        if closed_loop or (code is not None and code.co_filename.startswith(orbax_dir)):
+            return
+        previous(unraisable)
+
+    hook.gancli_quiet = True
+    sys.unraisablehook = hook
+
+
+def _read_json(run_dir: Path, step_dir: Path, item: str) -> dict:
     # Orbax keeps each Composite item in its own folder; JsonSave writes <item>/metadata.
-    candidates = [step_dir / item / "metadata", step_dir / f"{item}.json", step_dir / item]
-    for c in candidates:
+    for c in (step_dir / item / "metadata", step_dir / f"{item}.json", step_dir / item):
         if c.is_file():
             try:
-                return json.loads(c.read_text())
+                value = json.loads(c.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise GancliError(f"{c} is corrupt ({e})") from None
-    raise GancliError(f"{step_dir} is incomplete: its {item} is missing")
+                raise _Unusable(run_dir, f"its {item} is corrupt ({e})") from None
+            except OSError as e:
+                raise _Unusable(run_dir, f"its {item} cannot be read ({e.strerror or e})") from None
+            if not isinstance(value, dict):
+                raise _Unusable(run_dir, f"its {item} is not a JSON object but {type(value).__name__}")
+            return value
+    raise _Unusable(run_dir, f"it is incomplete: its {item} is missing")

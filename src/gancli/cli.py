@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +17,19 @@ from gancli.errors import GancliError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train, sample, evaluate and inspect GANs.")
 console = Console()
 err_console = Console(stderr=True)
+
+
+class WarningLines(logging.Handler):
+    """Prints the library's warnings (e.g. a checkpoint it skipped, and why) as plain 'warning: ...' lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)
+
+
+_library_log = logging.getLogger("gancli")
+if not any(isinstance(h, WarningLines) for h in _library_log.handlers):
+    _library_log.addHandler(WarningLines(logging.WARNING))
+_library_log.propagate = False  # a root handler (JAX's, absl's) would print each one again, in its own format
 
 DataDir = Annotated[
     Optional[Path], typer.Option("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
@@ -41,13 +56,20 @@ def datasets(data_dir: DataDir = None):
     """List datasets with their splits, sizes, state and provenance."""
     # Imported here: TFDS takes about a second to import and other commands may not need it.
     from rich.table import Table
+    from rich.text import Text
 
     from gancli import data
 
     root = data.resolve_data_dir(data_dir)
-    entries = data.describe(root)
+    if root.exists() and not root.is_dir():
+        raise GancliError(f"--data-dir {root} is a file, not a folder")
+    try:
+        entries = data.describe(root)
+    except OSError as e:  # e.g. a folder in it that cannot be read
+        raise GancliError(f"cannot read the data dir {root}: {e.strerror or e}: {e.filename}") from None
     colours = {"ready": "green", "buildable": "yellow", "unavailable": "red"}
-    table = Table(title=f"Datasets in {root}", title_justify="left")
+    # Paths, sources and hints are text, not Rich markup: "[x]" in a folder name must show.
+    table = Table(title=Text(f"Datasets in {root}"), title_justify="left")
     for column in ("name", "splits", "state"):
         table.add_column(column, no_wrap=True)
     table.add_column("source", overflow="fold")
@@ -57,11 +79,11 @@ def datasets(data_dir: DataDir = None):
         # Prefixes only, one per source file in provenance order; `provenance()` has the full digests.
         sums = "\n".join(digest[:12] for digest in e["sha256"].values()) or "-"
         state = f"[{colours.get(e['state'], 'white')}]{e['state']}[/]"
-        table.add_row(e["name"], splits, state, e["source"], sums)
+        table.add_row(Text(e["name"]), splits, state, Text(e["source"]), sums)
     console.print(table)
     for e in entries:
         if e["hint"]:
-            console.print(f"{e['name']}: {e['hint']}", highlight=False, soft_wrap=True)
+            console.print(f"{e['name']}: {e['hint']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -115,8 +137,12 @@ def train(
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
-        console.print(f"interrupted: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume.")
-        raise typer.Exit(130)
+        name = signal.Signals(outcome.signal).name
+        console.print(
+            f"interrupted by {name}: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume.",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        raise typer.Exit(128 + outcome.signal)  # what a shell reports for a process ended by that signal
     else:
         console.print(f"done: epoch {outcome.epoch}, step {outcome.step}; checkpoints, metrics.jsonl and samples/ in {ckpt}/")
 
@@ -125,7 +151,7 @@ def train(
 @one_line_errors
 def sample(
     ckpt: Annotated[Path, typer.Argument(help="Checkpoint folder; a multi-seed folder is sampled seed by seed.")] = Path("ckpt"),
-    n: Annotated[Optional[int], typer.Option("--n", help="Samples to draw (default 100); with --interpolate, rows (default 10).")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Samples to draw (default 100); with --interpolate, rows (default 10). At most what fits in 80% of the free memory and on the output's disk; checked before drawing.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the latents: the same seed gives the same samples.")] = 0,
     out: Annotated[Optional[Path], typer.Option(help="The .npz to write, the PNG beside it (default: CKPT/samples/<kind>_step<S>_seed<SEED>_n<N>.npz).")] = None,
     nearest: Annotated[bool, typer.Option("--nearest", help="Pair each sample with its nearest training image by pixel L2 (the paper's Figure 2).")] = False,
@@ -144,8 +170,9 @@ def sample(
     if count < 1:
         raise GancliError(f"--n must be >= 1 (got {count})")
     dirs = checkpoint.find_runs(ckpt)
-    # Restore every seed and check every output path before writing anything.
+    # Restore every seed, check every output path and load the training data before drawing anything.
     plan = []
+    train_sets: dict[str, object] = {}
     for run_dir in dirs:
         run = sampling.restore(run_dir)
         step = run.metadata.get("step", 0)
@@ -155,8 +182,13 @@ def sample(
             target = run_dir / "samples" / f"{kind}.npz"
         else:
             target = out if len(dirs) == 1 else out.with_name(f"{out.stem}.{run_dir.name}{out.suffix}")
-        plan.append((run, sampling.output_paths(target, force)))
-    train_sets: dict[str, object] = {}
+        need = sampling.check_count(run, count * (interpolate or 1), nearest)
+        plan.append((run, sampling.output_paths(target, force, need)))
+        if nearest and run.config.dataset not in train_sets:
+            from gancli import data
+
+            with err_console.status(f"loading the {run.config.dataset} training split"):
+                train_sets[run.config.dataset] = data.load(run.config.dataset, "train", data_dir)[0]
     for run, (npz, png) in plan:
         if interpolate:
             drawn = sampling.draw_interpolation(run, count, interpolate, seed)
@@ -164,22 +196,20 @@ def sample(
         else:
             drawn = sampling.draw(run, count, seed)
             what = f"{count:,} samples"
-        train = None
+        train = train_sets.get(run.config.dataset)
         if nearest:
-            from gancli import data
-
-            name = run.config.dataset
-            if name not in train_sets:
-                with err_console.status(f"loading the {name} training split"):
-                    train_sets[name] = data.load(name, "train", data_dir)[0]
-            train = train_sets[name]
             with err_console.status(f"finding the nearest of {len(train):,} training images"):
                 drawn = sampling.with_nearest(drawn, train)
         sampling.save_npz(drawn, npz)
         sampling.save_picture(drawn, png, train)
-        console.print(f"{run.path}: {what} (seed {seed}) from step {run.metadata.get('step')}", highlight=False, soft_wrap=True)
-        console.print(f"  npz: {npz}", highlight=False, soft_wrap=True)
-        console.print(f"  png: {png}", highlight=False, soft_wrap=True)
+        if bad := sampling.count_nonfinite(drawn["samples"]):  # written anyway: a diverged run is worth a look
+            unit = "rows" if interpolate else "samples"
+            err_console.print(f"warning: {bad:,} of the {count:,} {unit} hold NaN or inf: the generator has diverged",
+                              style="yellow", markup=False, highlight=False, soft_wrap=True)
+        # Paths are text, not Rich markup: a folder named "run [x]" must show as itself.
+        console.print(f"{run.path}: {what} (seed {seed}) from step {run.metadata.get('step')}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  npz: {npz}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  png: {png}", markup=False, highlight=False, soft_wrap=True)
         shown = min(count, sampling.GRID_MAX)
         if nearest:
             d = sorted(drawn["nearest_distance"].tolist())
@@ -201,7 +231,7 @@ def evaluate(
     samples: Annotated[Optional[Path], typer.Option(help="Evaluate this .npz/.npy file instead of a checkpoint.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Reference data for --samples (default: mnist).")] = None,
     n_samples: Annotated[
-        Optional[int], typer.Option(help="Samples to draw (default: 10000); with --samples, the file's first N (default: all).")
+        Optional[int], typer.Option(help="Samples to draw (default: 10000); with --samples, the file's first N (default: all). At most what fits in 80% of the free memory.")
     ] = None,
     sigmas: Annotated[
         Optional[str], typer.Option(help="Sigma grid: '0.1,0.2' or 'logspace:-1.0:0:10' (default: the paper's, the latter).")
@@ -211,6 +241,7 @@ def evaluate(
     data_dir: DataDir = None,
     calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: CKPT/reports, or the --samples file's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a report in --out or beside --samples. A checkpoint's own reports/parzen.* are its latest evaluation and always rewritten.")] = False,
 ):
     """Evaluate a generator with the paper's Parzen-window protocol and write a report."""
     from gancli import evaluate as evaluation
@@ -221,11 +252,12 @@ def evaluate(
         raise GancliError("nothing to evaluate: --parzen is the only evaluation so far")
     if samples is not None and ckpt is not None:
         raise GancliError("give a checkpoint or --samples, not both")
-    grid = parzen_window.parse_sigmas(sigmas) if sigmas else parzen_window.PAPER_SIGMAS
-    common = dict(sigmas=grid, n_valid=n_valid, data_dir=data_dir, calibration=calibration, out=out,
+    grid = parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS
+    common = dict(sigmas=grid, n_valid=n_valid, data_dir=data_dir, calibration=calibration, out=out, force=force,
                   log=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
     if samples is not None:
-        result = evaluation.evaluate_samples(samples, dataset=dataset or "mnist", n_samples=n_samples, **common)
+        dataset = "mnist" if dataset is None else dataset
+        result = evaluation.evaluate_samples(samples, dataset=dataset, n_samples=n_samples, **common)
     else:
         n = evaluation.N_SAMPLES if n_samples is None else n_samples
         result = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), dataset=dataset, n_samples=n, seed=seed, **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ G_LOSSES = ("nonsaturating", "minimax", "switch")
 OPTIMIZERS = ("sgd", "adam")
 NOISES = ("uniform", "gaussian")
 OUTPUTS = ("sigmoid", "linear")
+SEEDS = 2**32  # distinct seeds: a JAX key holds 32 bits of one
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well."""
+        o, g, d = self.optimizer, self.generator, self.discriminator
         checks = [
             (self.k >= 1, f"--k must be >= 1 (got {self.k})"),
             (self.update in UPDATES, f"--update must be one of {', '.join(UPDATES)} (got {self.update!r})"),
@@ -95,25 +98,40 @@ class RunConfig:
             (self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
             (self.batch_size >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
             (self.seeds >= 1, f"--seeds must be >= 1 (got {self.seeds})"),
+            # JAX keys hold 32 bits: seed 2**32 would silently repeat seed 0.
+            (0 <= self.seed and self.seed + self.seeds <= SEEDS,
+             f"--seed must be in [0, {SEEDS - self.seeds:,}]" + (f" with --seeds {self.seeds}" if self.seeds > 1 else "")
+             + f" (got {self.seed})"),
             (self.chunk >= 0, f"--chunk must be >= 0 (got {self.chunk})"),
             (self.ckpt_every >= 1, f"--ckpt-every must be >= 1 (got {self.ckpt_every})"),
             (self.keep >= 1, f"--keep must be >= 1 (got {self.keep})"),
-            (self.optimizer.name in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer.name!r})"),
-            (self.optimizer.lr > 0, f"--lr must be > 0 (got {self.optimizer.lr})"),
-            (self.optimizer.lr_decay >= 1.0, f"--lr-decay must be >= 1 (got {self.optimizer.lr_decay})"),
-            (0 <= self.optimizer.momentum < 1, f"--momentum must be in [0, 1) (got {self.optimizer.momentum})"),
-            (0 <= self.optimizer.momentum_final < 1, f"--momentum-final must be in [0, 1) (got {self.optimizer.momentum_final})"),
-            (0 <= self.optimizer.b1 < 1 and 0 <= self.optimizer.b2 < 1, "--b1 and --b2 must be in [0, 1)"),
-            (self.generator.z_dim >= 1, "generator z_dim must be >= 1"),
-            (self.generator.noise in NOISES, f"generator noise must be one of {', '.join(NOISES)}"),
-            (self.generator.output in OUTPUTS, f"generator output must be one of {', '.join(OUTPUTS)}"),
-            (self.discriminator.pieces >= 1, "discriminator pieces must be >= 1"),
-            (0 < self.discriminator.keep_input <= 1 and 0 < self.discriminator.keep_hidden <= 1, "dropout keep probabilities must be in (0, 1]"),
+            (o.name in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {o.name!r})"),
+            # Every schedule constant, NaN and inf included: a bad one only shows as a broken run hours later.
+            (_finite(o.lr) and o.lr > 0, f"--lr must be a finite number > 0 (got {o.lr})"),
+            (_finite(o.lr_decay) and o.lr_decay >= 1.0, f"--lr-decay must be a finite number >= 1 (got {o.lr_decay})"),
+            (_finite(o.lr_min) and 0 <= o.lr_min <= o.lr, f"optimizer lr_min must be in [0, lr {o.lr}] (got {o.lr_min})"),
+            (0 <= o.momentum < 1, f"--momentum must be in [0, 1) (got {o.momentum})"),
+            (0 <= o.momentum_final < 1, f"--momentum-final must be in [0, 1) (got {o.momentum_final})"),
+            (o.momentum_saturate_epoch >= 1, f"--momentum-saturate must be an epoch >= 1 (got {o.momentum_saturate_epoch})"),
+            (0 <= o.b1 < 1 and 0 <= o.b2 < 1, f"--b1 and --b2 must be in [0, 1) (got {o.b1} and {o.b2})"),
+            (g.z_dim >= 1, f"generator z_dim must be >= 1 (got {g.z_dim})"),
+            (all(h >= 1 for h in g.hidden), f"generator hidden layers must have >= 1 unit each (got {g.hidden})"),
+            (g.noise in NOISES, f"generator noise must be one of {', '.join(NOISES)} (got {g.noise!r})"),
+            (g.output in OUTPUTS, f"generator output must be one of {', '.join(OUTPUTS)} (got {g.output!r})"),
+            (_finite(g.init_scale) and g.init_scale > 0, f"generator init_scale must be a finite number > 0 (got {g.init_scale})"),
+            (all(u >= 1 for u in d.units), f"discriminator layers must have >= 1 unit each (got {d.units})"),
+            (d.pieces >= 1, f"discriminator pieces must be >= 1 (got {d.pieces})"),
+            (0 < d.keep_input <= 1 and 0 < d.keep_hidden <= 1, "dropout keep probabilities must be in (0, 1]"),
+            (_finite(d.init_scale) and d.init_scale > 0, f"discriminator init_scale must be a finite number > 0 (got {d.init_scale})"),
         ]
         for ok, message in checks:
             if not ok:
                 raise GancliError(message)
         return self
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _from_dict(cls, d: dict[str, Any]):

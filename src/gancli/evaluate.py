@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,7 @@ import numpy as np
 
 from gancli import parzen, report
 from gancli.errors import GancliError
+from gancli.files import check_memory, human_bytes
 
 N_SAMPLES = 10_000
 N_VALID = 1_000
@@ -44,30 +46,71 @@ class Evaluation:
 
 
 def load_samples(path: Path) -> np.ndarray:
-    """The array in a .npy file, or in a .npz file (key "samples", else its only array)."""
+    """The array in a .npy file (memory-mapped: rows are read when used), or in a .npz file (key "samples", else
+    its only array). The header is checked against the file's size first: a damaged one must not ask for terabytes."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GancliError(f"samples file {path} does not exist")
-    if path.stat().st_size == 0:
+    if path.is_dir():
+        raise GancliError(f"{path} is a folder: give a .npy or .npz file of samples")
+    if not path.is_file():
+        raise GancliError(f"{path} is not a regular file: give a .npy or .npz file of samples")
+    size = path.stat().st_size
+    if size == 0:
         raise GancliError(f"samples file {path} is empty")
     try:
-        loaded = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            if f.read(4) in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip (an empty one too): np.savez's .npz
+                return _npz_member(path)
+            f.seek(0)
+            _check_header(f, size, str(path))
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise GancliError(f"{path} is not a .npy or .npz array file ({str(e).splitlines()[0]})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.keys())
-            if "samples" in keys:
-                key = "samples"
-            elif len(keys) == 1:
-                key = keys[0]
-            else:
-                raise GancliError(f"{path} holds {len(keys)} arrays ({', '.join(keys) or 'none'}); name one 'samples'")
-            try:
-                return loaded[key]
-            except ValueError as e:  # object arrays need pickle, which is never allowed
-                raise GancliError(f"{path}: array {key!r} cannot be read ({str(e).splitlines()[0]})") from None
-    return loaded
+    except MemoryError:  # a header within the file's size, but an array larger than memory (a compressed .npz)
+        raise GancliError(f"{path} holds more data than fits in memory") from None
+
+
+def _npz_member(path: Path) -> np.ndarray:
+    """The "samples" array of an .npz (else its only one), its header checked against the member's size."""
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename.removesuffix(".npy"): i for i in z.infolist()}
+        if "samples" in members:
+            key = "samples"
+        elif len(members) == 1:
+            (key,) = members
+        else:
+            raise GancliError(f"{path} holds {len(members)} arrays ({', '.join(members) or 'none'}); name one 'samples'")
+        with z.open(members[key]) as f:
+            header = _check_header(f, members[key].file_size, f"{path}: array {key!r}")
+    if header is not None and header[0]:  # (shape, dtype) of rows; an .npz is read whole, so they must fit
+        shape, dtype = header
+        check_memory(shape[0], math.prod(shape[1:]) * dtype.itemsize,
+                     f"samples in {path} (an .npz is read whole; of a .npy, only the --n-samples used)")
+    with np.load(path, allow_pickle=False) as loaded:
+        return loaded[key]
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_header(f, size: int, where: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The shape and dtype in the .npy header at f's position; GancliError unless they are numbers that the size
+    bytes really hold. None for a header numpy has no public reader for (version 3.0: non-Latin-1 field names)."""
+    version = np.lib.format.read_magic(f)
+    read = _HEADER_READERS.get(version)
+    if read is None:
+        return None
+    shape, _, dtype = read(f)
+    if dtype.hasobject:
+        raise GancliError(f"{where} holds Python objects (dtype {dtype}), not numbers; they would need pickle")
+    need, have = math.prod(shape) * dtype.itemsize, size - f.tell()
+    if need > have:
+        raise GancliError(
+            f"{where} is truncated or damaged: its header says {shape} {dtype} ({human_bytes(need)}), "
+            f"but only {human_bytes(have)} of data follow"
+        )
+    return shape, dtype
 
 
 def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_range: bool = True) -> np.ndarray:
@@ -85,9 +128,12 @@ def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_ran
         accepted.add(example_shape[:-1])
     if shape not in accepted:
         raise GancliError(f"{source}: each sample has shape {shape}, but the reference data's is {example_shape}")
-    samples = samples.reshape((samples.shape[0], *example_shape)).astype(np.float32)
+    given = samples
+    samples = samples.reshape((samples.shape[0], *example_shape)).astype(np.float32, copy=False)
     if not np.isfinite(samples).all():
         bad = int(np.count_nonzero(~np.isfinite(samples).reshape(len(samples), -1).all(axis=1)))
+        if np.issubdtype(given.dtype, np.floating) and np.isfinite(given).all():
+            raise GancliError(f"{source}: {bad} of {len(samples)} samples hold values beyond float32's ±3.4e38")
         raise GancliError(f"{source}: {bad} of {len(samples)} samples contain NaN or inf")
     lo, hi = float(samples.min()), float(samples.max())
     if unit_range and (lo < 0.0 or hi > 1.0):
@@ -145,23 +191,31 @@ def evaluate_samples(
     data_dir=None,
     calibration: bool = True,
     out: Path | None = None,
+    force: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> Evaluation:
-    """Parzen-evaluate the samples in a .npz/.npy file (the first n_samples, default all) against `dataset`."""
+    """Parzen-evaluate the samples in a .npz/.npy file (the first n_samples, default all) against `dataset`.
+
+    The report goes beside the file (or into out), and never over an existing report there unless force: a
+    folder of sample files would otherwise keep only the last one's report, silently."""
     path = Path(path)
     sigmas = _check_counts(n_samples, sigmas)
     raw = load_samples(path)
+    if n_samples is not None and raw.ndim > 0:  # only these rows of a .npy are read from disk
+        if len(raw) < n_samples:
+            raise GancliError(f"{path} holds {len(raw)} samples, fewer than --n-samples {n_samples}")
+        raw = raw[:n_samples]
+    if raw.ndim > 0:
+        check_memory(len(raw), 4 * math.prod(raw.shape[1:]), f"samples in {path}")  # as float32
     ref = load_reference(dataset, n_valid, data_dir)
+    out_dir = out if out is not None else path.parent
+    report.check_out_dir(out_dir, force)
     samples = check_samples(raw, ref.test.shape[1:], str(path), ref.unit_range)
-    if n_samples is not None:
-        if len(samples) < n_samples:
-            raise GancliError(f"{path} holds {len(samples)} samples, fewer than --n-samples {n_samples}")
-        samples = samples[:n_samples]
     log(f"evaluating {len(samples):,} samples from {path} against {dataset}")
     model = _score(path.stem, path, samples, ref, sigmas)
     cal = _calibrate(ref, len(samples), sigmas, log) if calibration else None
     rep = report.parzen_report(ref.dataset, [model], cal, **_protocol(ref, sigmas, len(samples), None))
-    paths = report.write_parzen(rep, out if out is not None else path.parent)
+    paths = report.write_parzen(rep, out_dir)
     return Evaluation(ref.dataset, (model,), cal, rep, paths)
 
 
@@ -176,14 +230,18 @@ def evaluate_checkpoint(
     data_dir=None,
     calibration: bool = True,
     out: Path | None = None,
+    force: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> Evaluation:
-    """Parzen-evaluate a run's generator (every seed of a multi-seed run); reports go into the run's reports/."""
+    """Parzen-evaluate a run's generator (every seed of a multi-seed run); reports go into the run's reports/.
+
+    A run's reports/parzen.* are its latest evaluation and are rewritten each time (reproduce_table1.sh evaluates
+    one run epoch after epoch); only a report in another folder (out) is kept unless force."""
     from gancli import checkpoint, sampling  # Orbax and the models load only for checkpoints
 
     sigmas = _check_counts(n_samples, sigmas)
     ckpt = Path(ckpt)
-    runs = [checkpoint.load_run(p) for p in checkpoint.find_runs(ckpt)]
+    runs = [sampling.restore(p) for p in checkpoint.find_runs(ckpt)]  # the state too: a report names the step it sampled
     trained_on = {r.config.dataset for r in runs}
     if len(trained_on) > 1:
         raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(trained_on))}")
@@ -191,6 +249,11 @@ def evaluate_checkpoint(
     if dataset is not None and dataset != trained_on:
         raise GancliError(f"{ckpt} was trained on {trained_on}, not {dataset}: drop --dataset or pass --samples")
     ref = load_reference(trained_on, n_valid, data_dir)
+    out_dir = out if out is not None else ckpt / "reports"
+    report.check_out_dir(out_dir, force or out is None)
+    seed_dirs = [run.path / "reports" for run in runs] if len(runs) > 1 else []
+    for folder in seed_dirs:
+        report.check_out_dir(folder, force=True)
     protocol = _protocol(ref, sigmas, n_samples, seed)
 
     models = []
@@ -205,14 +268,12 @@ def evaluate_checkpoint(
         models.append(_score(label, run.path, samples, ref, sigmas, *at))
     cal = _calibrate(ref, n_samples, sigmas, log) if calibration else None
 
-    seed_paths = ()
-    if len(runs) > 1:
-        seed_paths = tuple(
-            report.write_parzen(report.parzen_report(ref.dataset, [m], cal, **protocol), run.path / "reports")
-            for m, run in zip(models, runs)
-        )
+    seed_paths = tuple(
+        report.write_parzen(report.parzen_report(ref.dataset, [m], cal, **protocol), folder)
+        for m, folder in zip(models, seed_dirs)
+    )
     rep = report.parzen_report(ref.dataset, models, cal, **protocol)
-    paths = report.write_parzen(rep, out if out is not None else ckpt / "reports")
+    paths = report.write_parzen(rep, out_dir)
     return Evaluation(ref.dataset, tuple(models), cal, rep, paths, seed_paths)
 
 

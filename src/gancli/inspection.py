@@ -16,10 +16,10 @@ import numpy as np  # noqa: E402
 from gancli import checkpoint, sampling  # noqa: E402
 from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
+from gancli.report import format_ll, parzen_headline  # noqa: E402
 
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake", "it_per_s", "lr", "momentum")
 TABLE_ROWS = 15  # epochs shown in the history table: the first and last few, evenly spaced between
-HEADLINE = ("mean", "stderr", "sigma", "ll", "log_likelihood", "n_samples", "n_test", "step", "epoch")
 CURVES = "curves.png"
 
 
@@ -95,7 +95,8 @@ def metrics_summary(history: list[dict[str, Any]], skipped: int = 0) -> dict[str
 
 
 def parzen_report(run_dir: Path) -> dict[str, Any] | None:
-    """The headline numbers of the latest Parzen report (reports/parzen.json, else the newest parzen*.json)."""
+    """{"path", "headline": report.parzen_headline} of the latest Parzen report (reports/parzen.json, else the
+    newest parzen*.json), {"path", "error"} if it cannot be read, None if there is none."""
     reports = Path(run_dir) / "reports"
     path = reports / "parzen.json"
     if not path.is_file():
@@ -104,13 +105,11 @@ def parzen_report(run_dir: Path) -> dict[str, Any] | None:
             return None
         path = found[-1]
     try:
-        report = json.loads(path.read_text())
+        headline = parzen_headline(json.loads(path.read_text()))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return {"path": str(path), "error": f"unreadable ({type(e).__name__})"}
-    scalars = _scalars(report)
-    headline = {k: v for k, v in scalars.items() if k.rsplit(".", 1)[-1] in HEADLINE}
-    if not headline:  # an unexpected schema: show what is there rather than nothing
-        headline = dict(list(scalars.items())[:8])
+    except ValueError as e:
+        return {"path": str(path), "error": str(e)}
     return {"path": str(path), "headline": headline}
 
 
@@ -142,20 +141,6 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     finally:
         plt.close(fig)
     return path
-
-
-def _scalars(tree, prefix: str = "", depth: int = 3) -> dict[str, Any]:
-    """Flatten nested dicts to {"a.b": scalar}, up to depth levels; lists and deeper parts are left out."""
-    out = {}
-    if not isinstance(tree, dict) or depth == 0:
-        return out
-    for k, v in tree.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, (int, float, str, bool)) or v is None:
-            out[name] = v
-        elif isinstance(v, dict):
-            out.update(_scalars(v, name + ".", depth - 1))
-    return out
 
 
 def _finite(x) -> bool:
@@ -221,7 +206,7 @@ def _run_view(s: dict[str, Any]) -> list:
     tail = Table.grid(padding=(0, 2))
     tail.add_column(style="bold", no_wrap=True)
     tail.add_column(overflow="fold")
-    tail.add_row("parzen", Text(_parzen_text(s["parzen"])))
+    tail.add_row("parzen", Text(_parzen_text(s["parzen"], s["step"])))
     others = [r for r in s["reports"] if not (s["parzen"] and r == Path(s["parzen"]["path"]).name)]
     if others:
         tail.add_row("reports", Text(", ".join(others)))
@@ -279,34 +264,46 @@ def _seeds_table(summary: dict[str, Any]):
     return table
 
 
-def _parzen_text(p: dict[str, Any] | None) -> str:
+def _parzen_text(p: dict[str, Any] | None, step: int | None) -> str:
+    """The model's figure with how it was measured, the calibration apart and labelled, and the report's path."""
     if p is None:
         return "no report (run 'gancli evaluate')"
     if "error" in p:
         return f"{p['path']}: {p['error']}"
-    return f"{_parzen_short(p)}  ({_pairs(p['headline'])}; {p['path']})"
+    h = p["headline"]
+    text = _parzen_short(p) + " nats"
+    if len(h["models"]) == 1:
+        m = h["models"][0]
+        at = ", ".join(f"{k} {m[k]}" for k in ("epoch", "step") if m[k] is not None)
+        text += f" (sigma {_num(m['sigma'])}, {_num(m['n_samples'])} samples" + (f", at {at})" if at else ")")
+        if m["step"] is not None and step is not None and m["step"] != step:
+            text += f"; the checkpoint is now at step {step}: run 'gancli evaluate' again"
+    if c := h["calibration"]:
+        text += f"; calibration, {c['label']} as the model: {format_ll(c['mean'], c['stderr'])}"
+    return f"{text}; {p['path']}"
 
 
 def _parzen_short(p: dict[str, Any] | None) -> str:
+    """The model's figure: mean ± standard error, or mean ± std over seeds; never the calibration's."""
     if not p or "headline" not in p:
         return "-"
     h = p["headline"]
-    mean = next((k for k in h if k.rsplit(".", 1)[-1] == "mean" and _finite(h[k])), None)
-    if mean is None:
-        return "?"
-    err = h.get(mean[: -len("mean")] + "stderr")
-    return f"{h[mean]:.1f}" + (f" ± {err:.1f}" if _finite(err) else "")
+    if s := h["across_seeds"]:
+        return f"{format_ll(s['mean'], s['std'])} (std over {s['n']} seeds)"
+    return format_ll(h["models"][0]["mean"], h["models"][0]["stderr"])
 
 
 def _pairs(d: dict[str, Any] | None) -> str:
+    """key=value pairs; floats exactly (repr), since a schedule constant such as lr_decay 1.000004 is not 1."""
     if not d:
         return "-"
-    return ", ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in d.items())
+    return ", ".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
 
 
 def _num(x) -> str:
+    """A metric rounded for a table: 4 significant digits, whole numbers up to a billion, then an exponent."""
     if not _finite(x):
         return "-" if x is None else str(x)
     if isinstance(x, int):
         return str(x)
-    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return f"{x:,.0f}" if 1e4 <= abs(x) < 1e9 else f"{x:.4g}"

@@ -19,6 +19,10 @@ import numpy as np
 from gancli.errors import GancliError
 
 PAPER_SIGMAS: tuple[float, ...] = tuple(float(s) for s in np.logspace(-1, 0, 10))
+# Each sigma is a pass over the validation distances; the paper searches 10.
+MAX_SIGMAS = 100
+# Below this 1/(2 sigma^2) times a squared distance overflows float32 and the log-likelihood is NaN.
+MIN_SIGMA = 1e-6
 
 # Distances held at once (floats): 20M = 80 MB bounds memory for any number of samples; blocks of ~2,000
 # rows against 10,000 samples measured fastest on a 2-core CPU (smaller blocks underuse the matmul).
@@ -50,6 +54,8 @@ def parse_sigmas(text: str) -> tuple[float, ...]:
     try:
         if text.startswith("logspace:"):
             start, stop, num = text.split(":")[1:]
+            if not 1 <= int(num) <= MAX_SIGMAS:  # before numpy makes them
+                raise GancliError(f"bad --sigmas {text!r}: between 1 and {MAX_SIGMAS} sigmas, please")
             sigmas = tuple(float(s) for s in np.logspace(float(start), float(stop), int(num)))
         else:
             sigmas = tuple(float(s) for s in re.split(r"[,\s]+", text) if s)
@@ -60,12 +66,15 @@ def parse_sigmas(text: str) -> tuple[float, ...]:
 
 
 def check_sigmas(sigmas) -> tuple[float, ...]:
-    """Return sigmas as a tuple of floats, or raise GancliError if any is not a finite positive number."""
+    """Return sigmas as a tuple of floats, or raise GancliError unless there are 1 to MAX_SIGMAS finite numbers
+    >= MIN_SIGMA."""
     sigmas = tuple(float(s) for s in sigmas)
     if not sigmas:
         raise GancliError("no sigmas given")
-    if not all(math.isfinite(s) and s > 0 for s in sigmas):
-        raise GancliError(f"sigmas must be finite and positive, got {list(sigmas)}")
+    if len(sigmas) > MAX_SIGMAS:
+        raise GancliError(f"{len(sigmas)} sigmas given: at most {MAX_SIGMAS}, please")
+    if not all(math.isfinite(s) and s >= MIN_SIGMA for s in sigmas):
+        raise GancliError(f"sigmas must be finite and at least {MIN_SIGMA:g}, got {list(sigmas)}")
     return sigmas
 
 

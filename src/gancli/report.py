@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from gancli.files import atomic_path
+from gancli.errors import GancliError
+from gancli.files import atomic_path, check_writable
 
 # Table 1 of Goodfellow et al. (2014): Parzen log-likelihood on MNIST, nats (mean, standard error).
 PAPER_TABLE1_MNIST = (
@@ -52,20 +53,79 @@ def parzen_report(dataset: str, models: list[dict], calibration: dict | None = N
     return report
 
 
+# What a summary shows of each result: parzen_headline reads the report through these names.
+HEADLINE = ("label", "mean", "stderr", "sigma", "epoch", "step", "n_samples")
+FILES = {"json": "parzen.json", "md": "parzen.md", "png": "parzen.png"}
+
+
+def parzen_headline(report: dict) -> dict:
+    """A report's results for a summary: {"models", "across_seeds", "calibration"}, the calibration apart.
+
+    "models" has one entry per evaluated generator (one per seed for a multi-seed run) with HEADLINE's fields;
+    "across_seeds" is {n, mean, std, ddof} or None; "calibration" (real training images scored as the model, to
+    show the scale: never the model's figure) is an entry like the models' or None. ValueError for anything
+    parzen_report did not write.
+    """
+    if not (isinstance(report, dict) and report.get("kind") == "parzen" and isinstance(report.get("models"), list)
+            and report["models"]):
+        raise ValueError("not a Parzen report written by 'gancli evaluate'")
+    across, cal = report.get("across_seeds"), report.get("calibration")
+    if across is not None and not (isinstance(across, dict) and all(_is_number(across.get(k)) for k in ("n", "mean", "std"))):
+        raise ValueError("not a Parzen report written by 'gancli evaluate' (its across_seeds is not a result)")
+    return {
+        "models": [_headline_entry(m) for m in report["models"]],
+        "across_seeds": across,
+        "calibration": None if cal is None else _headline_entry(cal),
+    }
+
+
+def _headline_entry(entry) -> dict:
+    picked = {k: entry.get(k) for k in HEADLINE} if isinstance(entry, dict) else {}
+    if not (picked and isinstance(picked["label"], str)
+            and all(_is_number(picked[k]) for k in ("mean", "stderr", "sigma", "n_samples"))
+            and all(picked[k] is None or type(picked[k]) is int for k in ("epoch", "step"))):
+        raise ValueError("not a Parzen report written by 'gancli evaluate' (a result lacks its numbers)")
+    return picked
+
+
+def _is_number(x) -> bool:
+    """An int or float (NaN and inf included: a result may be one); not a bool."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Before any work: out_dir can take the report files, and holds none of them unless force."""
+    check_writable(out_dir)
+    for name in FILES.values():
+        if (Path(out_dir) / name).exists() and not force:
+            raise GancliError(f"{Path(out_dir) / name} already exists: pass --force to overwrite it, or --out to write elsewhere")
+
+
 def _model_name(m: dict) -> str:
     """A model row's label with its checkpoint epoch/step when known."""
     at = ", ".join(f"{k} {m[k]}" for k in ("epoch", "step") if m.get(k) is not None)
     return f"{m['label']} ({at})" if at else m["label"]
 
 
+def format_ll(mean, err) -> str:
+    """mean ± err, err to two significant digits and mean to as many decimals (at least one): -2.0325 ± 0.0069
+    on toy data, where one decimal would show ± 0.0."""
+    if not (_is_number(mean) and math.isfinite(mean)):
+        return "not finite" if mean is None else str(mean)  # a summary's JSON has no NaN or inf: they became null
+    if not (_is_number(err) and math.isfinite(err) and err > 0):
+        return f"{mean:.1f}"
+    decimals = max(1, 1 - math.floor(math.log10(err)))
+    return f"{mean:.{decimals}f} ± {err:.{decimals}f}"
+
+
 def _rows(report: dict) -> list[tuple[str, str, str, str]]:
     """(model, sigma, log-likelihood, samples) rows shared by the Markdown and the terminal table."""
-    rows = [(_model_name(m), f"{m['sigma']:.4g}", f"{m['mean']:.1f} ± {m['stderr']:.1f}", str(m["n_samples"]))
+    rows = [(_model_name(m), f"{m['sigma']:.4g}", format_ll(m["mean"], m["stderr"]), str(m["n_samples"]))
             for m in report["models"]]
     if s := report["across_seeds"]:
-        rows.append((f"mean over {s['n']} seeds", "", f"{s['mean']:.1f} ± {s['std']:.1f} (std)", ""))
+        rows.append((f"mean over {s['n']} seeds", "", f"{format_ll(s['mean'], s['std'])} (std)", ""))
     if c := report["calibration"]:
-        rows.append((f"calibration: {c['label']}", f"{c['sigma']:.4g}", f"{c['mean']:.1f} ± {c['stderr']:.1f}",
+        rows.append((f"calibration: {c['label']}", f"{c['sigma']:.4g}", format_ll(c["mean"], c["stderr"]),
                      str(c["n_samples"])))
     for p in report["paper_table1"]:
         rows.append((f"{p['model']} (paper, Table 1)", "", f"{p['mean']:g} ± {p['stderr']:g}", ""))
@@ -166,12 +226,15 @@ def _atomic(path: Path, write) -> Path:
 def write_parzen(report: dict, out_dir: Path) -> dict[str, Path]:
     """Write parzen.json, parzen.md and parzen.png into out_dir; return their paths by kind."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "json": _atomic(out_dir / "parzen.json", lambda t: t.write_text(json.dumps(report, indent=2) + "\n")),
-        "md": _atomic(out_dir / "parzen.md", lambda t: t.write_text(parzen_markdown(report))),
-        "png": plot_parzen(report, out_dir / "parzen.png"),
-    }
+    paths = {kind: out_dir / name for kind, name in FILES.items()}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic(paths["json"], lambda t: t.write_text(json.dumps(report, indent=2) + "\n"))
+        _atomic(paths["md"], lambda t: t.write_text(parzen_markdown(report)))
+        plot_parzen(report, paths["png"])
+    except OSError as e:  # checked before the work, so only a full disk or a folder changed meanwhile gets here
+        raise GancliError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
+    return paths
 
 
 def parzen_table(report: dict) -> Table:

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gancli import checkpoint, steps
-from gancli.config import RunConfig
+from gancli.config import SEEDS, RunConfig
 from gancli.errors import GancliError
-from gancli.files import atomic_path
+from gancli.files import atomic_path, check_memory, check_writable
 
-BATCH = 10_000  # samples per compiled call: bounds memory for any n
+BATCH = 10_000  # samples per compiled call; the host arrays are filled batch by batch, never concatenated
 
 
 def game_of(config: RunConfig, metadata: dict) -> steps.Game:
@@ -39,13 +39,26 @@ def _generator_fn(game: steps.Game):
     return jax.jit(game.generator.apply)
 
 
-def latents(game: steps.Game, n: int, seed: int) -> jax.Array:
-    """n latent vectors from the run's prior; the first m of them are the same for any n >= m."""
+def check_count(run: checkpoint.Run, n: int, nearest: bool = False) -> int:
+    """Before drawing: n >= 1, and n samples with their latents (float32; with nearest, their neighbours' index and
+    distance) fit in memory. Returns the bytes they take, about the size of their npz (np.savez does not compress)."""
     if n < 1:
         raise GancliError(f"the number of samples must be >= 1 (got {n})")
+    game = game_of(run.config, run.metadata)
+    per_sample = 4 * (math.prod(game.data_shape) + game.config.generator.z_dim) + (12 if nearest else 0)
+    check_memory(n, per_sample, "samples")
+    return n * per_sample
+
+
+def latents(game: steps.Game, n: int, seed: int) -> np.ndarray:
+    """n latent vectors from the run's prior, float32; the first m of them are the same for any n >= m."""
+    if not 0 <= seed < SEEDS:  # JAX would take seed 2**32 as seed 0, and fail past 2**63
+        raise GancliError(f"--seed must be in [0, {SEEDS - 1:,}] (got {seed})")
     key = jax.random.PRNGKey(seed)
-    parts = [game.noise(jax.random.fold_in(key, i), BATCH) for i in range(-(-n // BATCH))]
-    return jnp.concatenate(parts)[:n]
+    z = np.empty((n, game.config.generator.z_dim), np.float32)
+    for i in range(0, n, BATCH):
+        z[i : i + BATCH] = game.noise(jax.random.fold_in(key, i // BATCH), BATCH)[: n - i]
+    return z
 
 
 def decode(run: checkpoint.Run, z) -> np.ndarray:
@@ -54,15 +67,22 @@ def decode(run: checkpoint.Run, z) -> np.ndarray:
         run = restore(run.path)
     game = game_of(run.config, run.metadata)
     g = _generator_fn(game)
-    z = jnp.asarray(z)
-    out = [np.asarray(g(run.state["g"], z[i : i + BATCH])) for i in range(0, z.shape[0], BATCH)]
-    return np.concatenate(out).astype(np.float32)
+    out = np.empty((len(z), *game.data_shape), np.float32)
+    for i in range(0, len(z), BATCH):
+        out[i : i + BATCH] = g(run.state["g"], jnp.asarray(z[i : i + BATCH]))
+    return out
 
 
 def generate(run: checkpoint.Run, n: int, seed: int = 0) -> np.ndarray:
     """n samples from the run's generator, float32 shaped (n, *data_shape)."""
-    game = game_of(run.config, run.metadata)
-    return decode(run, latents(game, n, seed))
+    check_count(run, n)
+    return decode(run, latents(game_of(run.config, run.metadata), n, seed))
+
+
+def count_nonfinite(samples: np.ndarray) -> int:
+    """How many entries along the first axis hold NaN or inf, a batch at a time (no temporary as large as all)."""
+    return sum(int((~np.isfinite(part.reshape(len(part), -1)).all(axis=1)).sum())
+               for part in (samples[i : i + BATCH] for i in range(0, len(samples), BATCH)))
 
 
 def discriminate(run: checkpoint.Run, x) -> np.ndarray:
@@ -85,7 +105,7 @@ def _nearest_chunk(x, train, train_sq):
 
 def nearest(samples: np.ndarray, train: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Index of and pixel L2 distance to each sample's nearest training example."""
-    x = jnp.asarray(samples.reshape(samples.shape[0], -1))
+    x = samples.reshape(samples.shape[0], -1)  # moved to the device chunk by chunk
     t = jnp.asarray(train.reshape(train.shape[0], -1))
     t_sq = jnp.sum(t * t, axis=1)
     idx, dist = zip(*(_nearest_chunk(x[i : i + chunk], t, t_sq) for i in range(0, x.shape[0], chunk)))
@@ -100,9 +120,9 @@ POINTS_MAX = 10_000  # points in a toy-data scatter plot
 
 def draw(run: checkpoint.Run, n: int, seed: int) -> dict[str, np.ndarray]:
     """n samples and their latents, as the arrays the npz stores."""
-    game = game_of(run.config, run.metadata)
-    z = latents(game, n, seed)
-    return {"samples": decode(run, z), "z": np.asarray(z, np.float32), **_stamp(run, seed)}
+    check_count(run, n)
+    z = latents(game_of(run.config, run.metadata), n, seed)
+    return {"samples": decode(run, z), "z": z, **_stamp(run, seed)}
 
 
 def with_nearest(drawn: dict[str, np.ndarray], train: np.ndarray) -> dict[str, np.ndarray]:
@@ -116,23 +136,23 @@ def with_nearest(drawn: dict[str, np.ndarray], train: np.ndarray) -> dict[str, n
     return {**drawn, "nearest_index": idx.astype(np.int64), "nearest_distance": dist.astype(np.float32)}
 
 
-def interpolation_latents(game: steps.Game, rows: int, steps_: int, seed: int) -> jax.Array:
+def interpolation_latents(game: steps.Game, rows: int, steps_: int, seed: int) -> np.ndarray:
     """(rows, steps_, z_dim) latents: a straight line between two draws per row (the paper's Figure 3)."""
     if steps_ < 2:
         raise GancliError(f"--interpolate needs at least 2 steps (got {steps_})")
     ends = latents(game, 2 * rows, seed).reshape(rows, 2, -1)
-    t = jnp.linspace(0.0, 1.0, steps_)[None, :, None]
+    t = np.linspace(0.0, 1.0, steps_, dtype=np.float32)[None, :, None]
     return (1 - t) * ends[:, :1] + t * ends[:, 1:]
 
 
 def draw_interpolation(run: checkpoint.Run, rows: int, steps_: int, seed: int) -> dict[str, np.ndarray]:
     """rows x steps_ samples along lines in z, with the latents and the interpolation weights t."""
-    game = game_of(run.config, run.metadata)
-    z = interpolation_latents(game, rows, steps_, seed)
+    check_count(run, rows * steps_)
+    z = interpolation_latents(game_of(run.config, run.metadata), rows, steps_, seed)
     out = decode(run, z.reshape(rows * steps_, -1))
     return {
         "samples": out.reshape((rows, steps_) + out.shape[1:]),
-        "z": np.asarray(z, np.float32),
+        "z": z,
         "t": np.linspace(0.0, 1.0, steps_, dtype=np.float32),
         **_stamp(run, seed),
     }
@@ -195,8 +215,9 @@ def save_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
-def output_paths(npz: Path, force: bool) -> tuple[Path, Path]:
-    """The npz path and the PNG beside it, checked before any work: .npz, not a folder, not clobbering unless forced."""
+def output_paths(npz: Path, force: bool, need_bytes: int = 0) -> tuple[Path, Path]:
+    """The npz path and the PNG beside it, checked before any work: .npz, not a folder, not clobbering unless
+    forced, in a folder that can be written (or made) with need_bytes free."""
     npz = Path(npz)
     if npz.is_dir():
         raise GancliError(f"{npz} is a folder: give --out a file path ending in .npz")
@@ -208,9 +229,5 @@ def output_paths(npz: Path, force: bool) -> tuple[Path, Path]:
             raise GancliError(f"{p} is a folder: give --out a file path ending in .npz")
         if p.exists() and not force:
             raise GancliError(f"{p} already exists: pass --force to overwrite it, or --out to write elsewhere")
-    for parent in (npz.parent, *npz.parent.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise GancliError(f"cannot write {npz}: {parent} is a file, not a folder")
-            break
+    check_writable(npz.parent, need_bytes)
     return npz, png

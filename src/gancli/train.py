@@ -1,7 +1,8 @@
-"""The training loop: data on the device, compiled chunks of iterations, checkpoints, metrics, resume."""
+"""The training loop: data on the device, compiled chunks of iterations, checkpoints, metrics, resume, stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import signal
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, data, images, optim, steps
+from gancli import checkpoint, data, images, optim, rundir, steps
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.files import atomic_path
@@ -58,6 +59,7 @@ class Outcome:
     epoch: int
     step: int
     history: list[dict[str, Any]]
+    signal: int = 0  # the signal that interrupted it (SIGINT, SIGTERM)
 
 
 def resolve_config(
@@ -66,18 +68,19 @@ def resolve_config(
     """The config to train with, and whether it continues the checkpoint in ckpt_dir.
 
     A new run starts from the preset; a resumed run from the checkpoint's config, and any option given that
-    contradicts it (other than the epoch count and bookkeeping) is refused.
+    contradicts it (other than the epoch count and bookkeeping) is refused. A folder that holds only what a run
+    stopped before its first checkpoint left is a fresh start. The folder is checked writable here, before any work.
     """
+    rundir.check(ckpt_dir)
     runs = checkpoint.find_runs(ckpt_dir) if Path(ckpt_dir).is_dir() else [Path(ckpt_dir)]
-    existing = checkpoint.latest_step(runs[0]) is not None
-    if not existing:
+    if not any(checkpoint.steps(r) for r in runs):
         if resume:
             raise GancliError(f"--resume: {ckpt_dir} holds no checkpoint to resume")
-        if Path(ckpt_dir).is_dir() and any(Path(ckpt_dir).iterdir()):
+        if Path(ckpt_dir).is_dir() and rundir.leftovers(ckpt_dir) is None:
             raise GancliError(f"{ckpt_dir} is not empty and holds no gancli checkpoint: choose another --ckpt")
         base = preset(preset_name, dataset or "mnist")
         return with_overrides(base, **overrides), False
-    stored = checkpoint.load_run(runs[0]).config
+    stored = checkpoint.newest_config(runs[0])
     if len(runs) > 1:
         stored = with_overrides(stored, seed=stored.seed - int(runs[0].name[5:]), seeds=len(runs))
     asked = with_overrides(stored, **overrides)
@@ -128,8 +131,17 @@ def seed_config(config: RunConfig, i: int) -> RunConfig:
 
 
 def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False) -> Outcome:
-    """Train (or continue) the run in ckpt_dir up to config.epochs epochs."""
-    reporter = reporter or Silent()
+    """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM saves and stops.
+
+    The folder is locked for this process first: a second writer is refused before it loads or compiles anything.
+    """
+    with rundir.claim(ckpt_dir):
+        if not resume:
+            rundir.start_fresh(ckpt_dir)
+        return _train(config, Path(ckpt_dir), data_dir, reporter or Silent(), resume)
+
+
+def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool) -> Outcome:
     reporter.status(f"loading {config.dataset}")
     train_images, _ = data.load(config.dataset, "train", data_dir)
     provenance = data.provenance(config.dataset, data_dir)
@@ -150,7 +162,7 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     total = config.epochs * ipe
     history = [_read_history(d, step // ipe) for d in dirs]
     if step >= total:
-        return Outcome(Path(ckpt_dir), "up-to-date", step // ipe, step, history[0])
+        return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
     data_on_device = jax.device_put(jnp.asarray(train_images))
     # Low-dimensional samples are pictured over real points; images speak for themselves.
@@ -186,10 +198,9 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     epoch_iters = 0 if partial is None else int(partial["iters"])
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
     status = "done"
-    writers = [checkpoint.Writer(d, config.keep) for d in dirs]
-    with ExitStack() as stack, _sigint_flag() as interrupted:
-        for w in writers:
-            stack.enter_context(w)
+    with ExitStack() as stack, _stop_signals() as stopped_by:
+        writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
+        stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
         # Pictures are drawn by one background thread: on a GPU an epoch can take less time than a PNG.
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         painted = []
@@ -217,7 +228,8 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
             epoch_iters += length
             epoch_seconds += seconds
             reporter.advance(step, epoch, dict(zip(steps.METRICS, metrics[0, -1].tolist())), length / seconds)
-            if step % ipe == 0:
+            epoch_done = step % ipe == 0
+            if epoch_done:
                 records = _epoch_records(game, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
                 samples = np.asarray(sample_fn(state["g"], fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
                 for s, d in enumerate(dirs):
@@ -226,21 +238,28 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
                     _append(d / checkpoint.METRICS, records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
-                if (epoch + 1) % config.ckpt_every == 0 or step == total:
-                    _save(writers, state, config, base_meta, step, ipe, None)
                 sums[:] = 0.0
                 epoch_iters, epoch_seconds = 0, 0.0
-            if interrupted() and step < total:
+            stopping = stopped_by() != 0 and step < total
+            if _time_to_save(config, step, ipe, total, epoch_done, stopping):
                 partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
                 _save(writers, state, config, base_meta, step, ipe, partial if epoch_iters else None)
+            if stopping:
                 status = "interrupted"
                 break
-        reporter.stop()
         for picture in painted:
             if isinstance(error := picture.exception(), OSError):
                 raise GancliError(f"cannot write a sample picture: {error}")
             picture.result()
-    return Outcome(Path(ckpt_dir), status, step // ipe, step, history[0])
+    return Outcome(ckpt_dir, status, step // ipe, step, history[0], stopped_by() if status == "interrupted" else 0)
+
+
+def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done: bool, stopping: bool) -> bool:
+    """Whether to checkpoint after the chunk that reached `step`: every ckpt_every epochs, at the end, and
+    when a signal stops the run. One save per step: Orbax refuses a second one."""
+    if stopping or step == total:
+        return True
+    return epoch_done and (step // ipe) % config.ckpt_every == 0
 
 
 def _epoch_records(game: steps.Game, means: np.ndarray, epoch: int, step: int, it_per_s: float):
@@ -265,12 +284,33 @@ def _save(writers, state, config: RunConfig, base_meta, step: int, ipe: int, par
 
 
 def _restore(game: steps.Game, dirs: list[Path]):
-    target = steps.abstract_state(game)
-    runs = [checkpoint.load_run(d, lambda c, m: target) for d in dirs]
+    """Every seed's state at their newest common step that restores, and its partial epoch's sums, if any.
+
+    Each checkpoint is restored against the shapes its own config gives, so that one whose config was edited is
+    told apart from damaged files. The run's config came from the newest checkpoint whose config reads: when that
+    one was skipped, the one restored must have been trained with the same config.
+    """
+    runs = checkpoint.load_common(dirs, lambda c, m: steps.abstract_state(dataclasses.replace(game, config=c)))
+    step = int(runs[0].state["step"])
+    stored = runs[0].config
+    if len(dirs) > 1:
+        stored = with_overrides(stored, seed=stored.seed - int(dirs[0].name[5:]), seeds=len(dirs))
+    conflicts = differences(game.config, stored, ignore=RESUMABLE) if runs[0].skipped else []
+    if conflicts:
+        raise GancliError(
+            f"{runs[0].path}: step {step}, the newest checkpoint that restores, was trained with another config than "
+            f"the newest one's ({'; '.join(conflicts)}): to resume from step {step}, move the newer ones out of "
+            f"{runs[0].path / checkpoint.CHECKPOINTS}"
+        )
+    rundir.set_aside(dirs, step)
     parts = [r.metadata.get("partial_epoch") for r in runs]
     partial = None
     if parts[0] is not None:
-        partial = {"sums": [p["sums"] for p in parts], "iters": parts[0]["iters"], "seconds": parts[0]["seconds"]}
+        try:
+            sums = [list(p["sums"]) for p in parts]
+            partial = {"sums": sums, "iters": int(parts[0]["iters"]), "seconds": float(parts[0]["seconds"])}
+        except (TypeError, KeyError, ValueError):
+            raise GancliError(f"{runs[0].path}: step {step} has a partial_epoch record gancli cannot read") from None
     return _stack([r.state for r in runs], len(runs)), partial
 
 
@@ -300,8 +340,9 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _sigint_flag():
-    """Ctrl-C sets a flag the loop checks between chunks, so it can save first; a second Ctrl-C aborts."""
+def _stop_signals():
+    """Ctrl-C (SIGINT) and SIGTERM (a scheduler's or kill's stop) set a flag the loop checks between chunks, so
+    it can save first; a second one aborts. Yields a function giving the first signal's number, or 0."""
     hits = []
 
     def handler(signum, frame):
@@ -310,11 +351,12 @@ def _sigint_flag():
             raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C alone
-        yield lambda: False
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave the signals alone
+        yield lambda: 0
         return
     try:
-        yield lambda: bool(hits)
+        yield lambda: hits[0] if hits else 0
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler_before in previous.items():
+            signal.signal(s, handler_before)

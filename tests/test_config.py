@@ -1,0 +1,52 @@
+"""config.validate: every field a run's schedule and models read, NaN and inf included."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from gancli.cli import app
+from gancli.config import preset, with_overrides
+from gancli.errors import GancliError
+
+BAD = [
+    ({"optimizer.momentum_saturate_epoch": -5}, "--momentum-saturate must be an epoch >= 1"),
+    ({"optimizer.momentum_saturate_epoch": 0}, "--momentum-saturate must be an epoch >= 1"),
+    ({"optimizer.lr_min": -1e-6}, "lr_min must be in [0, lr 0.1]"),
+    ({"optimizer.lr_min": 0.5}, "lr_min must be in [0, lr 0.1]"),
+    ({"optimizer.lr_min": float("nan")}, "lr_min"),
+    ({"optimizer.lr": float("nan")}, "--lr must be a finite number > 0"),
+    ({"optimizer.lr": float("inf")}, "--lr must be a finite number > 0"),
+    ({"optimizer.lr_decay": float("inf")}, "--lr-decay must be a finite number >= 1"),
+    ({"optimizer.lr_decay": float("nan")}, "--lr-decay"),
+    ({"optimizer.momentum": float("nan")}, "--momentum must be in [0, 1)"),
+    ({"optimizer.momentum_final": 1.0}, "--momentum-final must be in [0, 1)"),
+    ({"optimizer.b2": float("nan")}, "--b1 and --b2"),
+    ({"seed": -1}, "--seed must be in [0, 4,294,967,295]"),
+    ({"seed": 2**32}, "--seed must be in [0, 4,294,967,295]"),
+    ({"seed": 2**32 - 1, "seeds": 2}, "--seed must be in [0, 4,294,967,294] with --seeds 2"),
+    ({"generator.hidden": (16, 0)}, "generator hidden layers"),
+    ({"generator.init_scale": 0.0}, "generator init_scale"),
+    ({"discriminator.units": (0,)}, "discriminator layers"),
+    ({"discriminator.init_scale": float("inf")}, "discriminator init_scale"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[next(iter(b[0])) + "=" + str(next(iter(b[0].values()))) for b in BAD])
+def test_bad_fields_are_named(overrides, message):
+    with pytest.raises(GancliError) as e:
+        with_overrides(preset("paper", "mnist"), **overrides)
+    assert message in str(e.value)
+
+
+def test_edges_that_are_valid():
+    with_overrides(preset("paper", "mnist"), **{"optimizer.lr_min": 0.0, "optimizer.momentum_saturate_epoch": 1,
+                                                "seed": 2**32 - 1, "discriminator.units": ()})
+    for name in ("paper", "fast", "adam", "toy"):
+        preset(name, "ring8").validate()
+
+
+def test_train_refuses_a_negative_momentum_saturate_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["train", "ring8", "--momentum-saturate", "-5", "--ckpt", str(tmp_path / "run")])
+    assert result.exit_code == 1 and result.output.strip() == "error: --momentum-saturate must be an epoch >= 1 (got -5)"
+    assert not (tmp_path / "run").exists()
