@@ -32,6 +32,14 @@ CASES = {
     "k 5": {"k": 5},
     "batch 1000": {"batch_size": 1000},
 }
+# The parts of Salimans et al. (2016) and the EMA on the paper preset: timed against the paper preset itself.
+PARTS = {
+    "feature matching": {"g_loss": "feature-matching"},
+    "minibatch discrimination 100x5": {"discriminator.minibatch": (100, 5)},
+    "batch norm in G": {"generator.batchnorm": True},
+    "batch norm in D": {"discriminator.batchnorm": True},
+    "EMA of G 0.999": {"ema": 0.999},
+}
 
 
 def rates(paths: list, iters: int) -> list[float]:
@@ -65,13 +73,14 @@ def python_loop_path(game, state, data, iters: int):
     c = game.config
     per = c.batch_size * c.k
     step = jax.jit(lambda st, xs: steps.iteration(game, st, xs), donate_argnums=0)
-    order = np.random.default_rng(0).permutation(data.shape[0])
+    order = np.random.default_rng(0).permutation(data["image"].shape[0])
 
     def advance(state):
         m = None
         for i in range(iters):
             j = i % game.iters_per_epoch
-            xs = data[order[j * per : (j + 1) * per]].reshape((c.k, c.batch_size) + game.data_shape)
+            idx = order[j * per : (j + 1) * per]
+            xs = {k: v[idx].reshape((c.k, c.batch_size) + v.shape[1:]) for k, v in data.items()}
             state, m = step(state, xs)
         jax.block_until_ready(m)
         return state
@@ -82,7 +91,7 @@ def python_loop_path(game, state, data, iters: int):
 def plain_jax_path(config, data, iters: int):
     """The hand-written baseline: `iters` iterations of its scanned epoch function."""
     epoch = plain_jax.make_epoch(iters, config.batch_size, config.k)
-    flat = data.reshape(data.shape[0], -1)
+    flat = data["image"].reshape(data["image"].shape[0], -1)
     key = jax.random.PRNGKey(0)
 
     def advance(carry):
@@ -97,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=None, help="timed iterations per case (default: 1000 on GPU, 50 on CPU)")
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="which cases to run")
+    parser.add_argument("--parts", nargs="*", default=list(PARTS), help="which new parts to time against the paper preset")
     parser.add_argument("--seeds", type=int, default=8, help="also time this many paper-preset seeds in one program (0: skip)")
     args = parser.parse_args()
     device = jax.devices()[0]
@@ -104,7 +114,8 @@ def main() -> None:
     versions = {p: metadata.version(p) for p in ("gancli", "jax", "jaxlib", "flax", "optax")}
     print(f"device: {device.platform} {device.device_kind}; {', '.join(f'{k} {v}' for k, v in versions.items())}")
     print(f"timed iterations per case: {iters}; one iteration = k D updates + 1 G update\n")
-    data = jax.device_put(jnp.asarray(np.random.default_rng(0).integers(0, 256, (50000, 28, 28, 1)) / 256, jnp.float32))
+    images = np.random.default_rng(0).integers(0, 256, (50000, 28, 28, 1)) / 255
+    data = jax.device_put({"image": jnp.asarray(images, jnp.float32), "label": jnp.zeros(50000, jnp.int32)})
     print(f"{'case':<24}{'gancli (it/s)':>16}{'python loop (it/s)':>20}{'plain JAX (it/s)':>18}{'gancli vs best':>16}")
     for name in args.cases:
         config = with_overrides(preset("paper", "mnist"), **CASES[name])
@@ -116,6 +127,17 @@ def main() -> None:
             plain_jax_path(config, data, n),
         ], n)
         print(f"{name:<24}{fast:>16,.1f}{slow:>20,.1f}{plain:>18,.1f}{fast / max(slow, plain):>15.2f}x", flush=True)
+    if args.parts:
+        print(f"\n{'new part on the paper preset':<34}{'gancli (it/s)':>16}{'paper preset (it/s)':>21}{'ratio':>8}")
+    paper = steps.Game(preset("paper", "mnist"), (28, 28, 1), 50000)
+    for name in args.parts:
+        game = steps.Game(with_overrides(preset("paper", "mnist"), **PARTS[name]), (28, 28, 1), 50000)
+        n = min(iters, game.iters_per_epoch // 2)
+        part, base = rates([
+            compiled_path(game, steps.init_state(game, 0), data, n),
+            compiled_path(paper, steps.init_state(paper, 0), data, n),
+        ], n)
+        print(f"{name:<34}{part:>16,.1f}{base:>21,.1f}{part / base:>8.2f}", flush=True)
     if args.seeds > 1:
         game = steps.Game(preset("paper", "mnist"), (28, 28, 1), 50000)
         n = min(iters, game.iters_per_epoch // 2)

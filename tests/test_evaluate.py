@@ -57,7 +57,7 @@ def fake_runs(monkeypatch, root: Path, seeds: int | None, dataset: str = "mnist"
 
     def load_run(path, abstract_state=None):
         cfg = SimpleNamespace(dataset=dataset, seed=int(path.name[5:]) if path.name.startswith("seed-") else 0)
-        return SimpleNamespace(path=Path(path), config=cfg, metadata={"epoch": 7, "step": 700})
+        return SimpleNamespace(path=Path(path), config=cfg, metadata={"epoch": 7, "step": 700}, state={})
 
     def generate(run, n, seed):
         out = np.random.default_rng(run.config.seed * 100 + seed).random((n, *SHAPE), dtype=np.float32)

@@ -426,7 +426,7 @@ def test_a_config_that_does_not_match_the_stored_state_is_not_called_damaged(cop
     config = run / "checkpoints" / "40" / "config" / "metadata"
     config.write_text(config.read_text().replace('"hidden": [16]', '"hidden": [32]'))
     # the first array whose shape differs, and how many more do (the layer's kernel, bias, their momenta)
-    mismatch = r"its config does not match the stored state \(g\.params\.\S+: \(16,\) stored, \(32,\) in the config; \d+ more\)"
+    mismatch = r"its config does not match the stored state \(g\.\S+: \(16,\) stored, \(32,\) in the config; \d+ more\)"
     result = invoke("sample", run)
     assert result.exit_code == 0 and "from step 20" in result.stdout, result.output
     assert re.fullmatch(f"warning: skipped step 40 of {re.escape(str(run))}: {mismatch}\n", result.stderr), result.stderr

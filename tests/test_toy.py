@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gancli import data, sampling, steps, train
+from gancli import data, objectives, sampling, steps, train
 from gancli.config import preset, with_overrides
 from gancli.data import toy
 
@@ -37,21 +37,22 @@ def test_discriminator_against_a_fixed_generator_approaches_d_star():
         def body(carry, i):
             d, opt = carry
             k_idx, k_step = jax.random.split(jax.random.PRNGKey(i))
-            batch = real[jax.random.randint(k_idx, (500,), 0, real.shape[0])]
-            grads, *_ = steps._d_only(game, g, d, batch, k_step)
+            batch = {"image": real[jax.random.randint(k_idx, (500,), 0, real.shape[0])], "label": jnp.zeros(500, jnp.int32)}
+            ctx = objectives.Context(config, 0)
+            grads, *_ = steps._d_step_grads(game, ctx, g, None, d, None, batch, k_step)
             updates, opt = game.d_tx.update(grads, opt, d)
             return (jax.tree.map(jnp.add, d, updates), opt), None
 
         return jax.lax.scan(body, (d, opt), jnp.arange(1000))[0]
 
     d, _ = train_d(state["d"], state["d_opt"])
-    fake = np.asarray(game.generator.apply(g, game.noise(jax.random.PRNGKey(9), 400_000)))[:, 0]
+    fake = np.asarray(steps.sample(game, state, game.noise(jax.random.PRNGKey(9), 400_000)))[:, 0]
     xs = np.linspace(-1.0, 5.0, 121)
     hist, edges = np.histogram(fake, bins=300, range=(-1.0, 5.0), density=True)
     p_g = np.interp(xs, (edges[:-1] + edges[1:]) / 2, hist)
     p_data = toy.toy1d_density(xs)
     d_star = p_data / (p_data + p_g + 1e-12)
-    d_x = np.asarray(jax.nn.sigmoid(game.discriminator.apply(d, jnp.asarray(xs[:, None], jnp.float32))))
+    d_x = np.asarray(jax.nn.sigmoid(steps.discriminate(game, {"d": d}, jnp.asarray(xs[:, None], jnp.float32))["logit"]))
     where = (p_data + p_g) > 0.05  # where either density has mass; elsewhere D* is unconstrained by data
     assert where.sum() > 30
     assert np.abs(d_x - d_star)[where].mean() < 0.03

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gancli import checkpoint, losses, optim, steps, train
+from gancli import checkpoint, objectives, optim, steps, train
 from gancli.config import differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import count_params
@@ -67,28 +67,35 @@ def test_generator_output_bias_is_logit_of_pixel_means(tiny_images):
     game = steps.Game(tiny(), tiny_images.shape[1:], len(tiny_images))
     state = steps.init_state(game, 0, tiny_images)
     p = np.clip(tiny_images.reshape(len(tiny_images), -1).mean(0), 1e-7, 1 - 1e-7)
-    np.testing.assert_allclose(state["g"]["params"]["out"]["bias"], np.log(p / (1 - p)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state["g"]["out"]["bias"], np.log(p / (1 - p)), rtol=1e-5, atol=1e-6)
 
 
-def test_losses_against_hand_computed_values():
-    real, fake = jnp.array([2.0, 0.0]), jnp.array([-1.0, 0.5])
+def test_objectives_against_hand_computed_values():
+    real, fake = {"logit": jnp.array([2.0, 0.0])}, {"logit": jnp.array([-1.0, 0.5])}
     d = lambda l: 1 / (1 + np.exp(-l))
     expected_d = 0.5 * (np.mean(-np.log(d(np.array([2.0, 0.0])))) + np.mean(-np.log(1 - d(np.array([-1.0, 0.5])))))
-    assert float(losses.d_loss(real, fake)) == pytest.approx(expected_d, rel=1e-6)
-    assert float(losses.g_loss_nonsaturating(fake)) == pytest.approx(np.mean(-np.log(d(np.array([-1.0, 0.5])))), rel=1e-6)
-    assert float(losses.g_loss_minimax(fake)) == pytest.approx(np.mean(np.log(1 - d(np.array([-1.0, 0.5])))), rel=1e-6)
+    ctx = lambda epoch: objectives.Context(preset("paper", "mnist"), epoch)  # switch_epoch 10
+    loss = lambda name, epoch=0: float(objectives.G_LOSSES[name](real, fake, {}, ctx(epoch))[0])
+    d_loss, metrics = objectives.gan_d_loss(real, fake, {}, ctx(0))
+    assert float(d_loss) == pytest.approx(expected_d, rel=1e-6)
+    assert float(metrics["d_real"]) == pytest.approx(np.mean(d(np.array([2.0, 0.0]))), rel=1e-6)
+    assert float(metrics["d_fake"]) == pytest.approx(np.mean(d(np.array([-1.0, 0.5]))), rel=1e-6)
+    assert loss("nonsaturating") == pytest.approx(np.mean(-np.log(d(np.array([-1.0, 0.5])))), rel=1e-6)
+    assert loss("minimax") == pytest.approx(np.mean(np.log(1 - d(np.array([-1.0, 0.5])))), rel=1e-6)
     # switch: non-saturating before the switch epoch, minimax from it on
-    assert float(losses.g_loss("switch", fake, 2, 3)) == pytest.approx(float(losses.g_loss_nonsaturating(fake)))
-    assert float(losses.g_loss("switch", fake, 3, 3)) == pytest.approx(float(losses.g_loss_minimax(fake)))
+    assert loss("switch", 9) == pytest.approx(loss("nonsaturating"))
+    assert loss("switch", 10) == pytest.approx(loss("minimax"))
     # at D = 1/2 everywhere the D objective is log 2
-    assert float(losses.d_loss(jnp.zeros(3), jnp.zeros(3))) == pytest.approx(np.log(2.0))
+    half = {"logit": jnp.zeros(3)}
+    assert float(objectives.gan_d_loss(half, half, {}, ctx(0))[0]) == pytest.approx(np.log(2.0))
 
 
 def _one_iteration(config, images, k_batches):
     game = steps.Game(config, images.shape[1:], len(images))
     state = steps.init_state(game, 0, images)
     xs = jnp.asarray(images[: config.k * config.batch_size]).reshape((config.k, config.batch_size) + images.shape[1:])
-    new, _ = jax.jit(lambda st, xs: steps.iteration(game, st, xs))(state, xs)
+    batches = {"image": xs, "label": jnp.zeros((config.k, config.batch_size), jnp.int32)}
+    new, _ = jax.jit(lambda st, b: steps.iteration(game, st, b))(state, batches)
     return game, state, new, xs
 
 
@@ -97,9 +104,9 @@ def _expected_g(game, g, d, key, n, lr):
     z_key, drop_key = jax.random.split(key)
 
     def objective(g):
-        fake = game.generator.apply(g, game.noise(z_key, n))
-        logits = game.discriminator.apply(d, fake, drop_key)
-        return losses.g_loss_nonsaturating(logits)
+        fake = steps.run_generator(game, g, None, game.noise(z_key, n))[0]
+        logits = steps.run_discriminator(game, d, None, fake, drop_key)[0]["logit"]
+        return jnp.mean(jax.nn.softplus(-logits))  # -log D(G(z))
 
     grads = jax.grad(objective)(g)
     return jax.tree.map(lambda p, gr: p - lr * gr, g, grads)
@@ -154,9 +161,9 @@ def test_simultaneous_generator_gradient_uses_pre_update_discriminator(tiny_imag
     n = config.batch_size
 
     def objective(g, d):
-        fake = game.generator.apply(g, game.noise(z_key, n))
-        logits = game.discriminator.apply(d, jnp.concatenate([xs[0], fake]), drop_key)
-        return losses.g_loss_nonsaturating(logits[n:])
+        fake = steps.run_generator(game, g, None, game.noise(z_key, n))[0]
+        logits = steps.run_discriminator(game, d, None, jnp.concatenate([xs[0], fake]), drop_key)[0]["logit"]
+        return jnp.mean(jax.nn.softplus(-logits[n:]))  # -log D(G(z))
 
     lr = config.optimizer.lr
     pre, post = (

@@ -90,10 +90,10 @@ def datasets(data_dir: DataDir = None):
 @one_line_errors
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Recipe: paper (default for images), fast (the paper's schedule 8x shorter), adam, toy (default for toy1d and ring8).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Recipe (see 'gancli presets'): paper (default for images), fast, adam, toy (default for toy1d and ring8).")] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
-    g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, or switch (nonsaturating, then minimax).")] = None,
+    g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, switch (nonsaturating, then minimax), or feature-matching (Salimans et al. 2016).")] = None,
     switch_epoch: Annotated[Optional[int], typer.Option(help="With --g-loss switch: epochs of nonsaturating loss.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Total epochs to train to.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.")] = None,
@@ -107,6 +107,9 @@ def train(
     momentum_saturate: Annotated[Optional[int], typer.Option(help="sgd: epoch at which momentum is final.")] = None,
     b1: Annotated[Optional[float], typer.Option(help="adam: beta1.")] = None,
     b2: Annotated[Optional[float], typer.Option(help="adam: beta2.")] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Keep a moving average of G's weights with this decay per update (e.g. 0.999); sample and evaluate use it.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and [generator], [discriminator], [optimizer] tables) over the preset.")] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs.")] = None,
@@ -116,6 +119,7 @@ def train(
 ):
     """Train a GAN with jit-compiled JAX steps and write checkpoints."""
     from gancli import train as training
+    from gancli.config import from_toml, preset as preset_config, settings
     from gancli.progress import RichReporter
 
     overrides = {
@@ -123,13 +127,19 @@ def train(
         "batch_size": batch_size, "seed": seed, "seeds": seeds, "ckpt_every": ckpt_every, "keep": keep,
         "chunk": chunk, "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.lr_decay": lr_decay,
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
-        "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2,
+        "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
     }
+    # Layers, weakest first: the preset, then --config, then --set, then the named options.
+    base = preset_config(preset, dataset or "mnist")
+    layered = from_toml(config_file, base) if config_file is not None else {}
+    layered.update(settings(base, set_ or []))
+    overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
     config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
         f"{config.g_loss} G loss, {config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
+        + (f"EMA of G {config.ema:g}, " if config.ema else "") +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )
@@ -157,6 +167,7 @@ def sample(
     nearest: Annotated[bool, typer.Option("--nearest", help="Pair each sample with its nearest training image by pixel L2 (the paper's Figure 2).")] = False,
     interpolate: Annotated[Optional[int], typer.Option(help="Rows of this many samples along a line between two latents (the paper's Figure 3).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite output files that already exist.")] = False,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Draw from the moving average of G's weights when the run keeps one (the default), or from G itself.")] = True,
     data_dir: DataDir = None,
 ):
     """Draw samples from a checkpoint's generator: an .npz (samples, z, seed) and a PNG grid beside it."""
@@ -174,7 +185,7 @@ def sample(
     plan = []
     train_sets: dict[str, object] = {}
     for run_dir in dirs:
-        run = sampling.restore(run_dir)
+        run = sampling.restore(run_dir, ema)
         step = run.metadata.get("step", 0)
         if out is None:
             kind = f"interp_step{step}_seed{seed}_rows{count}_steps{interpolate}" if interpolate else (
@@ -207,7 +218,8 @@ def sample(
             err_console.print(f"warning: {bad:,} of the {count:,} {unit} hold NaN or inf: the generator has diverged",
                               style="yellow", markup=False, highlight=False, soft_wrap=True)
         # Paths are text, not Rich markup: a folder named "run [x]" must show as itself.
-        console.print(f"{run.path}: {what} (seed {seed}) from step {run.metadata.get('step')}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"{run.path}: {what} (seed {seed}) from step {run.metadata.get('step')}, {_generator_words(run)}",
+                      markup=False, highlight=False, soft_wrap=True)
         console.print(f"  npz: {npz}", markup=False, highlight=False, soft_wrap=True)
         console.print(f"  png: {png}", markup=False, highlight=False, soft_wrap=True)
         shown = min(count, sampling.GRID_MAX)
@@ -242,6 +254,7 @@ def evaluate(
     calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: CKPT/reports, or the --samples file's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a report in --out or beside --samples. A checkpoint's own reports/parzen.* are its latest evaluation and always rewritten.")] = False,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Evaluate the moving average of G's weights when the run keeps one (the default), or G itself.")] = True,
 ):
     """Evaluate a generator with the paper's Parzen-window protocol and write a report."""
     from gancli import evaluate as evaluation
@@ -260,7 +273,7 @@ def evaluate(
         result = evaluation.evaluate_samples(samples, dataset=dataset, n_samples=n_samples, **common)
     else:
         n = evaluation.N_SAMPLES if n_samples is None else n_samples
-        result = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), dataset=dataset, n_samples=n, seed=seed, **common)
+        result = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), dataset=dataset, n_samples=n, seed=seed, ema=ema, **common)
     console.print(report.parzen_table(result.report))
     if (coverage := report.coverage_table(result.report)) is not None:
         console.print(coverage)
@@ -287,6 +300,33 @@ def inspect(
         return
     for part in inspection.renderables(summary):
         console.print(part)
+
+
+@app.command()
+@one_line_errors
+def presets():
+    """List the named recipes that train --preset takes, with what each sets."""
+    from rich.table import Table
+
+    from gancli.config import PRESETS, RunConfig, changed_fields
+
+    table = Table(title="Presets (gancli train DATASET --preset NAME; --set section.field=value changes any field)", title_justify="left")
+    for column in ("name", "what it is", "differs from the defaults in"):
+        table.add_column(column, overflow="fold")
+    for name, p in PRESETS.items():
+        changed = changed_fields(p.make("mnist"), RunConfig(), ignore=("preset",))
+        table.add_row(name, p.description, ", ".join(f"{field}={value!r}" for field, value, _ in changed) or "-")
+    console.print(table)
+
+
+def _generator_words(run) -> str:
+    """How a run's samples are drawn, in words: its moving average of G, or G itself."""
+    from gancli import sampling
+
+    decay = sampling.ema_decay(run)
+    if decay is not None:
+        return f"the moving average of G's weights (decay {decay:g}; --no-ema for G itself)"
+    return "G's own weights" + (" (--no-ema)" if run.config.ema else "")
 
 
 def main():  # pragma: no cover - the console script calls app directly

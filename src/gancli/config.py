@@ -6,12 +6,14 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from gancli.errors import GancliError
 
 UPDATES = ("simultaneous", "alternating")
-G_LOSSES = ("nonsaturating", "minimax", "switch")
+# Objectives and model families are registries (gancli.objectives, gancli.models), read when validating so that
+# this module stays free of JAX.
 OPTIMIZERS = ("sgd", "adam")
 NOISES = ("uniform", "gaussian")
 OUTPUTS = ("sigmoid", "linear")
@@ -28,6 +30,7 @@ class GeneratorConfig:
     output: str = "sigmoid"
     init_scale: float = 0.05  # weights U(-s, s)
     output_bias_from_data: bool = True  # logit of the training pixel means
+    batchnorm: bool = False  # before each hidden ReLU; its statistics live beside the parameters, not in them
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class DiscriminatorConfig:
     keep_input: float = 0.8
     keep_hidden: float = 0.5
     init_scale: float = 0.005
+    batchnorm: bool = False  # before each maxout
+    minibatch: tuple[int, ...] = (0, 0)  # minibatch discrimination: (B kernels, C dims); (0, 0) is off
 
 
 @dataclass(frozen=True)
@@ -62,17 +67,21 @@ class RunConfig:
 
     dataset: str = "mnist"
     preset: str = "paper"
+    model: str = "mlp"  # the model family (gancli.models.MODELS)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     k: int = 1
     update: str = "simultaneous"
-    g_loss: str = "nonsaturating"
+    d_loss: str = "gan"  # gancli.objectives.D_LOSSES
+    g_loss: str = "nonsaturating"  # gancli.objectives.G_LOSSES
     switch_epoch: int = 10
     epochs: int = 100
     batch_size: int = 100
     seed: int = 0
     seeds: int = 1
+    ema: float = 0.0  # decay of an exponential moving average of G's weights per G update (0: none kept)
+    ema_start: int = 0  # epoch from which the average moves; before it, it equals G
     chunk: int = 0  # iterations per compiled call (0: chosen for the device); bounds the time between refreshes
     ckpt_every: int = 1  # epochs
     keep: int = 3  # checkpoints kept
@@ -89,8 +98,17 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well."""
+        from gancli import models, objectives
+
         o, g, d = self.optimizer, self.generator, self.discriminator
+        G_LOSSES, D_LOSSES = tuple(objectives.G_LOSSES), tuple(objectives.D_LOSSES)
         checks = [
+            (self.model in models.MODELS, f"model must be one of {', '.join(models.MODELS)} (got {self.model!r})"),
+            (self.d_loss in D_LOSSES, f"d_loss must be one of {', '.join(D_LOSSES)} (got {self.d_loss!r})"),
+            (0 <= self.ema < 1, f"--ema must be in [0, 1) (got {self.ema})"),
+            (self.ema_start >= 0, f"ema_start must be an epoch >= 0 (got {self.ema_start})"),
+            (len(d.minibatch) == 2 and (all(v >= 1 for v in d.minibatch) or tuple(d.minibatch) == (0, 0)),
+             f"discriminator.minibatch must be two numbers B,C >= 1 (kernels, dims), or 0,0 for none (got {d.minibatch})"),
             (self.k >= 1, f"--k must be >= 1 (got {self.k})"),
             (self.update in UPDATES, f"--update must be one of {', '.join(UPDATES)} (got {self.update!r})"),
             (self.g_loss in G_LOSSES, f"--g-loss must be one of {', '.join(G_LOSSES)} (got {self.g_loss!r})"),
@@ -158,34 +176,52 @@ _NESTED = {
 }
 
 # A preset is a function of the dataset: the paper's MNIST model, and small MLPs for toy sets.
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: what `gancli presets` says of it, and its config for a dataset."""
+
+    description: str
+    make: Callable[[str], RunConfig]
+
+
 PRESETS = {
-    "paper": lambda dataset: RunConfig(dataset=dataset, preset="paper"),
-    # The paper's recipe with its schedule 8x shorter: lr reaches at epoch 250 the 0.0018 the paper's decay
-    # reaches at epoch 2,000, and momentum reaches 0.7 at epoch 31 instead of 250.
-    "fast": lambda dataset: RunConfig(
-        dataset=dataset,
-        preset="fast",
-        optimizer=OptimizerConfig(lr_decay=1.000032, momentum_saturate_epoch=31),
-        epochs=250,
+    "paper": Preset(
+        "Goodfellow et al. (2014), as the original code trained MNIST: maxout D with dropout, SGD with momentum",
+        lambda dataset: RunConfig(dataset=dataset, preset="paper"),
     ),
-    # The same architecture with Adam (lr 2e-4, beta1 0.5) and alternating updates, as DCGAN trains.
-    "adam": lambda dataset: RunConfig(
-        dataset=dataset,
-        preset="adam",
-        optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.5),
-        update="alternating",
+    # lr reaches at epoch 250 the 0.0018 the paper's decay reaches at epoch 2,000, and momentum reaches 0.7 at
+    # epoch 31 instead of 250.
+    "fast": Preset(
+        "the paper's recipe with its lr decay and momentum ramp 8x shorter (250 epochs)",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="fast",
+            optimizer=OptimizerConfig(lr_decay=1.000032, momentum_saturate_epoch=31),
+            epochs=250,
+        ),
     ),
-    # Small MLPs for the 1-D and 2-D toy sets: z as wide as the data, linear output, no dropout.
-    "toy": lambda dataset: RunConfig(
-        dataset=dataset,
-        preset="toy",
-        generator=GeneratorConfig(z_dim=1 if dataset == "toy1d" else 2, hidden=(128, 128), noise="uniform",
-                                  output="linear", init_scale=0.5, output_bias_from_data=False),
-        discriminator=DiscriminatorConfig(units=(64, 64), pieces=2, keep_input=1.0, keep_hidden=1.0, init_scale=0.5),
-        optimizer=OptimizerConfig(name="adam", lr=1e-3, lr_decay=1.0, b1=0.5),
-        update="alternating",
-        batch_size=100,
-        epochs=10,
+    "adam": Preset(
+        "the paper's architecture with Adam (lr 2e-4, beta1 0.5) and alternating updates, as DCGAN trains",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="adam",
+            optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.5),
+            update="alternating",
+        ),
+    ),
+    "toy": Preset(
+        "small MLPs for toy1d and ring8: z as wide as the data, linear output, no dropout, Adam",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="toy",
+            generator=GeneratorConfig(z_dim=1 if dataset == "toy1d" else 2, hidden=(128, 128), noise="uniform",
+                                      output="linear", init_scale=0.5, output_bias_from_data=False),
+            discriminator=DiscriminatorConfig(units=(64, 64), pieces=2, keep_input=1.0, keep_hidden=1.0, init_scale=0.5),
+            optimizer=OptimizerConfig(name="adam", lr=1e-3, lr_decay=1.0, b1=0.5),
+            update="alternating",
+            batch_size=100,
+            epochs=10,
+        ),
     ),
 }
 TOY_DATASETS = ("toy1d", "ring8")
@@ -201,7 +237,7 @@ def preset(name: str | None, dataset: str) -> RunConfig:
     name = name or default_preset(dataset)
     if name not in PRESETS:
         raise GancliError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name](dataset)
+    return PRESETS[name].make(dataset)
 
 
 def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
@@ -220,8 +256,8 @@ def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
     return replace(config, **top).validate()
 
 
-def differences(a: RunConfig, b: RunConfig, ignore: tuple[str, ...] = ("epochs",)) -> list[str]:
-    """Dotted names of the fields that differ between two configs."""
+def changed_fields(a: RunConfig, b: RunConfig, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
+    """(dotted name, value in a, value in b) of every field that differs between two configs."""
     out = []
 
     def walk(x, y, prefix):
@@ -233,7 +269,92 @@ def differences(a: RunConfig, b: RunConfig, ignore: tuple[str, ...] = ("epochs",
             if dataclasses.is_dataclass(vx):
                 walk(vx, vy, name + ".")
             elif vx != vy:
-                out.append(f"{name} ({vy!r} in the checkpoint, {vx!r} asked)")
+                out.append((name, vx, vy))
 
     walk(a, b, "")
+    return out
+
+
+def differences(a: RunConfig, b: RunConfig, ignore: tuple[str, ...] = ("epochs",)) -> list[str]:
+    """The fields where an asked config (a) differs from a checkpoint's (b), in words."""
+    return [f"{name} ({vb!r} in the checkpoint, {va!r} asked)" for name, va, vb in changed_fields(a, b, ignore)]
+
+
+def _parse_value(text: str, current: Any, name: str):
+    """A --set value parsed as the type of the field's current value (ints, floats, bools, strings, tuples)."""
+    text = text.strip()
+    try:
+        if isinstance(current, bool):
+            if text.lower() in ("true", "yes", "on", "1"):
+                return True
+            if text.lower() in ("false", "no", "off", "0"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            items = [t for t in text.replace("(", "").replace(")", "").split(",") if t.strip()]
+            kind = type(current[0]) if current else int
+            return tuple(kind(t.strip()) for t in items)
+    except ValueError:
+        raise GancliError(f"--set {name}={text}: expected {_kind(current)}") from None
+    return text
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, tuple):
+        return "a comma-separated list of " + ("numbers" if value and isinstance(value[0], float) else "whole numbers")
+    return {int: "a whole number", float: "a number"}.get(type(value), "text")
+
+
+def settings(config: RunConfig, assignments: list[str]) -> dict[str, Any]:
+    """--set section.field=value assignments as typed overrides for with_overrides."""
+    out = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise GancliError(f"--set {text!r}: write it as section.field=value, e.g. discriminator.minibatch=100,5")
+        out[name] = _parse_value(value, _field_value(config, name), name)
+    return out
+
+
+def _field_value(config: RunConfig, name: str) -> Any:
+    """The current value of a dotted config field, or GancliError listing the fields there are."""
+    node: Any = config
+    for part in name.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in fields(node)}:
+            known = ", ".join(f.name for f in fields(node)) if dataclasses.is_dataclass(node) else ""
+            raise GancliError(f"--set {name}: no such config field" + (f" (there: {known})" if known else ""))
+        node = getattr(node, part)
+    if dataclasses.is_dataclass(node):
+        raise GancliError(f"--set {name}: a section, not a field; set one of its fields, e.g. {name}.{fields(node)[0].name}")
+    return node
+
+
+def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
+    """A TOML config file as overrides of base: top-level fields, and [generator], [discriminator], [optimizer]."""
+    import tomllib
+
+    try:
+        table = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GancliError(f"--config {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GancliError(f"--config {path} cannot be read ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise GancliError(f"--config {path} is not valid TOML ({e})") from None
+    out = {}
+    for key, value in table.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            name = key if sub is None else f"{key}.{sub}"
+            current = _field_value(base, name)
+            out[name] = tuple(v) if isinstance(v, list) else v
+            if type(out[name]) is not type(current) and not (isinstance(current, float) and isinstance(v, int)):
+                raise GancliError(f"--config {path}: {name} must be {_kind(current)} (got {v!r})")
     return out

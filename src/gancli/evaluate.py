@@ -231,9 +231,11 @@ def evaluate_checkpoint(
     calibration: bool = True,
     out: Path | None = None,
     force: bool = False,
+    ema: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> Evaluation:
     """Parzen-evaluate a run's generator (every seed of a multi-seed run); reports go into the run's reports/.
+    The generator is the run's moving average of G when it keeps one and ema is True.
 
     A run's reports/parzen.* are its latest evaluation and are rewritten each time (reproduce_table1.sh evaluates
     one run epoch after epoch); only a report in another folder (out) is kept unless force."""
@@ -241,7 +243,8 @@ def evaluate_checkpoint(
 
     sigmas = _check_counts(n_samples, sigmas)
     ckpt = Path(ckpt)
-    runs = [sampling.restore(p) for p in checkpoint.find_runs(ckpt)]  # the state too: a report names the step it sampled
+    # The state too: a report names the step it sampled.
+    runs = [sampling.restore(p, ema) for p in checkpoint.find_runs(ckpt)]
     trained_on = {r.config.dataset for r in runs}
     if len(trained_on) > 1:
         raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(trained_on))}")
@@ -265,7 +268,10 @@ def evaluate_checkpoint(
         log(f"evaluating against {ref.dataset}: sigma over {len(sigmas)} values, then {len(ref.test):,} test images")
         label = run.path.name if len(runs) > 1 else (run.path.absolute().name or str(run.path))
         at = run.metadata.get("epoch"), run.metadata.get("step")
-        models.append(_score(label, run.path, samples, ref, sigmas, *at))
+        decay = sampling.ema_decay(run)
+        if decay is not None:
+            label += f" (EMA {decay:g})"
+        models.append({**_score(label, run.path, samples, ref, sigmas, *at), "generator_ema": decay})
     cal = _calibrate(ref, n_samples, sigmas, log) if calibration else None
 
     seed_paths = tuple(

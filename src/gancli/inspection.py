@@ -18,7 +18,8 @@ from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
 from gancli.report import format_ll, parzen_headline  # noqa: E402
 
-METRICS = ("d_loss", "g_loss", "d_real", "d_fake", "it_per_s", "lr", "momentum")
+BOOKKEEPING = ("epoch", "step")
+SCHEDULE = ("it_per_s", "lr", "momentum")  # logged beside what the objectives report
 TABLE_ROWS = 15  # epochs shown in the history table: the first and last few, evenly spaced between
 CURVES = "curves.png"
 
@@ -50,6 +51,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "n_train": meta.get("n_train"),
         "iters_per_epoch": meta.get("iters_per_epoch"),
         "params": {"generator": count_params(run.state["g"]), "discriminator": count_params(run.state["d"])},
+        "ema": sampling.ema_decay(run),
         "versions": meta.get("versions"),
         "device": meta.get("device"),
         "saved_at": meta.get("saved_at"),
@@ -84,14 +86,23 @@ def metrics_summary(history: list[dict[str, Any]], skipped: int = 0) -> dict[str
         return out
     out["first"], out["last"] = history[0], history[-1]
     out["rows"] = [history[i] for i in table_rows(len(history))]
+    out["names"] = metric_names(history)
     for which, pick in (("min", min), ("max", max)):
         out[which] = {}
-        for key in METRICS:
+        for key in out["names"] + list(SCHEDULE):
             valued = [(r[key], r["epoch"]) for r in history if _finite(r.get(key))]
             if valued:
                 value, epoch = pick(valued, key=lambda ve: ve[0])
                 out[which][key] = {"value": value, "epoch": epoch}
     return out
+
+
+def metric_names(history: list[dict[str, Any]]) -> list[str]:
+    """The metrics the run's objectives reported, in the order the log has them (whatever an objective adds)."""
+    names: dict[str, None] = {}
+    for record in history:
+        names.update((k, None) for k in record if k not in BOOKKEEPING + SCHEDULE)
+    return list(names)
 
 
 def parzen_report(run_dir: Path) -> dict[str, Any] | None:
@@ -195,6 +206,8 @@ def _run_view(s: dict[str, Any]) -> list:
     add("provenance", _pairs(s["provenance"]) if isinstance(s["provenance"], dict) else str(s["provenance"]))
     p = s["params"]
     add("parameters", f"G {p['generator']:,}, D {p['discriminator']:,}")
+    if s.get("ema") is not None:
+        add("EMA of G", f"kept, decay {s['ema']!r}: sample and evaluate use it (--no-ema for G itself)")
     add("run", f"preset {c['preset']}, seed {s['seed']}, k={c['k']}, {c['update']} updates, "
         f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
     add("generator", _pairs(c["generator"]))
@@ -217,9 +230,9 @@ def _run_view(s: dict[str, Any]) -> list:
     return out
 
 
-# The table's columns (the JSON has every metric); min and max rows only for the game's four.
-COLUMNS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))", "it_per_s": "it/s", "lr": "lr"}
-GAME = ("d_loss", "g_loss", "d_real", "d_fake")
+# Headings of the metrics the table knows; any other metric shows under its own name. Min and max rows are
+# for the objectives' metrics, not the schedule.
+HEADINGS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))", "it_per_s": "it/s", "lr": "lr"}
 
 
 def _history_table(m: dict[str, Any]):
@@ -234,13 +247,14 @@ def _history_table(m: dict[str, Any]):
         title += f" ({_plural(m['unreadable_lines'], 'unreadable line')} skipped)"
     table = Table(title=title, title_justify="left")
     table.add_column("epoch", justify="right")
-    for name in COLUMNS.values():
-        table.add_column(name, justify="right", no_wrap=True)
+    columns = m["names"] + ["it_per_s", "lr"]
+    for name in columns:
+        table.add_column(HEADINGS.get(name, name), justify="right", no_wrap=True)
     for r in m["rows"]:
-        table.add_row(str(r["epoch"]), *[_num(r.get(k)) for k in COLUMNS])
+        table.add_row(str(r["epoch"]), *[_num(r.get(k)) for k in columns])
     table.add_section()
     for which in ("min", "max"):
-        found = [m[which].get(k) if k in GAME else None for k in COLUMNS]
+        found = [m[which].get(k) if k in m["names"] else None for k in columns]
         table.add_row(which, *[_num(v["value"]) if v else "" for v in found])
         table.add_row("at epoch", *[str(v["epoch"]) if v else "" for v in found], style="dim")
     return table

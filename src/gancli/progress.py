@@ -8,6 +8,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
+# Short names of the game's metrics; an objective's other metrics show under their own names.
+SHORT = {"d_loss": "D", "g_loss": "G", "d_real": "D(x)", "d_fake": "D(G(z))"}
+NOT_METRICS = ("epoch", "step", "it_per_s", "lr", "momentum")
+
+
+def describe(metrics: dict[str, float], digits: int) -> str:
+    """'D 0.353 G 1.965 D(x) 0.756 ...': whatever metrics an objective reports, in the order given."""
+    return " ".join(f"{SHORT.get(k, k)} {v:.{digits}g}" for k, v in metrics.items())
+
+
 class RichReporter:
     """Shows one bar over all iterations of the run, refreshed after every compiled chunk."""
 
@@ -48,10 +58,7 @@ class RichReporter:
         )
 
     def advance(self, done: int, epoch: int, metrics: dict[str, float], it_per_s: float) -> None:
-        losses = (
-            f"D {metrics['d_loss']:.3f} G {metrics['g_loss']:.3f} "
-            f"D(x) {metrics['d_real']:.2f} D(G(z)) {metrics['d_fake']:.2f}"
-        )
+        losses = describe(metrics, 3)
         self._progress.update(
             self._task, completed=done, epoch=min(epoch + 1, self.epochs), speed=f"{it_per_s:,.0f}", losses=losses
         )
@@ -60,8 +67,8 @@ class RichReporter:
         if record["epoch"] % self._log_every and record["epoch"] != self.epochs:
             return
         self._progress.console.print(
-            f"epoch {record['epoch']}: D {record['d_loss']:.4f}  G {record['g_loss']:.4f}  "
-            f"D(x) {record['d_real']:.3f}  D(G(z)) {record['d_fake']:.3f}  {record['it_per_s']:,.1f} it/s  "
+            f"epoch {record['epoch']}: {describe({k: v for k, v in record.items() if k not in NOT_METRICS}, 4)}  "
+            f"{record['it_per_s']:,.1f} it/s  "
             f"lr {record['lr']:.5f}  momentum {record['momentum']:.3f}",
             highlight=False,
         )

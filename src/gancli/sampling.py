@@ -29,14 +29,26 @@ def game_of(config: RunConfig, metadata: dict) -> steps.Game:
     return steps.Game(config, shape, n)
 
 
-def restore(path: Path) -> checkpoint.Run:
-    """The latest checkpoint of a run folder, with its state."""
-    return checkpoint.load_run(path, lambda c, m: steps.abstract_state(game_of(c, m)))
+def restore(path: Path, ema: bool = True) -> checkpoint.Run:
+    """The latest checkpoint of a run folder, with its state; with ema=False the moving average of G is dropped,
+    so that everything drawn from the run comes from the raw generator."""
+    run = checkpoint.load_run(path, lambda c, m: steps.abstract_state(game_of(c, m)))
+    if not ema:
+        run.state.pop("g_ema", None)
+    return run
+
+
+def ema_decay(run: checkpoint.Run) -> float | None:
+    """The decay of the moving average of G that draws from this run use, or None when they use G itself."""
+    return run.config.ema if run.state is not None and "g_ema" in run.state else None
+
+
+GENERATOR_KEYS = ("g", "g_ema", "g_stats")  # what sampling needs of a state: never the optimisers'
 
 
 @lru_cache(maxsize=8)
 def _generator_fn(game: steps.Game):
-    return jax.jit(game.generator.apply)
+    return jax.jit(lambda state, z: steps.sample(game, state, z))
 
 
 def check_count(run: checkpoint.Run, n: int, nearest: bool = False) -> int:
@@ -67,9 +79,10 @@ def decode(run: checkpoint.Run, z) -> np.ndarray:
         run = restore(run.path)
     game = game_of(run.config, run.metadata)
     g = _generator_fn(game)
+    state = {k: v for k, v in run.state.items() if k in GENERATOR_KEYS}
     out = np.empty((len(z), *game.data_shape), np.float32)
     for i in range(0, len(z), BATCH):
-        out[i : i + BATCH] = g(run.state["g"], jnp.asarray(z[i : i + BATCH]))
+        out[i : i + BATCH] = g(state, jnp.asarray(z[i : i + BATCH]))
     return out
 
 
@@ -90,8 +103,8 @@ def discriminate(run: checkpoint.Run, x) -> np.ndarray:
     if run.state is None:
         run = restore(run.path)
     game = game_of(run.config, run.metadata)
-    logits = jax.jit(game.discriminator.apply)(run.state["d"], jnp.asarray(x, jnp.float32))
-    return np.asarray(jax.nn.sigmoid(logits))
+    outputs = jax.jit(lambda state, x: steps.discriminate(game, state, x))(run.state, jnp.asarray(x, jnp.float32))
+    return np.asarray(jax.nn.sigmoid(outputs["logit"]))
 
 
 @jax.jit

@@ -143,7 +143,7 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
 
 def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool) -> Outcome:
     reporter.status(f"loading {config.dataset}")
-    train_images, _ = data.load(config.dataset, "train", data_dir)
+    train_images, train_labels = data.load(config.dataset, "train", data_dir)
     provenance = data.provenance(config.dataset, data_dir)
     game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0])
     ipe = game.iters_per_epoch
@@ -164,7 +164,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
-    data_on_device = jax.device_put(jnp.asarray(train_images))
+    data_on_device = jax.device_put({"image": jnp.asarray(train_images), "label": jnp.asarray(train_labels, jnp.int32)})
     # Low-dimensional samples are pictured over real points; images speak for themselves.
     reference = None if train_images.ndim == 4 else train_images[:2000]
     del train_images
@@ -174,7 +174,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         if config.seeds > 1
         else steps.fixed_noise(game, state["key"], pictured)
     )
-    sample_fn = jax.jit(jax.vmap(game.generator.apply) if config.seeds > 1 else game.generator.apply)
+    draw = lambda st, z: steps.sample(game, st, z)  # the moving average of G when the run keeps one: what `sample` shows
+    sample_fn = jax.jit(jax.vmap(draw) if config.seeds > 1 else draw)
+    names = steps.metric_names(game)
     base_meta = {
         "dataset": config.dataset,
         "provenance": provenance,
@@ -194,7 +196,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         base_meta.setdefault("compile_s", round(time.perf_counter() - t0, 2))
         return fn
 
-    sums = np.zeros((config.seeds, len(steps.METRICS))) if partial is None else np.asarray(partial["sums"])
+    sums = np.zeros((config.seeds, len(names))) if partial is None else np.asarray(partial["sums"])
     epoch_iters = 0 if partial is None else int(partial["iters"])
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
     status = "done"
@@ -213,9 +215,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             fn = program(length)
             t0 = time.perf_counter()
             state, metrics = fn(state, data_on_device)
-            metrics = np.asarray(metrics)  # waits for the chunk; [length, 4] or [seeds, length, 4]
+            # Waits for the chunk; each metric is [length], or [seeds, length].
+            metrics = np.stack([np.asarray(metrics[k]) for k in names], axis=-1).reshape((config.seeds, length, len(names)))
             seconds = time.perf_counter() - t0
-            metrics = metrics.reshape((config.seeds, length, len(steps.METRICS)))
             if not np.all(np.isfinite(metrics)):
                 bad = int(np.argwhere(~np.isfinite(metrics))[0][1])
                 last = checkpoint.latest_step(dirs[0])
@@ -227,11 +229,11 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             sums += metrics.sum(axis=1)
             epoch_iters += length
             epoch_seconds += seconds
-            reporter.advance(step, epoch, dict(zip(steps.METRICS, metrics[0, -1].tolist())), length / seconds)
+            reporter.advance(step, epoch, dict(zip(names, metrics[0, -1].tolist())), length / seconds)
             epoch_done = step % ipe == 0
             if epoch_done:
-                records = _epoch_records(game, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
-                samples = np.asarray(sample_fn(state["g"], fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
+                records = _epoch_records(game, names, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
+                samples = np.asarray(sample_fn(state, fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
                 for s, d in enumerate(dirs):
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
                     painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference))
@@ -262,13 +264,13 @@ def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done
     return epoch_done and (step // ipe) % config.ckpt_every == 0
 
 
-def _epoch_records(game: steps.Game, means: np.ndarray, epoch: int, step: int, it_per_s: float):
+def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch: int, step: int, it_per_s: float):
     c = game.config.optimizer
     g_count = step  # G takes one update per iteration
     lr = float(optim.learning_rate(c, g_count - 1))
     mom = float(optim.momentum(c, epoch - 1)) if c.name == "sgd" else c.b1
     return [
-        {"epoch": epoch, "step": step, **{k: round(float(v), 6) for k, v in zip(steps.METRICS, row)},
+        {"epoch": epoch, "step": step, **{k: round(float(v), 6) for k, v in zip(names, row)},
          "it_per_s": round(it_per_s, 2), "lr": lr, "momentum": round(mom, 6)}
         for row in means
     ]

@@ -1,0 +1,69 @@
+"""The players' objectives: registered pure functions of D's outputs on real and generated data.
+
+D's outputs are a dict: "logit" [B] (D(x) = sigmoid(logit)), "features" [B, F] (its last hidden layer), and
+whatever a model adds. Each objective returns (loss, metrics), metrics a dict of scalars that the progress bar,
+metrics.jsonl and inspect show as they are. Adding an objective is one function and one registry entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax.numpy as jnp
+from jax.nn import sigmoid, softplus
+
+Outputs = dict[str, Any]
+# d_loss(real, fake, batch, context) and g_loss(real, fake, batch, context) -> (loss, metrics)
+Objective = Callable[[Outputs, Outputs, dict, "Context"], tuple[Any, dict[str, Any]]]
+
+
+class Context:
+    """What an objective may need besides D's outputs: the run's config and the current epoch (traced)."""
+
+    def __init__(self, config, epoch):
+        self.config = config
+        self.epoch = epoch
+
+
+def gan_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """0.5 * (CE(1, D(x)) + CE(0, D(G(z)))): the original code's discriminator objective."""
+    loss = 0.5 * (jnp.mean(softplus(-real["logit"])) + jnp.mean(softplus(fake["logit"])))
+    return loss, {"d_loss": loss, "d_real": jnp.mean(sigmoid(real["logit"])), "d_fake": jnp.mean(sigmoid(fake["logit"]))}
+
+
+def nonsaturating(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """CE(1, D(G(z))) = -log D(G(z)): strong gradients while D rejects the samples."""
+    loss = jnp.mean(softplus(-fake["logit"]))
+    return loss, {"g_loss": loss}
+
+
+def minimax(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """log(1 - D(G(z))) = -softplus(logit): the generator's side of the minimax game, minimised."""
+    loss = -jnp.mean(softplus(fake["logit"]))
+    return loss, {"g_loss": loss}
+
+
+def switch(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Non-saturating before config.switch_epoch, minimax from then on."""
+    early, late = nonsaturating(real, fake, batch, ctx)[0], minimax(real, fake, batch, ctx)[0]
+    loss = jnp.where(ctx.epoch < ctx.config.switch_epoch, early, late)
+    return loss, {"g_loss": loss}
+
+
+def feature_matching(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Salimans et al. (2016): the squared distance between the batch means of D's last hidden features on
+    real and on generated data, averaged over features (their MNIST code's form)."""
+    diff = jnp.mean(fake["features"], axis=0) - jnp.mean(real["features"], axis=0)
+    loss = jnp.mean(jnp.square(diff))
+    return loss, {"g_loss": loss}
+
+
+D_LOSSES: dict[str, Objective] = {"gan": gan_d_loss}
+G_LOSSES: dict[str, Objective] = {
+    "nonsaturating": nonsaturating,
+    "minimax": minimax,
+    "switch": switch,
+    "feature-matching": feature_matching,
+}
+# G objectives that read D's outputs on the real batch, so G's step must pass real data through D too.
+G_NEEDS_REAL = frozenset({"feature-matching"})
