@@ -56,7 +56,7 @@ def fake_runs(monkeypatch, root: Path, seeds: int | None, dataset: str = "mnist"
         p.mkdir(parents=True, exist_ok=True)
 
     def load_run(path, abstract_state=None):
-        cfg = SimpleNamespace(dataset=dataset, seed=int(path.name[5:]) if path.name.startswith("seed-") else 0)
+        cfg = SimpleNamespace(dataset=dataset, seed=int(path.name[5:]) if path.name.startswith("seed-") else 0, conditional=False)
         return SimpleNamespace(path=Path(path), config=cfg, metadata={"epoch": 7, "step": 700}, state={})
 
     def generate(run, n, seed):

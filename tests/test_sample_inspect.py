@@ -235,7 +235,7 @@ def test_odd_names_show_as_themselves_and_diverged_samples_are_flagged(copy_of, 
     result = ok("sample", run, "--n", 4, "--out", out)
     assert f"{run}: 4 samples" in result.stdout and f"npz: {out}" in result.stdout and "warning" not in result.output
     decode = sampling.decode
-    monkeypatch.setattr(sampling, "decode", lambda r, z: np.where(np.arange(len(z))[:, None, None, None] == 1, np.nan, decode(r, z)))
+    monkeypatch.setattr(sampling, "decode", lambda r, z, labels=None: np.where(np.arange(len(z))[:, None, None, None] == 1, np.nan, decode(r, z)))
     result = ok("sample", run, "--n", 4, "--out", tmp_path / "nan.npz")
     assert "warning: 1 of the 4 samples hold NaN or inf: the generator has diverged" in result.output
     assert np.isnan(load_npz(tmp_path / "nan.npz")["samples"][1]).all()

@@ -34,6 +34,12 @@ _library_log.propagate = False  # a root handler (JAX's, absl's) would print eac
 DataDir = Annotated[
     Optional[Path], typer.Option("--data-dir", help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 ]
+DataFile = Annotated[
+    Optional[Path],
+    typer.Option("--data-file", help="Your copy of a dataset gancli cannot fetch: cifar-10-python.tar.gz (or its folder "
+                 "cifar-10-batches-py) for cifar10 / cifar10_gcn, TFD_48x48.mat for tfd, TFD_96x96.mat for tfd96. Built "
+                 "once into the data dir; without it they are looked for in DATA_DIR/downloads/manual/."),
+]
 
 
 def one_line_errors(fn):
@@ -52,8 +58,8 @@ def one_line_errors(fn):
 
 @app.command()
 @one_line_errors
-def datasets(data_dir: DataDir = None):
-    """List datasets with their splits, sizes, state and provenance."""
+def datasets(data_dir: DataDir = None, data_file: DataFile = None):
+    """List datasets with their splits, sizes, state and provenance; --data-file builds the one that file holds."""
     # Imported here: TFDS takes about a second to import and other commands may not need it.
     from rich.table import Table
     from rich.text import Text
@@ -63,11 +69,13 @@ def datasets(data_dir: DataDir = None):
     root = data.resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
         raise GancliError(f"--data-dir {root} is a file, not a folder")
+    if data_file is not None:
+        data.use_file(data_file, root)
     try:
         entries = data.describe(root)
     except OSError as e:  # e.g. a folder in it that cannot be read
         raise GancliError(f"cannot read the data dir {root}: {e.strerror or e}: {e.filename}") from None
-    colours = {"ready": "green", "buildable": "yellow", "unavailable": "red"}
+    colours = {"ready": "green", "buildable": "yellow", "needs a file": "yellow", "unavailable": "red"}
     # Paths, sources and hints are text, not Rich markup: "[x]" in a folder name must show.
     table = Table(title=Text(f"Datasets in {root}"), title_justify="left")
     for column in ("name", "splits", "state"):
@@ -75,7 +83,7 @@ def datasets(data_dir: DataDir = None):
     table.add_column("source", overflow="fold")
     table.add_column("sha256", overflow="fold")
     for e in entries:
-        splits = "\n".join(f"{split} {n:,}" for split, n in e["splits"].items())
+        splits = "\n".join(f"{split} {n:,}" if n is not None else split for split, n in e["splits"].items())  # None: told by the file
         # Prefixes only, one per source file in provenance order; `provenance()` has the full digests.
         sums = "\n".join(digest[:12] for digest in e["sha256"].values()) or "-"
         state = f"[{colours.get(e['state'], 'white')}]{e['state']}[/]"
@@ -90,7 +98,7 @@ def datasets(data_dir: DataDir = None):
 @one_line_errors
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Recipe (see 'gancli presets'): paper (default for images), fast, adam, toy (default for toy1d and ring8).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Recipe (see 'gancli presets'): paper (default for images), fast, adam, toy (default for toy1d and ring8), cifar-conv (default for cifar10_gcn), cifar-fc, tfd (default for tfd, tfd96), dcgan (default for cifar10).")] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
     g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, switch (nonsaturating, then minimax), or feature-matching (Salimans et al. 2016).")] = None,
@@ -108,6 +116,7 @@ def train(
     b1: Annotated[Optional[float], typer.Option(help="adam: beta1.")] = None,
     b2: Annotated[Optional[float], typer.Option(help="adam: beta2.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Keep a moving average of G's weights with this decay per update (e.g. 0.999); sample and evaluate use it.")] = None,
+    conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and [generator], [discriminator], [optimizer] tables) over the preset.")] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
@@ -116,6 +125,7 @@ def train(
     keep: Annotated[Optional[int], typer.Option(help="Checkpoints kept.")] = None,
     chunk: Annotated[Optional[int], typer.Option(help="Iterations per compiled call (default: an epoch on a GPU, a few seconds of work on a CPU).")] = None,
     data_dir: DataDir = None,
+    data_file: DataFile = None,
 ):
     """Train a GAN with jit-compiled JAX steps and write checkpoints."""
     from gancli import train as training
@@ -128,6 +138,7 @@ def train(
         "chunk": chunk, "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.lr_decay": lr_decay,
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
+        "conditional": conditional or None,
     }
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
@@ -135,11 +146,15 @@ def train(
     layered.update(settings(base, set_ or []))
     overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
     config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
+    if data_file is not None:
+        from gancli import data
+
+        data.use_file(data_file, data_dir, config.dataset)
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
         f"{config.g_loss} G loss, {config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
-        + (f"EMA of G {config.ema:g}, " if config.ema else "") +
+        + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "") +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )
@@ -166,12 +181,14 @@ def sample(
     out: Annotated[Optional[Path], typer.Option(help="The .npz to write, the PNG beside it (default: CKPT/samples/<kind>_step<S>_seed<SEED>_n<N>.npz).")] = None,
     nearest: Annotated[bool, typer.Option("--nearest", help="Pair each sample with its nearest training image by pixel L2 (the paper's Figure 2).")] = False,
     interpolate: Annotated[Optional[int], typer.Option(help="Rows of this many samples along a line between two latents (the paper's Figure 3).")] = None,
+    label: Annotated[Optional[int], typer.Option(help="Conditional runs: draw this class. Without it the samples take the classes in turn (sample i of class i % classes), one PNG row per class; --interpolate rows too (default: one row per class).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite output files that already exist.")] = False,
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Draw from the moving average of G's weights when the run keeps one (the default), or from G itself.")] = True,
     data_dir: DataDir = None,
+    data_file: DataFile = None,
 ):
-    """Draw samples from a checkpoint's generator: an .npz (samples, z, seed) and a PNG grid beside it."""
-    from gancli import checkpoint, sampling
+    """Draw samples from a checkpoint's generator: an .npz (samples, z, seed; labels for a conditional run) and a PNG grid beside it."""
+    from gancli import checkpoint, conditional, sampling
 
     if interpolate is not None and interpolate < 2:
         raise GancliError(f"--interpolate needs at least 2 steps (got {interpolate})")
@@ -181,15 +198,23 @@ def sample(
     if count < 1:
         raise GancliError(f"--n must be >= 1 (got {count})")
     dirs = checkpoint.find_runs(ckpt)
+    if data_file is not None and nearest:
+        from gancli import data
+
+        data.use_file(data_file, data_dir)
     # Restore every seed, check every output path and load the training data before drawing anything.
     plan = []
     train_sets: dict[str, object] = {}
     for run_dir in dirs:
         run = sampling.restore(run_dir, ema)
+        conditional.check_label(run.config, label, str(run_dir))
+        if interpolate and n is None and label is None and run.config.conditional:
+            count = run.config.n_classes  # one row per class (every seed of a folder has the same classes)
         step = run.metadata.get("step", 0)
         if out is None:
             kind = f"interp_step{step}_seed{seed}_rows{count}_steps{interpolate}" if interpolate else (
                 f"{'nearest' if nearest else 'sample'}_step{step}_seed{seed}_n{count}")
+            kind += "" if label is None else f"_label{label}"
             target = run_dir / "samples" / f"{kind}.npz"
         else:
             target = out if len(dirs) == 1 else out.with_name(f"{out.stem}.{run_dir.name}{out.suffix}")
@@ -202,11 +227,13 @@ def sample(
                 train_sets[run.config.dataset] = data.load(run.config.dataset, "train", data_dir)[0]
     for run, (npz, png) in plan:
         if interpolate:
-            drawn = sampling.draw_interpolation(run, count, interpolate, seed)
+            drawn = sampling.draw_interpolation(run, count, interpolate, seed, label)
             what = f"{count} rows of {interpolate} interpolated samples"
         else:
-            drawn = sampling.draw(run, count, seed)
+            drawn = sampling.draw(run, count, seed, label)
             what = f"{count:,} samples"
+        if run.config.conditional:
+            what += f" of class {label}" if label is not None else f" taking the {run.config.n_classes} classes in turn"
         train = train_sets.get(run.config.dataset)
         if nearest:
             with err_console.status(f"finding the nearest of {len(train):,} training images"):
@@ -248,9 +275,10 @@ def evaluate(
     sigmas: Annotated[
         Optional[str], typer.Option(help="Sigma grid: '0.1,0.2' or 'logspace:-1.0:0:10' (default: the paper's, the latter).")
     ] = None,
-    n_valid: Annotated[int, typer.Option(help="Validation images (the first N) that choose sigma.")] = 1000,
+    n_valid: Annotated[Optional[int], typer.Option(help="Validation images (the first N) that choose sigma (default: 1,000 as the paper's MNIST protocol; for tfd all of them, as its TFD protocol).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator's noise.")] = 0,
     data_dir: DataDir = None,
+    data_file: DataFile = None,
     calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: CKPT/reports, or the --samples file's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a report in --out or beside --samples. A checkpoint's own reports/parzen.* are its latest evaluation and always rewritten.")] = False,
@@ -266,6 +294,10 @@ def evaluate(
     if samples is not None and ckpt is not None:
         raise GancliError("give a checkpoint or --samples, not both")
     grid = parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS
+    if data_file is not None:
+        from gancli import data
+
+        data.use_file(data_file, data_dir, dataset)
     common = dict(sigmas=grid, n_valid=n_valid, data_dir=data_dir, calibration=calibration, out=out, force=force,
                   log=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
     if samples is not None:
@@ -277,6 +309,8 @@ def evaluate(
     console.print(report.parzen_table(result.report))
     if (coverage := report.coverage_table(result.report)) is not None:
         console.print(coverage)
+    if (judged := report.conditional_table(result.report)) is not None:
+        console.print(judged)
     for paths in (*result.seed_paths, result.paths):
         line = "report: " + ", ".join(str(p) for p in paths.values())
         console.print(line, markup=False, highlight=False, soft_wrap=True)

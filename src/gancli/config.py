@@ -31,6 +31,8 @@ class GeneratorConfig:
     init_scale: float = 0.05  # weights U(-s, s)
     output_bias_from_data: bool = True  # logit of the training pixel means
     batchnorm: bool = False  # before each hidden ReLU; its statistics live beside the parameters, not in them
+    keep_hidden: float = 1.0  # inverted dropout on the input of every layer above the first, in training only
+    max_col_norm: float = 0.0  # after each update, cap the L2 norm of the weights into each unit (pylearn2); 0: none
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class DiscriminatorConfig:
     init_scale: float = 0.005
     batchnorm: bool = False  # before each maxout
     minibatch: tuple[int, ...] = (0, 0)  # minibatch discrimination: (B kernels, C dims); (0, 0) is off
+    max_col_norm: float = 0.0  # after each update, cap the L2 norm of the weights into each unit (pylearn2); 0: none
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class RunConfig:
     dataset: str = "mnist"
     preset: str = "paper"
     model: str = "mlp"  # the model family (gancli.models.MODELS)
+    conditional: bool = False  # G and D take the class label (gancli.models.conditioning); fakes get the real batch's
+    n_classes: int = 0  # of a conditional run; 0: from the training labels (max + 1) when training starts
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -139,12 +144,16 @@ class RunConfig:
             (_finite(g.init_scale) and g.init_scale > 0, f"generator init_scale must be a finite number > 0 (got {g.init_scale})"),
             (all(u >= 1 for u in d.units), f"discriminator layers must have >= 1 unit each (got {d.units})"),
             (d.pieces >= 1, f"discriminator pieces must be >= 1 (got {d.pieces})"),
-            (0 < d.keep_input <= 1 and 0 < d.keep_hidden <= 1, "dropout keep probabilities must be in (0, 1]"),
+            (0 < d.keep_input <= 1 and 0 < d.keep_hidden <= 1 and 0 < g.keep_hidden <= 1, "dropout keep probabilities must be in (0, 1]"),
             (_finite(d.init_scale) and d.init_scale > 0, f"discriminator init_scale must be a finite number > 0 (got {d.init_scale})"),
+            (all(_finite(v) and v >= 0 for v in (g.max_col_norm, d.max_col_norm)),
+             f"max_col_norm must be a finite number >= 0, 0 for none (got {g.max_col_norm} and {d.max_col_norm})"),
         ]
         for ok, message in checks:
             if not ok:
                 raise GancliError(message)
+        for message in models.problems(self):
+            raise GancliError(message)
         return self
 
 
@@ -209,6 +218,102 @@ PRESETS = {
             update="alternating",
         ),
     ),
+    # Mirza & Osindero (2014), section 4.1; they published no code. Where their text is silent we chose, as the 2014
+    # GAN code (the pylearn2 code base theirs grew from) did: uniform noise U(-sqrt3, sqrt3) (unit variance; they
+    # say only "uniform"); U(-0.05, 0.05) init in G and U(-0.005, 0.005) in D; G's output bias the logit of the
+    # pixel means; k = 1 with simultaneous updates; the non-saturating G loss; momentum 0.5 rising linearly to 0.7
+    # by epoch 250. Dropout ("0.5 in G and D") on the input of every layer above the branches in both nets, and
+    # keep 0.8 on D's pixels as the 2014 D had; never on the label. Their lr 0.1 / 1.00004 per update reaches the
+    # 1e-6 floor after ~288,000 updates (~575 epochs of 500); they stopped at the best validation Parzen estimate,
+    # which `gancli evaluate` run per epoch finds (examples/conditional.sh).
+    "cgan": Preset(
+        "Mirza & Osindero (2014) conditional MNIST GAN: label through its own ReLU 1000 (G) / maxout 50x5 (D) branch, "
+        "SGD lr 0.1 / 1.00004 per update, momentum 0.5 -> 0.7 (by epoch 250: our choice), dropout 0.5 above the "
+        "branches in G and D and 0.8 keep on D's pixels (our choice), simultaneous updates, uniform noise",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="cgan",
+            model="cgan",
+            conditional=True,
+            generator=GeneratorConfig(hidden=(200, 1000, 1200), keep_hidden=0.5),
+            discriminator=DiscriminatorConfig(units=(240, 50, 240), pieces=5, keep_input=0.8, keep_hidden=0.5),
+            optimizer=OptimizerConfig(lr=0.1, lr_decay=1.00004, lr_min=1e-6, momentum=0.5, momentum_final=0.7,
+                                      momentum_saturate_epoch=250),
+        ),
+    ),
+    # The 2014 paper's CIFAR-10 and TFD models, from goodfeli/adversarial's cifar10_fully_connected.yaml,
+    # cifar10_convolutional.yaml and tfd_pretrain/*.yaml (architectures in gancli.models.conv). As there: Gaussian
+    # N(0, 1) noise of 100 dimensions; dropout in D (keep 0.8 on its input, 0.5 elsewhere, also when computing G's
+    # loss); simultaneous updates, k = 1; SGD with momentum 0.5 -> 0.7 by epoch 250 and lr / 1.000004 per update,
+    # floored at 1e-6; U(-irange, irange) init. The paper trained CIFAR-10 on pylearn2's gcn=55 data: dataset
+    # cifar10_gcn (the default preset picks these for it). Ours where the yamls are silent: 100 epochs for CIFAR-10
+    # (they set no termination), 50 for TFD (the pretraining stage's count); G's output bias 0 for CIFAR-10 (the
+    # yamls comment out init_sigmoid_bias_from_marginals) and the logit of the pixel means for TFD (as pretrain.yaml).
+    "cifar-fc": Preset(
+        "the paper's fully connected CIFAR-10 model (cifar10_fully_connected.yaml): G ReLU 8000 -> sigmoid 8000 -> "
+        "linear 3072, D maxout 1600x5 x2 with dropout, SGD lr 0.025, batch 100; train it on cifar10_gcn as the paper",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="cifar-fc",
+            model="cifar-fc",
+            generator=GeneratorConfig(hidden=(8000, 8000), noise="gaussian", output="linear", init_scale=0.05,
+                                      output_bias_from_data=False),
+            discriminator=DiscriminatorConfig(units=(1600, 1600), pieces=5, init_scale=0.005),
+            optimizer=OptimizerConfig(lr=0.025),
+        ),
+    ),
+    # The convolutional yaml's D comments say 192 channels in its second layer "ran out of memory": it has 32.
+    "cifar-conv": Preset(
+        "the paper's convolutional CIFAR-10 model (cifar10_convolutional.yaml): G ReLU 8000 -> sigmoid 8000 -> "
+        "80x10x10 -> 5x5 stride-3 transposed conv to 32x32x3; D conv-maxout 32x2, 32x2, 192x2 -> maxout 500x5, "
+        "with dropout; SGD lr 0.004, batch 128; train it on cifar10_gcn as the paper",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="cifar-conv",
+            model="cifar-conv",
+            generator=GeneratorConfig(hidden=(8000, 8000), noise="gaussian", output="linear", init_scale=0.05,
+                                      output_bias_from_data=False),
+            discriminator=DiscriminatorConfig(units=(32, 32, 192, 500), pieces=5, init_scale=0.005),
+            optimizer=OptimizerConfig(lr=0.004),
+            batch_size=128,
+        ),
+    ),
+    # The original TFD G was pretrained in two stages (pretrain.yaml: ReLU 8000 -> sigmoid 8000 -> sigmoid 2304 for
+    # 50 epochs; train.yaml: ReLU 8000 -> sigmoid 100 put in front of it, 22 more epochs). Here the pretraining
+    # stage's G is trained from scratch, once. Max column norm 1.9365 on every layer of both nets, as both yamls.
+    "tfd": Preset(
+        "the paper's TFD model, its G trained from scratch (the original pretrained G in two stages): G ReLU 8000 -> "
+        "sigmoid 8000 -> sigmoid 2304; D maxout 1200x5 x2 with dropout; max column norm 1.9365; SGD lr 0.05, batch 100",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="tfd",
+            model="tfd",
+            generator=GeneratorConfig(hidden=(8000, 8000), noise="gaussian", output="sigmoid", init_scale=0.05,
+                                      output_bias_from_data=True, max_col_norm=1.9365),
+            discriminator=DiscriminatorConfig(units=(1200, 1200), pieces=5, init_scale=0.005, max_col_norm=1.9365),
+            optimizer=OptimizerConfig(lr=0.05),
+            epochs=50,
+        ),
+    ),
+    # Radford et al. (2016) as the modern baseline: batch norm, Adam 2e-4 / 0.5, alternating updates, batch 128,
+    # weights N(0, 0.02), leaky ReLU 0.2 in D, no dropout. Ours: a sigmoid output for pixels in [0, 1] (theirs: tanh
+    # for [-1, 1]); unit-variance uniform noise (theirs U(-1, 1)); 5x5 kernels as their code; 100 epochs.
+    "dcgan": Preset(
+        "a DCGAN-style conv model for 32x32 (or any 8k x 8k) images: batch norm, Adam lr 2e-4 beta1 0.5, alternating "
+        "updates, batch 128, N(0, 0.02) init; for pixels in [0, 1] (cifar10)",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="dcgan",
+            model="dcgan",
+            generator=GeneratorConfig(hidden=(512, 256, 128), noise="uniform", output="sigmoid", init_scale=0.02,
+                                      output_bias_from_data=False, batchnorm=True),
+            discriminator=DiscriminatorConfig(units=(64, 128, 256), keep_input=1.0, keep_hidden=1.0, init_scale=0.02,
+                                              batchnorm=True),
+            optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.5),
+            update="alternating",
+            batch_size=128,
+        ),
+    ),
     "toy": Preset(
         "small MLPs for toy1d and ring8: z as wide as the data, linear output, no dropout, Adam",
         lambda dataset: RunConfig(
@@ -227,9 +332,13 @@ PRESETS = {
 TOY_DATASETS = ("toy1d", "ring8")
 
 
+# The paper's model for each of its datasets; dcgan for CIFAR-10's plain pixels, which the paper's models never saw.
+DATASET_PRESETS = {"cifar10_gcn": "cifar-conv", "cifar10": "dcgan", "tfd": "tfd", "tfd96": "tfd"}
+
+
 def default_preset(dataset: str) -> str:
-    """toy for the toy sets, paper for everything else."""
-    return "toy" if dataset in TOY_DATASETS else "paper"
+    """toy for the toy sets, the paper's model for CIFAR-10 and TFD (DATASET_PRESETS), paper for everything else."""
+    return "toy" if dataset in TOY_DATASETS else DATASET_PRESETS.get(dataset, "paper")
 
 
 def preset(name: str | None, dataset: str) -> RunConfig:

@@ -141,13 +141,19 @@ def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_ran
     return samples
 
 
-def load_reference(dataset: str, n_valid: int, data_dir=None) -> Reference:
-    """The first n_valid validation images and the test split."""
+# The paper's parzen_ll.py chose sigma on the first 1,000 MNIST validation images but on all of TFD's valid fold.
+WHOLE_VALIDATION = ("tfd", "tfd96")
+
+
+def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> Reference:
+    """The first n_valid validation images (None: the paper's choice, N_VALID or all for TFD) and the test split."""
     from gancli import data  # the TFDS stack loads only when data is needed
 
-    if n_valid < 1:
+    if n_valid is not None and n_valid < 1:
         raise GancliError(f"--n-valid must be >= 1 (got {n_valid})")
     valid = data.load(dataset, "validation", data_dir)[0]
+    if n_valid is None:
+        n_valid = len(valid) if dataset in WHOLE_VALIDATION else min(N_VALID, len(valid))
     if n_valid > len(valid):
         raise GancliError(f"--n-valid {n_valid} exceeds the {len(valid)} validation images of {dataset}")
     test = data.load(dataset, "test", data_dir)[0]
@@ -187,7 +193,7 @@ def evaluate_samples(
     dataset: str = "mnist",
     n_samples: int | None = None,
     sigmas=parzen.PAPER_SIGMAS,
-    n_valid: int = N_VALID,
+    n_valid: int | None = None,  # None: load_reference's default
     data_dir=None,
     calibration: bool = True,
     out: Path | None = None,
@@ -225,7 +231,7 @@ def evaluate_checkpoint(
     dataset: str | None = None,
     n_samples: int = N_SAMPLES,
     sigmas=parzen.PAPER_SIGMAS,
-    n_valid: int = N_VALID,
+    n_valid: int | None = None,  # None: load_reference's default
     seed: int = 0,
     data_dir=None,
     calibration: bool = True,
@@ -239,7 +245,7 @@ def evaluate_checkpoint(
 
     A run's reports/parzen.* are its latest evaluation and are rewritten each time (reproduce_table1.sh evaluates
     one run epoch after epoch); only a report in another folder (out) is kept unless force."""
-    from gancli import checkpoint, sampling  # Orbax and the models load only for checkpoints
+    from gancli import checkpoint, conditional, sampling  # Orbax and the models load only for checkpoints
 
     sigmas = _check_counts(n_samples, sigmas)
     ckpt = Path(ckpt)
@@ -258,10 +264,14 @@ def evaluate_checkpoint(
     for folder in seed_dirs:
         report.check_out_dir(folder, force=True)
     protocol = _protocol(ref, sigmas, n_samples, seed)
+    # A conditional run's samples take the classes in turn (n_samples / n_classes each, as Mirza & Osindero's
+    # 1,000 per class); a classifier then judges whether each obeys its label.
+    cond = runs[0].config if runs[0].config.conditional else None
+    judge = conditional.reference(ref.dataset, cond.n_classes, data_dir, log) if cond else None
 
     models = []
     for run in runs:
-        log(f"drawing {n_samples:,} samples from {run.path} (seed {seed})")
+        log(f"drawing {n_samples:,} samples from {run.path} (seed {seed})" + (", the classes in turn" if cond else ""))
         drawn = sampling.generate(run, n_samples, seed)
         # A generator's range is its own design (e.g. a linear output layer): only NaN/inf make it unscorable.
         samples = check_samples(drawn, ref.test.shape[1:], f"the generator of {run.path}", unit_range=False)
@@ -272,13 +282,20 @@ def evaluate_checkpoint(
         if decay is not None:
             label += f" (EMA {decay:g})"
         models.append({**_score(label, run.path, samples, ref, sigmas, *at), "generator_ema": decay})
+        if judge is not None:
+            log(f"class accuracy and per-class Fréchet distance ({judge.judge.info['name']})")
+            models[-1]["conditional"] = conditional.measure(samples, conditional.class_labels(cond, n_samples), judge)
     cal = _calibrate(ref, n_samples, sigmas, log) if calibration else None
+    extra = {}
+    if cond:
+        cond_cal = conditional.calibrate(judge, conditional.class_labels(cond, n_samples), data_dir) if judge and calibration else None
+        extra["conditional"] = conditional.section(cond, n_samples, judge, cond_cal)
 
     seed_paths = tuple(
-        report.write_parzen(report.parzen_report(ref.dataset, [m], cal, **protocol), folder)
+        report.write_parzen({**report.parzen_report(ref.dataset, [m], cal, **protocol), **extra}, folder)
         for m, folder in zip(models, seed_dirs)
     )
-    rep = report.parzen_report(ref.dataset, models, cal, **protocol)
+    rep = {**report.parzen_report(ref.dataset, models, cal, **protocol), **extra}
     paths = report.write_parzen(rep, out_dir)
     return Evaluation(ref.dataset, tuple(models), cal, rep, paths, seed_paths)
 

@@ -27,9 +27,20 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarra
     return out
 
 
+def for_display(images: np.ndarray) -> np.ndarray:
+    """Images as [0, 1] pixels for a picture. Pixels (all values within [-0.5, 1.5]: [0, 1] give or take a linear
+    generator's overshoot) are clipped to [0, 1]; anything else, e.g. contrast-normalised CIFAR-10 (cifar10_gcn), is
+    shown as pylearn2 showed it: each image divided by its largest absolute value, [-1, 1] mapped onto [0, 1]."""
+    x = np.asarray(images, np.float32)
+    if x.size == 0 or (x.min() >= -0.5 and x.max() <= 1.5):
+        return np.clip(x, 0.0, 1.0)
+    peak = np.abs(x).reshape(len(x), -1).max(axis=1).reshape((-1,) + (1,) * (x.ndim - 1))
+    return 0.5 + 0.5 * x / np.maximum(peak, 1e-12)
+
+
 def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Path:
-    """Write images (N, H, W, C) as one PNG grid; greyscale when C == 1."""
-    tiled = np.clip(grid(images, cols), 0.0, 1.0)
+    """Write images (N, H, W, C) as one PNG grid, colour or greyscale (C == 1), through for_display."""
+    tiled = np.clip(grid(for_display(images), cols), 0.0, 1.0)
     scale = max(1, MIN_WIDTH // tiled.shape[1])  # small images: enlarge by whole pixels, never blur
     tiled = tiled.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
@@ -41,11 +52,29 @@ def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Path:
     return path
 
 
-def save_samples(samples: np.ndarray, path: Path, title: str = "", reference: np.ndarray | None = None) -> Path:
-    """A picture of samples whatever their shape: a grid for images, else a histogram (1-D) or scatter (2-D),
-    drawn over reference (real) data in grey when given."""
+def class_rows(images: np.ndarray, labels) -> tuple[np.ndarray, int]:
+    """(tiles, cols): images regrouped so that a grid of cols columns has one row per class present, in class
+    order, each row in the images' order; blank (white) tiles fill the shorter rows."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    rows = [np.flatnonzero(labels == c) for c in classes]
+    cols = max(len(r) for r in rows)
+    tiles = np.ones((len(rows) * cols,) + images.shape[1:], np.float32)
+    for i, r in enumerate(rows):
+        tiles[i * cols : i * cols + len(r)] = images[r]
+    return tiles, cols
+
+
+def save_samples(samples: np.ndarray, path: Path, title: str = "", reference: np.ndarray | None = None,
+                 labels: np.ndarray | None = None) -> Path:
+    """A picture of samples whatever their shape: a grid for images (one row per class when labels are given),
+    else a histogram (1-D) or scatter (2-D, coloured by label when given), drawn over reference (real) data in
+    grey when given."""
     if samples.ndim == 4:
-        return save_grid(samples, path)
+        if labels is None:
+            return save_grid(samples, path)
+        tiles, cols = class_rows(samples, labels)
+        return save_grid(tiles, path, cols)
     flat = samples.reshape(samples.shape[0], -1)
     ref = None if reference is None else reference.reshape(reference.shape[0], -1)
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
@@ -57,7 +86,11 @@ def save_samples(samples: np.ndarray, path: Path, title: str = "", reference: np
     else:
         if ref is not None:
             ax.scatter(ref[:, 0], ref[:, 1], s=4, color="0.8", label="data")
-        ax.scatter(flat[:, 0], flat[:, 1], s=4, alpha=0.5, color="tab:green", label="G(z)")
+        if labels is None:
+            ax.scatter(flat[:, 0], flat[:, 1], s=4, alpha=0.5, color="tab:green", label="G(z)")
+        else:
+            ax.scatter(flat[:, 0], flat[:, 1], s=4, alpha=0.5, c=np.asarray(labels) % 10, cmap="tab10", vmin=0, vmax=9,
+                       label="G(z, y), coloured by y")
         ax.set_aspect("equal")
     if ref is not None:
         ax.legend(loc="upper right", fontsize="small")

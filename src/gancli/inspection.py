@@ -210,6 +210,9 @@ def _run_view(s: dict[str, Any]) -> list:
         add("EMA of G", f"kept, decay {s['ema']!r}: sample and evaluate use it (--no-ema for G itself)")
     add("run", f"preset {c['preset']}, seed {s['seed']}, k={c['k']}, {c['update']} updates, "
         f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
+    if c.get("conditional"):
+        add("conditional", f"model {c.get('model')}, G and D take the label, {c.get('n_classes')} classes; "
+            "generated examples take the real batch's labels; sample --label N draws class N")
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))
     add("optimizer", _pairs(c["optimizer"]))

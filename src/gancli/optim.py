@@ -54,8 +54,26 @@ def classical_momentum(c: OptimizerConfig, steps_per_epoch: int) -> optax.Gradie
     return optax.GradientTransformation(init, update)
 
 
-def make(c: OptimizerConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The configured optimiser for a network that takes steps_per_epoch updates per epoch."""
-    if c.name == "sgd":
-        return classical_momentum(c, steps_per_epoch)
-    return optax.adam(lambda count: learning_rate(c, count), b1=c.b1, b2=c.b2)
+def max_col_norm(limit: float) -> optax.GradientTransformation:
+    """After an update, each weight column (the weights into one unit: a kernel's last axis) whose L2 norm passes
+    limit is scaled back to it, as pylearn2's max_col_norm / max_kernel_norm do; biases are left alone. The
+    optimiser's own state (momentum's velocity) is not touched, as in pylearn2, which edits only the new values."""
+
+    def update(updates, state, params):
+        def cap(path, u, p):
+            if getattr(path[-1], "key", None) != "kernel":
+                return u
+            new = p + u
+            norms = jnp.sqrt(jnp.sum(jnp.square(new), axis=tuple(range(new.ndim - 1)), keepdims=True))
+            return new * (jnp.minimum(norms, limit) / (1e-7 + norms)) - p  # pylearn2's clip(norms, 0, max) / (1e-7 + norms)
+
+        return jax.tree_util.tree_map_with_path(cap, updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def make(c: OptimizerConfig, steps_per_epoch: int, max_norm: float = 0.0) -> optax.GradientTransformation:
+    """The configured optimiser for a network that takes steps_per_epoch updates per epoch, its weight columns
+    capped at max_norm when it is > 0 (the state then gains an empty entry; runs without the cap keep theirs)."""
+    tx = classical_momentum(c, steps_per_epoch) if c.name == "sgd" else optax.adam(lambda count: learning_rate(c, count), b1=c.b1, b2=c.b2)
+    return optax.chain(tx, max_col_norm(max_norm)) if max_norm > 0 else tx

@@ -157,6 +157,7 @@ def parzen_markdown(report: dict, plot_name: str | None = "parzen.png") -> str:
     if coverage := _coverage_rows(report):
         lines += ["", "## Mode coverage", "", f"{coverage[0][3]}.", "", "| model | modes covered | high-quality samples |",
                   "|---|---|---|", *(f"| {name} | {modes} | {share} |" for name, modes, share, _ in coverage)]
+    lines += conditional_markdown(report)
     if plot_name:
         lines += ["", f"![validation log-likelihood against sigma]({plot_name})"]
     lines += ["", f"_{report['note']}_", ""]
@@ -193,6 +194,63 @@ def coverage_table(report: dict) -> Table | None:
         table.add_column(name, justify=justify)
     for name, modes, share, _ in rows:
         table.add_row(escape(name), modes, share)
+    return table
+
+
+def _conditional_grid(report: dict) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of a conditional run's class accuracy and per-class Fréchet distance: a row per class and one
+    over all, two columns per model and for the real-image calibration; None when nothing was judged."""
+    cond = report.get("conditional")
+    if not (isinstance(cond, dict) and cond.get("classifier")):
+        return None
+    entries = [(m["label"], m["conditional"]) for m in report["models"] if m.get("conditional")]
+    if cal := cond.get("calibration"):
+        entries.append((f"calibration: {cal['label']}", cal))
+    pct = lambda x: "-" if x is None else f"{x:.1%}"
+    num = lambda x: "-" if x is None else f"{x:.3g}"
+    header = ["class", "samples"] + [f"{name}: {what}" for name, _ in entries for what in ("accuracy", "Fréchet")]
+    rows = [[str(c), str(n)] + [cell for _, e in entries for cell in (pct(e["per_class"][c]["accuracy"]), num(e["per_class"][c]["frechet"]))]
+            for c, n in enumerate(cond["samples_per_class"])]
+    rows.append(["all", str(sum(cond["samples_per_class"]))]
+                + [cell for _, e in entries for cell in (pct(e["accuracy"]), f"{num(e['frechet_mean'])} (mean)")])
+    return header, rows
+
+
+def _conditional_caption(cond: dict) -> str:
+    paper = cond.get("paper")
+    return (f"Classifier {cond['classifier'].get('version', cond['classifier']['name'])} (accuracy on the test images "
+            f"{cond['classifier_test_accuracy']:.1%}); Fréchet distance on {cond['features']} against {cond['reference']}"
+            + (f". {paper['model']}: Parzen {paper['mean']:g} ± {paper['stderr']:g}" if paper else ""))
+
+
+def conditional_markdown(report: dict) -> list[str]:
+    """The Markdown lines of a conditional run's section (none for an unconditional run)."""
+    cond = report.get("conditional")
+    if not isinstance(cond, dict):
+        return []
+    lines = ["", "## Conditional samples", "", f"Labels: {cond['labels']}: {', '.join(map(str, cond['samples_per_class']))}.", ""]
+    if paper := cond.get("paper"):
+        lines += [f"{paper['model']}: Parzen log-likelihood {paper['mean']:g} ± {paper['stderr']:g} (the same protocol).", ""]
+    grid = _conditional_grid(report)
+    if grid is None:
+        return lines + [f"{cond.get('note', 'Not judged.')}"]
+    header, rows = grid
+    return lines + [_conditional_caption(cond) + ".", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|",
+                    *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def conditional_table(report: dict) -> Table | None:
+    """A conditional run's class accuracy and per-class Fréchet distance as a Rich table; None when not judged."""
+    grid = _conditional_grid(report)
+    if grid is None:
+        return None
+    header, rows = grid
+    table = Table(title=f"Conditional samples on {report['dataset']}: class accuracy and per-class Fréchet distance",
+                  caption=_conditional_caption(report["conditional"]))
+    for i, name in enumerate(header):
+        table.add_column(escape(name), justify="left" if i == 0 else "right")
+    for i, row in enumerate(rows):
+        table.add_row(*map(escape, row), style="bold" if i == len(rows) - 1 else None)
     return table
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, steps
+from gancli import checkpoint, conditional, steps
 from gancli.config import SEEDS, RunConfig
 from gancli.errors import GancliError
 from gancli.files import atomic_path, check_memory, check_writable
@@ -48,7 +48,7 @@ GENERATOR_KEYS = ("g", "g_ema", "g_stats")  # what sampling needs of a state: ne
 
 @lru_cache(maxsize=8)
 def _generator_fn(game: steps.Game):
-    return jax.jit(lambda state, z: steps.sample(game, state, z))
+    return jax.jit(lambda state, z, label: steps.sample(game, state, z, label))
 
 
 def check_count(run: checkpoint.Run, n: int, nearest: bool = False) -> int:
@@ -58,6 +58,7 @@ def check_count(run: checkpoint.Run, n: int, nearest: bool = False) -> int:
         raise GancliError(f"the number of samples must be >= 1 (got {n})")
     game = game_of(run.config, run.metadata)
     per_sample = 4 * (math.prod(game.data_shape) + game.config.generator.z_dim) + (12 if nearest else 0)
+    per_sample += 8 if game.config.conditional else 0  # each sample's label (int64)
     check_memory(n, per_sample, "samples")
     return n * per_sample
 
@@ -73,8 +74,8 @@ def latents(game: steps.Game, n: int, seed: int) -> np.ndarray:
     return z
 
 
-def decode(run: checkpoint.Run, z) -> np.ndarray:
-    """G(z) for any number of z, in batches; float32 shaped like the data."""
+def decode(run: checkpoint.Run, z, labels=None) -> np.ndarray:
+    """G(z) (G(z, labels) for a conditional run) for any number of z, in batches; float32 shaped like the data."""
     if run.state is None:
         run = restore(run.path)
     game = game_of(run.config, run.metadata)
@@ -82,14 +83,16 @@ def decode(run: checkpoint.Run, z) -> np.ndarray:
     state = {k: v for k, v in run.state.items() if k in GENERATOR_KEYS}
     out = np.empty((len(z), *game.data_shape), np.float32)
     for i in range(0, len(z), BATCH):
-        out[i : i + BATCH] = g(state, jnp.asarray(z[i : i + BATCH]))
+        out[i : i + BATCH] = g(state, jnp.asarray(z[i : i + BATCH]), None if labels is None else jnp.asarray(labels[i : i + BATCH]))
     return out
 
 
-def generate(run: checkpoint.Run, n: int, seed: int = 0) -> np.ndarray:
-    """n samples from the run's generator, float32 shaped (n, *data_shape)."""
+def generate(run: checkpoint.Run, n: int, seed: int = 0, label: int | None = None) -> np.ndarray:
+    """n samples from the run's generator, float32 shaped (n, *data_shape); a conditional run's are of class
+    `label`, or of the classes in turn (conditional.class_labels)."""
     check_count(run, n)
-    return decode(run, latents(game_of(run.config, run.metadata), n, seed))
+    conditional.check_label(run.config, label, str(run.path))
+    return decode(run, latents(game_of(run.config, run.metadata), n, seed), conditional.class_labels(run.config, n, label))
 
 
 def count_nonfinite(samples: np.ndarray) -> int:
@@ -131,11 +134,14 @@ GRID_MAX = 100  # pictures show at most this many samples (rows, for interpolati
 POINTS_MAX = 10_000  # points in a toy-data scatter plot
 
 
-def draw(run: checkpoint.Run, n: int, seed: int) -> dict[str, np.ndarray]:
-    """n samples and their latents, as the arrays the npz stores."""
+def draw(run: checkpoint.Run, n: int, seed: int, label: int | None = None) -> dict[str, np.ndarray]:
+    """n samples and their latents, as the arrays the npz stores; for a conditional run, their labels too (all
+    `label`, or the classes in turn)."""
     check_count(run, n)
+    conditional.check_label(run.config, label, str(run.path))
     z = latents(game_of(run.config, run.metadata), n, seed)
-    return {"samples": decode(run, z), "z": z, **_stamp(run, seed)}
+    labels = conditional.class_labels(run.config, n, label)
+    return {"samples": decode(run, z, labels), "z": z, **_labelled(labels), **_stamp(run, seed)}
 
 
 def with_nearest(drawn: dict[str, np.ndarray], train: np.ndarray) -> dict[str, np.ndarray]:
@@ -158,17 +164,28 @@ def interpolation_latents(game: steps.Game, rows: int, steps_: int, seed: int) -
     return (1 - t) * ends[:, :1] + t * ends[:, 1:]
 
 
-def draw_interpolation(run: checkpoint.Run, rows: int, steps_: int, seed: int) -> dict[str, np.ndarray]:
-    """rows x steps_ samples along lines in z, with the latents and the interpolation weights t."""
+def draw_interpolation(run: checkpoint.Run, rows: int, steps_: int, seed: int, label: int | None = None) -> dict[str, np.ndarray]:
+    """rows x steps_ samples along lines in z, with the latents and the interpolation weights t. A conditional run
+    keeps each row's label fixed: `label`, or the classes in turn (row r of class r % n_classes); labels are
+    stored per sample, (rows, steps_)."""
     check_count(run, rows * steps_)
+    conditional.check_label(run.config, label, str(run.path))
     z = interpolation_latents(game_of(run.config, run.metadata), rows, steps_, seed)
-    out = decode(run, z.reshape(rows * steps_, -1))
+    row_labels = conditional.class_labels(run.config, rows, label)
+    labels = None if row_labels is None else np.repeat(row_labels[:, None], steps_, axis=1)
+    out = decode(run, z.reshape(rows * steps_, -1), None if labels is None else labels.reshape(-1))
     return {
         "samples": out.reshape((rows, steps_) + out.shape[1:]),
         "z": z,
         "t": np.linspace(0.0, 1.0, steps_, dtype=np.float32),
+        **_labelled(labels),
         **_stamp(run, seed),
     }
+
+
+def _labelled(labels) -> dict[str, np.ndarray]:
+    """The npz's "labels" entry (int64), only for a conditional run's draws."""
+    return {} if labels is None else {"labels": np.asarray(labels, np.int64)}
 
 
 def _stamp(run: checkpoint.Run, seed: int) -> dict[str, np.ndarray]:
@@ -205,12 +222,24 @@ def _draw(drawn: dict[str, np.ndarray], path: Path, train: np.ndarray | None) ->
             images.save_samples(rows.reshape((-1,) + rows.shape[2:]), path, "latent interpolation")
     elif samples.ndim == 4 and "nearest_index" in drawn and train is not None:
         shown = samples[:GRID_MAX]
-        tiles = pair_tiles(shown, train[drawn["nearest_index"][: len(shown)]])
-        images.save_grid(tiles, path, cols=min(10, math.ceil(math.sqrt(len(tiles)))))
+        # Each side scaled for display before the grey line and white gap go in (e.g. contrast-normalised data).
+        tiles = pair_tiles(images.for_display(shown), images.for_display(train[drawn["nearest_index"][: len(shown)]]))
+        if _mixed(drawn, len(shown)):  # one row per class
+            tiles, cols = images.class_rows(tiles, drawn["labels"][: len(shown)])
+            images.save_grid(tiles, path, cols)
+        else:
+            images.save_grid(tiles, path, cols=min(10, math.ceil(math.sqrt(len(tiles)))))
     elif samples.ndim == 4:
-        images.save_grid(samples[:GRID_MAX], path)
+        shown = samples[:GRID_MAX]
+        images.save_samples(shown, path, labels=drawn["labels"][: len(shown)] if _mixed(drawn, len(shown)) else None)
     else:
-        images.save_samples(samples[:POINTS_MAX], path, f"{len(samples):,} samples")
+        shown = samples[:POINTS_MAX]
+        images.save_samples(shown, path, f"{len(samples):,} samples", labels=drawn["labels"][: len(shown)] if "labels" in drawn else None)
+
+
+def _mixed(drawn: dict[str, np.ndarray], n: int) -> bool:
+    """Whether the first n drawn samples ask for more than one class (then a picture gives each class a row)."""
+    return "labels" in drawn and len(np.unique(drawn["labels"][:n])) > 1
 
 
 def save_npz(arrays: dict[str, np.ndarray], path: Path) -> Path:

@@ -57,11 +57,11 @@ class Game:
 
     @property
     def g_tx(self) -> optax.GradientTransformation:
-        return optim.make(self.config.optimizer, self.iters_per_epoch)
+        return optim.make(self.config.optimizer, self.iters_per_epoch, self.config.generator.max_col_norm)
 
     @property
     def d_tx(self) -> optax.GradientTransformation:
-        return optim.make(self.config.optimizer, self.iters_per_epoch * self.config.k)
+        return optim.make(self.config.optimizer, self.iters_per_epoch * self.config.k, self.config.discriminator.max_col_norm)
 
     def noise(self, key, n: int):
         """n latent vectors from the configured prior (uniform has unit variance)."""
@@ -75,8 +75,9 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
     """Fresh parameters and optimiser states; G's output bias from the data's means when configured."""
     key = jax.random.PRNGKey(seed)
     g_key, d_key = jax.random.split(jax.random.fold_in(key, INIT))
-    g = dict(game.generator.init(g_key, jnp.zeros((1, game.config.generator.z_dim))))
-    d = dict(game.discriminator.init(d_key, jnp.zeros((1,) + game.data_shape)))
+    label = jnp.zeros((1,), jnp.int32)  # unconditional models ignore it
+    g = dict(game.generator.init(g_key, jnp.zeros((1, game.config.generator.z_dim)), label))
+    d = dict(game.discriminator.init(d_key, jnp.zeros((1,) + game.data_shape), label))
     g_params, d_params = g.pop("params"), d.pop("params")
     if game.config.generator.output_bias_from_data and train_images is not None:
         g_params["out"]["bias"] = jnp.asarray(models.logit_of_means(train_images))
@@ -103,13 +104,20 @@ def abstract_state(game: Game):
     return jax.eval_shape(lambda: init_state(game, 0))
 
 
-def run_generator(game: Game, params, stats, z, label=None, train: bool = True):
-    """(G(z), G's updated batch statistics); in train mode batch norm uses and updates batch statistics."""
+def run_generator(game: Game, params, stats, z, label=None, train: bool = True, key=None):
+    """(G(z), G's updated batch statistics); in train mode batch norm uses and updates batch statistics; key
+    drives G's dropout when it has some (None: none)."""
     variables = {"params": params, **(stats or {})}
+    rngs = None if key is None else {"dropout": key}
     if stats and train:
-        out, updated = game.generator.apply(variables, z, label, train=True, mutable=list(stats))
+        out, updated = game.generator.apply(variables, z, label, train=True, mutable=list(stats), rngs=rngs)
         return out, dict(updated)
-    return game.generator.apply(variables, z, label, train=train), stats
+    return game.generator.apply(variables, z, label, train=train, rngs=rngs), stats
+
+
+def _g_dropout_key(game: Game, z_key):
+    """The key of G's dropout, beside its noise's; None for a generator without dropout (the common case)."""
+    return jax.random.fold_in(z_key, 1) if game.config.generator.keep_hidden < 1 else None
 
 
 def run_discriminator(game: Game, params, stats, x, key, label=None, train: bool = True):
@@ -136,12 +144,13 @@ def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
     n = x.shape[0]
-    fake, _ = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"])
+    fake, _ = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
     fake = jax.lax.stop_gradient(fake)
+    both = jnp.concatenate([batch["label"], batch["label"]])  # a fake takes its real counterpart's label
 
     def objective(d):
         if game.fused:
-            outputs, stats = run_discriminator(game, d, d_stats, jnp.concatenate([x, fake]), drop_key)
+            outputs, stats = run_discriminator(game, d, d_stats, jnp.concatenate([x, fake]), drop_key, both)
             real, generated = _split(outputs, n)
         else:
             real, stats = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 0), batch["label"])
@@ -167,7 +176,8 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     x = batch["image"]
     n = x.shape[0]
     (fake, g_stats), g_vjp = _vjp_generator(game, g, g_stats, z_key, n, batch)
-    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key)[0], d, jnp.concatenate([x, fake]))
+    both = jnp.concatenate([batch["label"], batch["label"]])  # a fake takes its real counterpart's label
+    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key, both)[0], d, jnp.concatenate([x, fake]))
     d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(o, n), batch, ctx)
     g_obj = lambda o: _g_objective(game, ctx, *_split(o, n), batch)
     d_cot, d_metrics = jax.grad(d_obj, has_aux=True)(outputs)
@@ -181,7 +191,8 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
 def _vjp_generator(game: Game, g, g_stats, z_key, n: int, batch):
     """((G(z), G's new statistics), the VJP of G(z) with respect to G's parameters)."""
     fake, g_vjp, stats = jax.vjp(
-        lambda g: run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"]), g, has_aux=True
+        lambda g: run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key)),
+        g, has_aux=True,
     )
     return (fake, stats), g_vjp
 
@@ -194,7 +205,7 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     needs_real = game.config.g_loss in objectives.G_NEEDS_REAL
 
     def objective(g):
-        fake, stats = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"])
+        fake, stats = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
         generated, _ = run_discriminator(game, d, d_stats, fake, drop_key, batch["label"])
         real = None
         if needs_real:

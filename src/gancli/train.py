@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, data, images, optim, rundir, steps
+from gancli import checkpoint, conditional, data, images, optim, rundir, steps
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.files import atomic_path
@@ -144,6 +144,7 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
 def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool) -> Outcome:
     reporter.status(f"loading {config.dataset}")
     train_images, train_labels = data.load(config.dataset, "train", data_dir)
+    config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
     game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0])
     ipe = game.iters_per_epoch
@@ -174,7 +175,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         if config.seeds > 1
         else steps.fixed_noise(game, state["key"], pictured)
     )
-    draw = lambda st, z: steps.sample(game, st, z)  # the moving average of G when the run keeps one: what `sample` shows
+    # A conditional run's picture asks for the classes in turn: one row per class.
+    labels = conditional.class_labels(config, pictured)
+    draw = lambda st, z: steps.sample(game, st, z, None if labels is None else jnp.asarray(labels))  # the moving average of G when the run keeps one: what `sample` shows
     sample_fn = jax.jit(jax.vmap(draw) if config.seeds > 1 else draw)
     names = steps.metric_names(game)
     base_meta = {
@@ -236,7 +239,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 samples = np.asarray(sample_fn(state, fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
                 for s, d in enumerate(dirs):
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
-                    painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference))
+                    painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
                     _append(d / checkpoint.METRICS, records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])

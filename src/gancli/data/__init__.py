@@ -1,6 +1,6 @@
 """Datasets for gancli: TFDS builders run offline, read back as numpy. The only user of tensorflow_datasets."""
 
-from gancli.data.api import describe, load, provenance, resolve_data_dir
+from gancli.data.api import describe, load, provenance, resolve_data_dir, use_file
 from gancli.data.registry import DATASETS, ArrayDataset, Dataset
 
-__all__ = ["DATASETS", "ArrayDataset", "Dataset", "describe", "load", "provenance", "resolve_data_dir"]
+__all__ = ["DATASETS", "ArrayDataset", "Dataset", "describe", "load", "provenance", "resolve_data_dir", "use_file"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gancli.data import generic, prepared, reading
+from gancli.data import generic, prepared, reading, user_files
 from gancli.data.registry import DATASETS, ArrayDataset
 from gancli.errors import GancliError
 
@@ -74,4 +74,13 @@ def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
         entry = _entry(name, "prepared TFDS dataset", generic.info(name, generic.find(name, root, sorted(DATASETS))))
     keys = ("source", "sha256", "splits", "version", "state", "path")
     scale = None if isinstance(DATASETS.get(name), ArrayDataset) else reading.PIXEL_SCALE  # toy sets are not pixels
-    return {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}
+    out = {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}
+    if preprocessing := getattr(DATASETS.get(name), "preprocessing", None):
+        out["preprocessing"] = preprocessing
+    return out
+
+
+def use_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[str]:
+    """Build the dataset a user's file holds (CIFAR-10's python release, a TFD .mat) into the data dir, once; the
+    names of the datasets it serves. With dataset, the file must be one for it."""
+    return user_files.use_file(path, resolve_data_dir(data_dir), dataset)

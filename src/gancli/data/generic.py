@@ -1,4 +1,4 @@
-"""Datasets gancli does not build but finds prepared in the TFDS data dir (e.g. cifar10 built elsewhere)."""
+"""Datasets gancli does not build but finds prepared in the TFDS data dir (e.g. svhn_cropped built elsewhere)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from gancli.data import tfds_sets, toy
+from gancli.data import tfds_sets, toy, user_files
 
 
 class Dataset(Protocol):
@@ -52,4 +52,6 @@ TOY1D = ArrayDataset("toy1d", "1-D Gaussian N(2, 0.5^2), the game of the paper's
 RING8 = ArrayDataset("ring8", "8 Gaussians (std 0.05) on a circle of radius 2, to make mode collapse visible",
                      toy.SPLITS, toy.make_ring8, source="generated from a fixed seed")
 
-DATASETS: dict[str, Dataset] = {ds.name: ds for ds in (tfds_sets.MNIST, tfds_sets.FASHION_MNIST, TOY1D, RING8)}
+DATASETS: dict[str, Dataset] = {
+    ds.name: ds for ds in (tfds_sets.MNIST, tfds_sets.FASHION_MNIST, *user_files.DATASETS.values(), TOY1D, RING8)
+}

@@ -23,22 +23,25 @@ class BuiltDataset:
 
     name: str
     description: str
-    splits: Mapping[str, int]
+    splits: Mapping[str, int | None]  # expected sizes; None where only the user's file tells
     builder_cls: type[builders._ImageBuilder]
     get_source: Callable[[Path], Path]  # may fetch; raises GancliError saying how to get the data
     source_info: Callable[[Path], dict]  # state, source, sha256 and hint before a build; never fetches
     combined: Mapping[str, str] = dataclasses.field(default_factory=dict)  # split -> TFDS split expression
+    # uint8 images and labels as read -> what load returns; None: pixels k/255 and the labels as stored
+    convert: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    preprocessing: str | None = None  # in words, for provenance, when convert does more than scale pixels
 
     def prepared(self, data_dir: Path) -> Path | None:
         """The folder prepared by this builder version in data_dir, or None; other versions get rebuilt."""
         return prepared.find_prepared(data_dir, self.builder_cls.name, str(self.builder_cls.VERSION))
 
-    def ensure_prepared(self, data_dir: Path) -> Path:
-        """The prepared folder, built first when missing."""
+    def ensure_prepared(self, data_dir: Path, source: Path | None = None) -> Path:
+        """The prepared folder, built first when missing (from source when given, else from get_source's)."""
         if path := self.prepared(data_dir):
             return path
         try:
-            builder = self.builder_cls(data_dir=data_dir, source=self.get_source(data_dir))
+            builder = self.builder_cls(data_dir=data_dir, source=source or self.get_source(data_dir))
         except OSError as e:  # e.g. a data dir that is a file, or not writable
             raise GancliError(f"cannot prepare {self.name} in {data_dir}: {e}") from None
         return prepared.build(builder, self.name)
@@ -47,6 +50,8 @@ class BuiltDataset:
         """float32 images in [0, 1] and int64 labels, building the dataset on first use."""
         builder = prepared.open_prepared(self.ensure_prepared(data_dir))
         images, labels = reading.read_split(builder, self.combined.get(split, split))
+        if self.convert is not None:
+            return self.convert(images, labels)
         return reading.to_unit(images), labels
 
     def info(self, data_dir: Path) -> dict:

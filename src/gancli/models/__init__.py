@@ -14,7 +14,9 @@ import jax
 import numpy as np
 
 from gancli.config import RunConfig
-from gancli.models import mlp
+from gancli.errors import GancliError
+from gancli.models import cgan, conv, mlp
+from gancli.models.conditioning import ConditionalDiscriminator, ConditionalGenerator
 from gancli.models.layers import dropout, uniform_init
 
 
@@ -23,18 +25,43 @@ class Family(NamedTuple):
 
     generator: Callable[[RunConfig, tuple[int, ...]], nn.Module]
     discriminator: Callable[[RunConfig, tuple[int, ...]], nn.Module]
+    conditional: bool = False  # takes the label itself; any other family is made conditional by build()
+    problems: Callable[[RunConfig], list[str]] = lambda config: []  # what it cannot build, in words
 
 
 MODELS: dict[str, Family] = {
     # The 2014 paper's MNIST model; the toy preset uses it too, smaller and without dropout.
     "mlp": Family(lambda c, shape: mlp.Generator(c.generator, shape), lambda c, shape: mlp.Discriminator(c.discriminator)),
+    # Mirza & Osindero (2014): the label through a hidden layer of its own in both nets.
+    "cgan": Family(lambda c, shape: cgan.Generator(c.generator, shape, c.n_classes),
+                   lambda c, shape: cgan.Discriminator(c.discriminator, c.n_classes), conditional=True, problems=cgan.problems),
+    # The 2014 paper's CIFAR-10 and TFD models (gancli.models.conv), and a DCGAN-style baseline for colour images.
+    "cifar-fc": Family(conv.cifar_fc_generator, conv.maxout_discriminator, problems=conv.fc_problems),
+    "cifar-conv": Family(conv.cifar_conv_generator, conv.cifar_conv_discriminator, problems=conv.cifar_conv_problems),
+    "tfd": Family(conv.tfd_generator, conv.maxout_discriminator, problems=conv.fc_problems),
+    "dcgan": Family(conv.dcgan_generator, conv.dcgan_discriminator, problems=conv.dcgan_problems),
 }
 
 
 def build(config: RunConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """(G, D) of the config's model family for data of this shape."""
     family = MODELS[config.model]
-    return family.generator(config, data_shape), family.discriminator(config, data_shape)
+    if config.conditional and config.n_classes < 1:
+        raise GancliError("a conditional model needs n_classes >= 1 (training sets it from the labels when 0)")
+    g, d = family.generator(config, data_shape), family.discriminator(config, data_shape)
+    if config.conditional and not family.conditional:
+        g = ConditionalGenerator(g, config.n_classes)
+        d = ConditionalDiscriminator(d, config.n_classes, config.discriminator.init_scale)
+    return g, d
+
+
+def problems(config: RunConfig) -> list[str]:
+    """Why the config's model cannot be built as asked, in words (none when it can)."""
+    family = MODELS[config.model]
+    out = [] if config.n_classes >= 0 else [f"n_classes must be >= 0, 0 meaning 'from the training labels' (got {config.n_classes})"]
+    if family.conditional and not config.conditional:
+        out.append(f"model {config.model} is conditional by design: set conditional (train --conditional)")
+    return out + family.problems(config)
 
 
 def per_example(config: RunConfig) -> bool:
@@ -57,4 +84,4 @@ def count_params(params) -> int:
     return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
 
 
-__all__ = ["MODELS", "Family", "build", "count_params", "dropout", "logit_of_means", "per_example", "uniform_init"]
+__all__ = ["MODELS", "Family", "build", "count_params", "dropout", "logit_of_means", "per_example", "problems", "uniform_init"]

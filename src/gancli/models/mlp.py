@@ -26,13 +26,16 @@ class Generator(nn.Module):
     def __call__(self, z, label=None, train: bool = True):
         c = self.config
         w_init = uniform_init(c.init_scale)
+        # keep_hidden < 1: dropout above the first layer, from the "dropout" stream a training step passes.
+        key = self.make_rng("dropout") if train and c.keep_hidden < 1 and self.has_rng("dropout") else None
+        keys = [None] * (len(c.hidden) + 1) if key is None else jax.random.split(key, len(c.hidden) + 1)
         h = z
-        for width in c.hidden:
-            h = nn.Dense(width, kernel_init=w_init)(h)
+        for i, width in enumerate(c.hidden):
+            h = nn.Dense(width, kernel_init=w_init)(dropout(h, c.keep_hidden, keys[i]) if i else h)
             if c.batchnorm:
                 h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
             h = nn.relu(h)
-        h = nn.Dense(math.prod(self.out_shape), kernel_init=w_init, name="out")(h)
+        h = nn.Dense(math.prod(self.out_shape), kernel_init=w_init, name="out")(dropout(h, c.keep_hidden, keys[-1]) if c.hidden else h)
         if c.output == "sigmoid":
             h = nn.sigmoid(h)
         return h.reshape(z.shape[:-1] + tuple(self.out_shape))

@@ -1,0 +1,63 @@
+"""Any registered model made conditional on a class label: build() wraps its G and D in these two modules.
+
+G(z, y) = G_inner([z, E_y]): a learned label embedding (n_classes wide, so it can say what a one-hot says)
+joins the noise at G's input.
+
+D(x, y) = D_inner(x) + <P_y, f(x)>, f(x) being D's last hidden features (its "features" output): the label's
+embedding P_y meets those features at the output layer, whose weight vector becomes w + P_y for class y (the
+projection discriminator of Miyato & Koyama 2018). Concatenating the embedding to f(x) in front of the linear
+output layer would add only w_e . P_y, a constant per class, to the logit: D(x, y) = sigmoid(a(x) + c_y) cannot
+tell whether x matches y, and G would get no signal about its label at all.
+
+Both wrappers share their inner module's scope, so the inner parameters keep their names ({"Dense_0", "out",
+...}) beside the new "label_embedding" / "label_projection", and whatever reads them (the output bias from the
+data, the EMA, feature matching on "features") works as for the unconditional model.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gancli.models.layers import uniform_init
+
+
+def _require(label):
+    if label is None:
+        raise ValueError("a conditional model needs the batch's labels")
+    return label
+
+
+class ConditionalGenerator(nn.Module):
+    """G_inner([z, E_y]): a learned label embedding concatenated to the noise, N(0, 1) like unit-variance z."""
+
+    inner: nn.Module
+    n_classes: int
+
+    def setup(self):
+        nn.share_scope(self, self.inner)
+
+    @nn.compact
+    def __call__(self, z, label=None, train: bool = True):
+        embed = nn.Embed(self.n_classes, self.n_classes, embedding_init=nn.initializers.normal(1.0), name="label_embedding")
+        return self.inner(jnp.concatenate([z, embed(_require(label)).astype(z.dtype)], axis=-1), None, train=train)
+
+
+class ConditionalDiscriminator(nn.Module):
+    """D_inner's logit plus the dot product of D's last hidden features with the label's learned vector, which
+    starts U(-s, s) like D's output layer."""
+
+    inner: nn.Module
+    n_classes: int
+    init_scale: float
+
+    def setup(self):
+        nn.share_scope(self, self.inner)
+
+    @nn.compact
+    def __call__(self, x, label=None, dropout_key=None, train: bool = True):
+        out = self.inner(x, None, dropout_key, train=train)
+        features = out["features"]
+        project = nn.Embed(self.n_classes, features.shape[-1], embedding_init=uniform_init(self.init_scale),
+                           name="label_projection")
+        return {**out, "logit": out["logit"] + jnp.sum(project(_require(label)) * features, axis=-1)}

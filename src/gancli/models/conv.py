@@ -1,0 +1,316 @@
+"""The 2014 paper's CIFAR-10 and TFD models (goodfeli/adversarial's yaml files) and a DCGAN-style baseline.
+
+cifar-fc    cifar10_fully_connected.yaml. G: z -> ReLU 8000 -> sigmoid 8000 -> linear 3072 (output weights U(-.5, .5),
+            hidden U(-.05, .05)). D: maxout 1600x5 -> maxout 1600x5 -> sigmoid, gancli's mlp.Discriminator.
+cifar-conv  cifar10_convolutional.yaml. G: z -> ReLU 8000 -> sigmoid 8000 -> reshaped 10x10x80 -> 5x5 transposed
+            convolution with output stride 3 (10 -> 3 * 9 + 5 = 32) to 32x32x3, linear, one bias per output pixel
+            (tied_b: 0). D: three conv-maxout layers (CONV_LAYERS, 2 pieces, tied biases, cuda-convnet's pooling that
+            lets the last window hang over the edge) -> maxout 500x5 -> sigmoid; 32x32 -> 16 -> 7 -> 5 (conv_shapes).
+tfd         tfd_pretrain/pretrain.yaml's G, trained from scratch: z -> ReLU 8000 -> sigmoid 8000 (bias -2) -> sigmoid
+            2304 (sparse init: 100 N(0, 1) weights into each unit; bias = logit of the pixel means). D: maxout
+            1200x5 x2 (mlp.Discriminator); the max column norm 1.9365 is generator/discriminator.max_col_norm.
+dcgan       Radford et al. (2016): G z -> dense to (H/8)x(W/8)x512 -> 5x5 stride-2 transposed convolutions (256,
+            128, then the image's channels), batch norm and ReLU between; D 5x5 stride-2 convolutions (64, 128, 256)
+            with leaky ReLU 0.2, batch norm on all but the first; weights N(0, 0.02). Its G ends in a sigmoid for
+            pixels in [0, 1] (DCGAN's tanh, for [-1, 1], shifted and scaled).
+
+Config fields per family: generator.hidden are the dense widths (cifar-fc, tfd, cifar-conv: the first ReLU, the
+rest sigmoid) or dcgan's channel widths, widest first; discriminator.units are cifar-conv's (conv1, conv2, conv3,
+dense) channel/unit counts or dcgan's channel widths. discriminator.pieces is the dense maxout's (cifar-conv's conv
+layers keep the yaml's 2). init_scale is U(-s, s)'s s, except in dcgan where it is N(0, s)'s standard deviation.
+dcgan ignores discriminator.pieces; none of these families has dropout in G (generator.keep_hidden).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gancli.config import DiscriminatorConfig, GeneratorConfig, RunConfig
+from gancli.errors import GancliError
+from gancli.models import mlp
+from gancli.models.layers import MinibatchDiscrimination, dropout, maxout, uniform_init
+
+# cifar10_convolutional.yaml's D: (kernel, pad, pool window, pool stride) per conv-maxout layer.
+CONV_LAYERS = ((8, 4, 4, 2), (8, 3, 4, 2), (5, 3, 2, 2))
+CONV_PIECES = 2
+# ... and its G's last layer: kernel_shape [5, 5], output_stride [3, 3], pad_out 0.
+DECONV_KERNEL, DECONV_STRIDE = 5, 3
+TFD_OUTPUT_NONZERO = 100  # pretrain.yaml's sparse_init
+TFD_SIGMOID_BIAS = -2.0  # pretrain.yaml's init_bias of the sigmoid 8000 layer
+CIFAR_FC_OUTPUT_SCALE = 0.5  # cifar10_fully_connected.yaml's irange of the linear 3072 layer
+DCGAN_KERNEL = 5
+
+
+def sparse_init(nonzero: int, stdev: float = 1.0):
+    """pylearn2's sparse_init: each unit gets `nonzero` N(0, stdev^2) weights from distinct random inputs, the rest 0."""
+
+    def init(key, shape, dtype=jnp.float32):
+        fan_in, units = shape
+        k = min(nonzero, fan_in)
+        pick, value = jax.random.split(key)
+        _, rows = jax.lax.top_k(jax.random.uniform(pick, (units, fan_in)), k)
+        w = jnp.zeros((units, fan_in), dtype).at[jnp.arange(units)[:, None], rows].set(jax.random.normal(value, (units, k), dtype) * stdev)
+        return w.T
+
+    return init
+
+
+def _keys(key, n: int) -> list:
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def _activate(h, output: str):
+    return nn.sigmoid(h) if output == "sigmoid" else h
+
+
+def _hidden(z, c: GeneratorConfig, train: bool, sigmoid_bias: float = 0.0):
+    """The 2014 G's dense layers: ReLU first, sigmoid after (batch norm before each activation when configured)."""
+    h = z
+    for i, width in enumerate(c.hidden):
+        h = nn.Dense(width, kernel_init=uniform_init(c.init_scale), bias_init=nn.initializers.constant(0.0 if i == 0 else sigmoid_bias))(h)
+        if c.batchnorm:
+            h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+        h = nn.relu(h) if i == 0 else nn.sigmoid(h)
+    return h
+
+
+def _logit(h, c: DiscriminatorConfig, key):
+    """The last layer on D's features: dropout, minibatch discrimination when configured, one logit."""
+    features = h
+    h = dropout(h, c.keep_hidden, key)
+    if c.minibatch[0]:
+        h = jnp.concatenate([h, MinibatchDiscrimination(*c.minibatch)(features)], axis=-1)
+    return nn.Dense(1, kernel_init=uniform_init(c.init_scale))(h)[:, 0]
+
+
+class SigmoidMLPGenerator(nn.Module):
+    """z -> ReLU -> sigmoid ... -> dense output, as the 2014 CIFAR-10 (fully connected) and TFD generators."""
+
+    config: GeneratorConfig
+    out_shape: tuple[int, ...]
+    out_init: Callable
+    sigmoid_bias: float = 0.0
+
+    @nn.compact
+    def __call__(self, z, label=None, train: bool = True):
+        c = self.config
+        h = _hidden(z, c, train, self.sigmoid_bias)
+        h = nn.Dense(math.prod(self.out_shape), kernel_init=self.out_init, name="out")(h)
+        return _activate(h, c.output).reshape(z.shape[:-1] + tuple(self.out_shape))
+
+
+class _UntiedDeconv(nn.Module):
+    """A transposed convolution without bias, plus one bias per output value (flat, like a dense output's)."""
+
+    out_shape: tuple[int, ...]
+    init_scale: float
+
+    @nn.compact
+    def __call__(self, h):
+        kernel, stride = (DECONV_KERNEL, DECONV_KERNEL), (DECONV_STRIDE, DECONV_STRIDE)
+        y = nn.ConvTranspose(self.out_shape[-1], kernel, strides=stride, padding="VALID", use_bias=False,
+                             kernel_init=uniform_init(self.init_scale), name="deconv")(h)
+        return y + self.param("bias", nn.initializers.zeros, (math.prod(self.out_shape),)).reshape(self.out_shape)
+
+
+class DeconvGenerator(nn.Module):
+    """cifar10_convolutional.yaml's G: dense layers, a reshape to side x side x C, one 5x5 stride-3 transposed conv."""
+
+    config: GeneratorConfig
+    out_shape: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, z, label=None, train: bool = True):
+        c = self.config
+        side = deconv_side(self.out_shape)
+        h = _hidden(z, c, train).reshape(z.shape[0], side, side, -1)
+        return _activate(_UntiedDeconv(tuple(self.out_shape), c.init_scale, name="out")(h), c.output)
+
+
+def deconv_side(shape: tuple[int, ...]) -> int:
+    """The map side that a 5x5 stride-3 VALID transposed convolution turns into this square shape."""
+    h, w = shape[:2]
+    if len(shape) != 3 or h != w or (h - DECONV_KERNEL) % DECONV_STRIDE or h < DECONV_KERNEL:
+        raise GancliError(f"cifar-conv's G makes square images of side 3k + 5 (32 from 10x10 maps), not {'x'.join(map(str, shape))}")
+    return (h - DECONV_KERNEL) // DECONV_STRIDE + 1
+
+
+def _pool_over_edge(h, window: int, stride: int):
+    """Max pooling as cuda-convnet did it: ceil((n - window) / stride) + 1 outputs, the last windows cut by the edge."""
+    pads = []
+    for n in h.shape[1:3]:
+        out = -(-(n - window) // stride) + 1
+        pads.append((0, (out - 1) * stride + window - n))
+    return nn.max_pool(h, (window, window), strides=(stride, stride), padding=pads)  # pads with -inf
+
+
+def conv_shapes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(conv output side, pooled side) of cifar-conv's D layers for an input shape, by pylearn2's arithmetic."""
+    sides, n = [], shape[0]
+    for kernel, pad, window, stride in CONV_LAYERS:
+        conv = n + 2 * pad - kernel + 1
+        if conv < window:
+            raise GancliError(f"cifar-conv's D needs images of at least 32x32 or so: a {shape[0]}x{shape[1]} input shrinks below its pooling")
+        n = -(-(conv - window) // stride) + 1
+        sides.append((conv, n))
+    return sides
+
+
+class ConvMaxoutDiscriminator(nn.Module):
+    """cifar10_convolutional.yaml's D: conv-maxout layers with over-the-edge max pooling, a maxout layer, a logit.
+    Dropout on the input of every layer (keep_input on the image). Features: the maxout layer's output."""
+
+    config: DiscriminatorConfig
+
+    @nn.compact
+    def __call__(self, x, label=None, dropout_key=None, train: bool = True):
+        c = self.config
+        init = uniform_init(c.init_scale)
+        keys = _keys(dropout_key, len(CONV_LAYERS) + 2)
+        h = x
+        for i, ((kernel, pad, window, stride), units) in enumerate(zip(CONV_LAYERS, c.units)):
+            h = dropout(h, c.keep_input if i == 0 else c.keep_hidden, keys[i])
+            h = nn.Conv(units * CONV_PIECES, (kernel, kernel), padding=((pad, pad), (pad, pad)), kernel_init=init)(h)
+            if c.batchnorm:
+                h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+            h = _pool_over_edge(maxout(h, units, CONV_PIECES), window, stride)
+        h = dropout(h.reshape(h.shape[0], -1), c.keep_hidden, keys[-2])
+        units = c.units[len(CONV_LAYERS)]
+        h = nn.Dense(units * c.pieces, kernel_init=init)(h)
+        if c.batchnorm:
+            h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
+        h = maxout(h, units, c.pieces)
+        return {"logit": _logit(h, c, keys[-1]), "features": h}
+
+
+class DCGANGenerator(nn.Module):
+    """A dense layer to (H/2^L)x(W/2^L) maps, then 5x5 stride-2 transposed convolutions up to the image."""
+
+    config: GeneratorConfig
+    out_shape: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, z, label=None, train: bool = True):
+        c = self.config
+        init = nn.initializers.normal(c.init_scale)
+        h_out, w_out, channels = self.out_shape
+        scale = 2 ** len(c.hidden)
+
+        def norm_relu(h):
+            if c.batchnorm:
+                h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(h)
+            return nn.relu(h)
+
+        h = nn.Dense((h_out // scale) * (w_out // scale) * c.hidden[0], kernel_init=init, use_bias=not c.batchnorm)(z)
+        h = norm_relu(h.reshape(z.shape[0], h_out // scale, w_out // scale, c.hidden[0]))
+        for width in c.hidden[1:]:
+            up = nn.ConvTranspose(width, (DCGAN_KERNEL, DCGAN_KERNEL), strides=(2, 2), padding="SAME", kernel_init=init,
+                                  use_bias=not c.batchnorm)
+            h = norm_relu(up(h))
+        h = nn.ConvTranspose(channels, (DCGAN_KERNEL, DCGAN_KERNEL), strides=(2, 2), padding="SAME", kernel_init=init,
+                             name="to_image")(h)
+        return _activate(h, c.output)
+
+
+class DCGANDiscriminator(nn.Module):
+    """5x5 stride-2 convolutions with leaky ReLU 0.2 (batch norm on all but the first), then a logit; dropout on
+    each layer's input when keep < 1. Features: the last convolution's output, flattened."""
+
+    config: DiscriminatorConfig
+
+    @nn.compact
+    def __call__(self, x, label=None, dropout_key=None, train: bool = True):
+        c = self.config
+        init = nn.initializers.normal(c.init_scale)
+        keys = _keys(dropout_key, len(c.units) + 1)
+        h = x
+        for i, width in enumerate(c.units):
+            h = dropout(h, c.keep_input if i == 0 else c.keep_hidden, keys[i])
+            norm = c.batchnorm and i > 0
+            h = nn.Conv(width, (DCGAN_KERNEL, DCGAN_KERNEL), strides=(2, 2), padding="SAME", kernel_init=init, use_bias=not norm)(h)
+            if norm:
+                h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(h)
+            h = nn.leaky_relu(h, 0.2)
+        features = h.reshape(h.shape[0], -1)
+        return {"logit": _logit(features, c, keys[-1]), "features": features}
+
+
+# ---- the families' builders and checks (registered in gancli.models.MODELS) ----------------------------------------
+
+
+def _image_shape(shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise GancliError(f"model {model} makes images (H, W, C), not data shaped {shape}")
+    return tuple(shape)
+
+
+def cifar_fc_generator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    return SigmoidMLPGenerator(config.generator, tuple(shape), uniform_init(CIFAR_FC_OUTPUT_SCALE))
+
+
+def tfd_generator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    return SigmoidMLPGenerator(config.generator, tuple(shape), sparse_init(TFD_OUTPUT_NONZERO), TFD_SIGMOID_BIAS)
+
+
+def maxout_discriminator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    return mlp.Discriminator(config.discriminator)
+
+
+def cifar_conv_generator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    side = deconv_side(_image_shape(shape, "cifar-conv"))
+    if config.generator.hidden[-1] % (side * side):
+        raise GancliError(
+            f"cifar-conv's last generator layer ({config.generator.hidden[-1]} units) must fill {side}x{side} maps: "
+            f"make it a multiple of {side * side} (the paper's 8000 = 80 maps)"
+        )
+    return DeconvGenerator(config.generator, tuple(shape))
+
+
+def cifar_conv_discriminator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    conv_shapes(_image_shape(shape, "cifar-conv"))
+    return ConvMaxoutDiscriminator(config.discriminator)
+
+
+def dcgan_generator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    h, w, _ = _image_shape(shape, "dcgan")
+    scale = 2 ** len(config.generator.hidden)
+    if h % scale or w % scale:
+        raise GancliError(f"dcgan's G doubles {len(config.generator.hidden)} times: the image side must be a multiple of {scale}, not {h}x{w}")
+    return DCGANGenerator(config.generator, tuple(shape))
+
+
+def dcgan_discriminator(config: RunConfig, shape: tuple[int, ...]) -> nn.Module:
+    _image_shape(shape, "dcgan")
+    return DCGANDiscriminator(config.discriminator)
+
+
+def _no_g_dropout(config: RunConfig) -> list[str]:
+    if getattr(config.generator, "keep_hidden", 1.0) < 1:
+        return [f"model {config.model} has no dropout in G: leave generator.keep_hidden at 1"]
+    return []
+
+
+def fc_problems(config: RunConfig) -> list[str]:
+    return ([] if config.generator.hidden else [f"model {config.model} needs at least one generator hidden layer"]) + _no_g_dropout(config)
+
+
+def cifar_conv_problems(config: RunConfig) -> list[str]:
+    out = fc_problems(config)
+    if len(config.discriminator.units) != len(CONV_LAYERS) + 1:
+        out.append(f"model cifar-conv's discriminator.units are its 3 conv layers' channels and its maxout units, "
+                   f"4 numbers (the paper's 32,32,192,500), not {config.discriminator.units}")
+    return out
+
+
+def dcgan_problems(config: RunConfig) -> list[str]:
+    out = fc_problems(config)
+    if not config.discriminator.units:
+        out.append("model dcgan needs at least one discriminator layer")
+    if config.generator.output_bias_from_data:
+        out.append("model dcgan has no per-pixel output bias to set from the data: set generator.output_bias_from_data=false")
+    return out
