@@ -9,6 +9,7 @@ import os
 import pickle
 import tarfile
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -366,6 +367,23 @@ def test_pooling_lets_the_last_window_hang_over_the_edge_as_cuda_convnet_did():
         for j in range(5):
             want[:, i, j] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].max(axis=(1, 2))
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_cpu_friendly_convolutions_compute_what_flax_does_gradients_included():
+    """PaddedConv and UpConv (patches for the weight gradient, zeros inserted for the transposed one) against
+    nn.Conv and nn.ConvTranspose with the same parameters."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(3, 6, 6, 4)), jnp.float32)
+    init = nn.initializers.normal(0.3)
+    pairs = [(conv.PaddedConv(5, 3, ((2, 2), (2, 2)), init), nn.Conv(5, (3, 3), padding=((2, 2), (2, 2)))),
+             (conv.UpConv(16, 5, init), nn.ConvTranspose(16, (5, 5), strides=(2, 2), padding="SAME"))]
+    for ours, flax_own in pairs:
+        params = ours.init(jax.random.PRNGKey(0), x)
+        loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+        np.testing.assert_allclose(ours.apply(params, x), flax_own.apply(params, x), rtol=1e-5, atol=1e-5)
+        for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(params, x)),
+                        jax.tree.leaves(jax.grad(loss(flax_own), argnums=(0, 1))(params, x))):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_wrong_shapes_and_settings_are_refused():
