@@ -86,6 +86,21 @@ def test_minibatch_discrimination_against_a_hand_computation():
     np.testing.assert_allclose(np.asarray(layer.apply(params, jnp.asarray(f))), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_minibatch_discrimination_starts_from_the_codes_data_dependent_init():
+    """Init on a batch scales each kernel so that half its mean nearest-neighbour L1 distance is 1, and centres o:
+    the paper preset with it trains, where without it SGD at lr 0.1 diverged in ten iterations."""
+    f = jnp.asarray(np.random.default_rng(4).normal(size=(50, 6)), jnp.float32)
+    layer = MinibatchDiscrimination(kernels=4, dims=3)
+    params = layer.init(jax.random.PRNGKey(0), f)
+    m = np.asarray(f, np.float64) @ np.asarray(params["params"]["T"], np.float64)
+    m = m.reshape(50, 4, 3)
+    l1 = np.abs(m[:, None] - m[None, :]).sum(-1) + 1e9 * np.eye(50)[:, :, None]
+    np.testing.assert_allclose(0.5 * l1.min(axis=1).mean(axis=0), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(layer.apply(params, f)).mean(axis=0), 0.0, atol=1e-5)
+    raw = layer.init(jax.random.PRNGKey(0), f[:1])["params"]  # one example: nothing to measure, plain N(0, 0.05)
+    assert float(jnp.std(raw["T"])) == pytest.approx(0.05, rel=0.3) and not np.any(np.asarray(raw["bias"]))
+
+
 def test_minibatch_discrimination_makes_d_see_real_and_generated_batches_apart(tiny_images):
     game = steps.Game(tiny(**{"discriminator.minibatch": (5, 3)}), (4, 4, 1), 200)
     assert not game.fused and steps.Game(tiny(), (4, 4, 1), 200).fused

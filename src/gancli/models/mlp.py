@@ -11,8 +11,9 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from gancli.config import DiscriminatorConfig, GeneratorConfig
+from gancli.config import DiscriminatorConfig, GeneratorConfig, RunConfig
 from gancli.models.layers import MinibatchDiscrimination, dropout, maxout, uniform_init
 
 
@@ -68,3 +69,12 @@ class Discriminator(nn.Module):
         if c.minibatch[0]:
             h = jnp.concatenate([h, MinibatchDiscrimination(*c.minibatch)(features)], axis=-1)
         return {"logit": nn.Dense(1, kernel_init=w_init)(h)[:, 0], "features": features}
+
+
+INIT_EXAMPLES = 500  # as improved-gan's init pass (trainx[:500])
+
+
+def init_examples(config: RunConfig, images: np.ndarray) -> np.ndarray:
+    """What D's init pass sees: the first INIT_EXAMPLES training images in file order, for minibatch
+    discrimination's data-dependent init; every other layer here is initialised without data."""
+    return images[:INIT_EXAMPLES] if config.discriminator.minibatch[0] else images[:1]
