@@ -3,6 +3,7 @@ against a plain-JAX trainer written without gancli (benchmarks/plain_jax.py).
 
     python benchmarks/train_speed.py                 # paper preset, k=5, batch 1000 on the current device
     python benchmarks/train_speed.py --iters 2000    # longer timing windows (use on a GPU)
+    python benchmarks/train_speed.py --scaling       # 1, 2, 4, ... devices side by side (gancli.parallel)
 
 One iteration = k discriminator updates + 1 generator update. All paths run on the same device-resident
 data (random MNIST-shaped pixels: speed does not depend on the values), in the same process, warm
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import plain_jax
-from gancli import steps
+from gancli import parallel, steps
 from gancli.config import preset, with_overrides
 
 REPEATS = 3  # timed windows per measurement; the best is reported (the least disturbed by other work)
@@ -108,7 +109,11 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="which cases to run")
     parser.add_argument("--parts", nargs="*", default=list(PARTS), help="which new parts to time against the paper preset")
     parser.add_argument("--seeds", type=int, default=8, help="also time this many paper-preset seeds in one program (0: skip)")
+    parser.add_argument("--scaling", action="store_true", help="only the multi-device table: 1, 2, 4, ... of this machine's devices")
+    parser.add_argument("--scaling-batch", type=int, default=1024, help="the global batch split over the devices (--scaling)")
     args = parser.parse_args()
+    if args.scaling:
+        return scaling(args.iters, args.scaling_batch)
     device = jax.devices()[0]
     iters = args.iters or (50 if device.platform == "cpu" else 1000)
     versions = {p: metadata.version(p) for p in ("gancli", "jax", "jaxlib", "flax", "optax")}
@@ -148,6 +153,54 @@ def main() -> None:
         ], n)
         print(f"\n--seeds {args.seeds} (paper preset, one vmapped program): {many:,.1f} it/s per seed, "
               f"wall time {one / many:.2f}x that of one seed ({one:,.1f} it/s)")
+
+
+def scaling(iters: int | None, batch: int) -> None:
+    """The paper preset on 1, 2, 4, ... devices (and all of them), timed side by side in interleaved rounds.
+
+    batch: one seed's global batch split over the devices (strong scaling: efficiency = speed-up / devices).
+    seeds: one seed per device, each a whole paper-preset run (weak scaling: efficiency = per-seed speed / 1 seed's).
+    """
+    devices = jax.devices()
+    counts = sorted({2**i for i in range(len(devices).bit_length()) if 2**i <= len(devices)} | {len(devices)})
+    iters = iters or (20 if devices[0].platform == "cpu" else 500)
+    images = np.random.default_rng(0).integers(0, 256, (50000, 28, 28, 1)).astype(np.float32) / 255
+    labels = np.zeros(50000, np.int64)
+    print(f"devices: {len(devices)} x {devices[0].platform} {devices[0].device_kind}, {jax.process_count()} process(es); "
+          f"timed iterations per case: {iters}")
+    n = min(iters, 50000 // batch // 2)  # one window length for all, within two epochs of the largest batch
+    paths, rows = [], []
+    for d in counts:
+        for split, config in (("batch", with_overrides(preset("paper", "mnist"), batch_size=batch)),
+                              ("seeds", with_overrides(preset("paper", "mnist"), seeds=d) if d > 1 else preset("paper", "mnist"))):
+            if split == "batch" and batch % d:
+                continue
+            placement = parallel.plan(config, d, images.nbytes)
+            game = steps.Game(config, (28, 28, 1), 50000)
+            states = [steps.init_state(game, s) for s in range(config.seeds)]
+            state = states[0] if config.seeds == 1 else jax.tree.map(lambda *xs: np.stack(xs), *states)
+            if placement is not None:
+                state = parallel.put(state, placement.state)
+            data = parallel.place_data(placement, images, labels)
+            fn = steps.compiled_chunk(game, config.seeds, n, placement)
+
+            def advance(state, fn=fn, data=data):
+                state, m = fn(state, data)
+                jax.block_until_ready(m)
+                return state
+
+            paths.append((advance, state))
+            rows.append((d, split, placement))
+    speeds = rates(paths, n)  # interleaved rounds: every count gets the same share of a shared machine's slow spells
+    base = {split: s for (d, split, _), s in zip(rows, speeds) if d == 1}
+    print(f"\n{'devices':>8}  {'split':<48}{'it/s':>10}{'efficiency':>12}")
+    for (d, split, placement), s in zip(rows, speeds):
+        what = f"batch {batch} ({batch // d} per device)" if split == "batch" else f"{d} seed{'s' if d > 1 else ''}, 1 per device"
+        if placement is not None:
+            what += f", data {placement.data}"
+        efficiency = s / (d * base["batch"]) if split == "batch" else s / base["seeds"]
+        print(f"{d:>8}  {what:<48}{s:>10,.1f}{efficiency:>11.0%}", flush=True)
+    print("\nefficiency: batch = speed-up over 1 device / devices; seeds = each seed's it/s / 1 seed's on 1 device")
 
 
 if __name__ == "__main__":

@@ -103,15 +103,17 @@ def test_every_preset_can_be_made_conditional():
 
     def trace(config, shape):
         game = steps.Game(config, shape, 1000)
-        spec = lambda *s, dtype=jnp.float32: jax.ShapeDtypeStruct(s, dtype)
-        batches = {"image": spec(config.k, config.batch_size, *shape), "label": spec(config.k, config.batch_size, dtype=jnp.int32)}
-        return jax.eval_shape(partial(steps.iteration, game), steps.abstract_state(game), batches)[1]
+        return jax.eval_shape(partial(steps.iteration, game), steps.abstract_state(game), steps.iteration_spec(game))[1]
 
     for name in PRESETS:
         config = preset(name, "any")
+        if config.labels:  # a semi-supervised D classifies the label: given it as input it would be told the answer
+            with pytest.raises(GancliError, match="not conditional"):
+                trace(with_overrides(config, conditional=True, n_classes=10), (28, 28, 1))
+            continue
         for shape in ((28, 28, 1), (32, 32, 3), (48, 48, 1), (2,)):
             try:
-                plain = trace(with_overrides(config, conditional=False), shape) if not config.conditional else None
+                plain = trace(with_overrides(config, conditional=False, n_classes=10), shape) if not config.conditional else None
             except Exception:  # not a shape this family takes
                 continue
             assert trace(with_overrides(config, conditional=True, n_classes=10), shape).keys() == (plain or {}).keys() | {

@@ -23,8 +23,9 @@ from gancli.cli import app
 from gancli.config import preset, with_overrides
 from gancli.errors import GancliError
 
+# A checkpoint every epoch, not every few minutes (the default): these tests need older checkpoints to fall back to.
 TINY = {"generator.z_dim": 4, "generator.hidden": (16,), "discriminator.units": (8,), "discriminator.pieces": 2,
-        "batch_size": 10, "chunk": 4}  # 200 images: 20 iterations (5 chunks) an epoch
+        "batch_size": 10, "chunk": 4, "ckpt_every": 1}  # 200 images: 20 iterations (5 chunks) an epoch
 GAME = steps.Game(with_overrides(preset("paper", "tiny"), **TINY), (4, 4, 1), 200)
 runner = CliRunner()
 DAMAGED = r"its state files are damaged \(\w+\)"  # the type is Orbax's, and depends on which file broke
@@ -156,8 +157,8 @@ def signal_inside_chunk(monkeypatch, signum, n):
     """Sends a real signal while the n-th chunk runs: it arrives when the loop is not looking."""
     compiled, calls = steps.compiled_chunk, []
 
-    def wrapped(game, seeds, length):
-        fn = compiled(game, seeds, length)
+    def wrapped(game, seeds, length, *rest):
+        fn = compiled(game, seeds, length, *rest)
 
         def run(state, data_on_device):
             calls.append(length)
@@ -335,7 +336,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
         "    def epoch_end(self, record):\n"
         "        if record['epoch'] == 2:\n"
         "            os.kill(os.getpid(), signal.SIGKILL)\n"
-        f"config = with_overrides(preset('paper', 'tiny'), **{TINY!r}, epochs=3, ckpt_every=3)\n"
+        f"config = with_overrides(preset('paper', 'tiny'), **{ {**TINY, 'epochs': 3, 'ckpt_every': 3}!r})\n"
         "train.train(config, sys.argv[1], reporter=Kill())\n"
     )
     killed = subprocess.run([sys.executable, "-c", kill, str(run)], capture_output=True, text=True, timeout=120)

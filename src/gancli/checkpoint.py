@@ -26,6 +26,7 @@ from typing import Any, Callable
 import jax
 import orbax.checkpoint as ocp
 
+from gancli import parallel
 from gancli.config import RunConfig
 from gancli.errors import GancliError
 
@@ -54,19 +55,27 @@ def _options(keep: int, read_only: bool = False) -> ocp.CheckpointManagerOptions
     return ocp.CheckpointManagerOptions(
         max_to_keep=keep,
         cleanup_tmp_directories=not read_only,
-        enable_async_checkpointing=False,  # the state is donated to the next step: save it before that
+        enable_async_checkpointing=not read_only,
         read_only=read_only,
         create=not read_only,
     )
 
 
 class Writer:
-    """Saves checkpoints of one run folder, keeping the last `keep`."""
+    """Saves checkpoints of one run folder, keeping the last `keep`, in the background.
+
+    save() returns once Orbax holds the arrays in host memory (orbax-checkpoint 0.12 copies them there before it
+    returns); a thread of Orbax's writes them into a temporary folder, renames it when complete, and only then
+    deletes the checkpoints past `keep`: a crash mid-save leaves the previous ones whole. The next save, wait() and
+    close() wait for the one in flight and raise its error, if it failed.
+    """
 
     def __init__(self, run_dir: Path, keep: int):
         self._manager = ocp.CheckpointManager(Path(run_dir).absolute() / CHECKPOINTS, options=_options(keep))
 
     def save(self, step: int, state, config: RunConfig, metadata: dict[str, Any]) -> None:
+        """Start saving `state`: arrays that nothing donates or deletes until wait() (a newer Orbax may read them
+        from the device after save returns)."""
         self._manager.save(
             step,
             args=ocp.args.Composite(
@@ -76,6 +85,9 @@ class Writer:
             ),
             force=True,
         )
+
+    def wait(self) -> None:
+        """Block until the save in flight is complete on disk."""
         self._manager.wait_until_finished()
 
     def close(self) -> None:
@@ -231,7 +243,9 @@ def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], 
     if abstract_state is None:
         return run
     try:
-        target = abstract_state(config, metadata)
+        # Without a sharding Orbax would place each array as the run that saved it did, on devices that a
+        # process with another device count (8 wrote it, 1 reads it) does not have: the default device instead.
+        target = parallel.with_default_sharding(abstract_state(config, metadata))
     except (TypeError, ValueError, KeyError, GancliError) as e:
         raise _Unusable(run_dir, f"its config or metadata is one gancli cannot use ({e})") from None
     _quiet_failed_restores()

@@ -98,7 +98,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
 @one_line_errors
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Recipe (see 'gancli presets'): paper (default for images), fast, adam, toy (default for toy1d and ring8), cifar-conv (default for cifar10_gcn), cifar-fc, tfd (default for tfd, tfd96), dcgan (default for cifar10).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Recipe (see 'gancli presets'): paper (default for images), fast, adam, toy (default for toy1d and ring8), cifar-conv (default for cifar10_gcn), cifar-fc, tfd (default for tfd, tfd96), dcgan (default for cifar10), cgan, semi-supervised.")] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
     g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, switch (nonsaturating, then minimax), or feature-matching (Salimans et al. 2016).")] = None,
@@ -117,28 +117,41 @@ def train(
     b2: Annotated[Optional[float], typer.Option(help="adam: beta2.")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Keep a moving average of G's weights with this decay per update (e.g. 0.999); sample and evaluate use it.")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
+    labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
+    label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and [generator], [discriminator], [optimizer] tables) over the preset.")] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
-    ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs.")] = None,
+    ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs (default: every --ckpt-minutes). The end and Ctrl-C/SIGTERM always save.")] = None,
+    ckpt_minutes: Annotated[Optional[float], typer.Option(help="Save a checkpoint every this many minutes of training (default 5), in the background.")] = None,
     keep: Annotated[Optional[int], typer.Option(help="Checkpoints kept.")] = None,
     chunk: Annotated[Optional[int], typer.Option(help="Iterations per compiled call (default: an epoch on a GPU, a few seconds of work on a CPU).")] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help="Every this many epochs, measure the cheap sample-quality metrics (Fréchet distance, classifier score, class coverage on 2,000 samples; mnist and fashion_mnist) into metrics.jsonl.")] = None,
+    devices: Annotated[Optional[int], typer.Option(help="Devices to train on (default: all; with one process, the most that divide the work). --seeds are split over them; one seed's batch is split over them, the networks replicated. Counted over all processes of a --distributed run.")] = None,
+    distributed: Annotated[bool, typer.Option("--distributed", help="Join a multi-process run (jax.distributed.initialize: coordinator and process ids from SLURM, Open MPI, a TPU pod or JAX_COORDINATOR_ADDRESS). Under srun or mpirun with several processes it is joined without the flag.")] = False,
     data_dir: DataDir = None,
     data_file: DataFile = None,
 ):
     """Train a GAN with jit-compiled JAX steps and write checkpoints."""
+    from gancli import parallel
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
     from gancli.progress import RichReporter
 
+    parallel.start(distributed)  # before anything touches a device
+
+    # --ckpt-minutes also clears the epoch cadence a resumed run or --config may hold (ckpt_every 0)
+    if ckpt_every is not None and ckpt_minutes is not None:
+        raise GancliError("give --ckpt-every (epochs) or --ckpt-minutes, not both")
     overrides = {
         "k": k, "update": update, "g_loss": g_loss, "switch_epoch": switch_epoch, "epochs": epochs,
-        "batch_size": batch_size, "seed": seed, "seeds": seeds, "ckpt_every": ckpt_every, "keep": keep,
+        "batch_size": batch_size, "seed": seed, "seeds": seeds, "ckpt_every": 0 if ckpt_minutes is not None else ckpt_every,
+        "ckpt_minutes": ckpt_minutes, "keep": keep,
         "chunk": chunk, "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.lr_decay": lr_decay,
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
-        "conditional": conditional or None,
+        "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
     }
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
@@ -154,11 +167,13 @@ def train(
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
         f"{config.g_loss} G loss, {config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
-        + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "") +
+        + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
+        + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
+        + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "") +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )
-    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs), resume=resuming)
+    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs), resume=resuming, eval_every=eval_every, devices=devices)
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
@@ -266,7 +281,8 @@ def sample(
 @one_line_errors
 def evaluate(
     ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint folder: a run or a multi-seed run (default: ckpt).")] = None,
-    parzen: Annotated[bool, typer.Option("--parzen/--no-parzen", help="Parzen-window log-likelihood (the paper's).")] = True,
+    parzen: Annotated[Optional[bool], typer.Option("--parzen/--no-parzen", help="Parzen-window log-likelihood (the paper's; the default unless --metrics is given).")] = None,
+    metrics: Annotated[Optional[str], typer.Option("--metrics", help="Sample-quality metrics on the shipped feature network (mnist, fashion_mnist): 'all' or a comma list of fid, fid_logits, score, prdc, classes, memorisation. Report in metrics.json/.md/.png.")] = None,
     samples: Annotated[Optional[Path], typer.Option(help="Evaluate this .npz/.npy file instead of a checkpoint.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Reference data for --samples (default: mnist).")] = None,
     n_samples: Annotated[
@@ -276,21 +292,32 @@ def evaluate(
         Optional[str], typer.Option(help="Sigma grid: '0.1,0.2' or 'logspace:-1.0:0:10' (default: the paper's, the latter).")
     ] = None,
     n_valid: Annotated[Optional[int], typer.Option(help="Validation images (the first N) that choose sigma (default: 1,000 as the paper's MNIST protocol; for tfd all of them, as its TFD protocol).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the generator's noise.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the generator's noise (and of the metrics' noise calibration row).")] = 0,
     data_dir: DataDir = None,
     data_file: DataFile = None,
-    calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale.")] = True,
+    calibration: Annotated[bool, typer.Option(help="Also score real training images as the model, for scale (and, for --metrics, uniform noise).")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Report folder (default: CKPT/reports, or the --samples file's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a report in --out or beside --samples. A checkpoint's own reports/parzen.* are its latest evaluation and always rewritten.")] = False,
-    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Evaluate the moving average of G's weights when the run keeps one (the default), or G itself.")] = True,
+    ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Evaluate the moving average of G's weights when the run keeps one (the default), or G itself; with --classify, D's.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout instead of the table ({\"parzen\", \"metrics\"} when both are asked); progress goes to stderr.")] = False,
+    classify: Annotated[bool, typer.Option("--classify", help="A semi-supervised run's D (its moving average) as a classifier of the test split: error count and rate, confusion matrix. Report in classify.json/.md/.png; on its own, without Parzen or --metrics.")] = False,
 ):
-    """Evaluate a generator with the paper's Parzen-window protocol and write a report."""
-    from gancli import evaluate as evaluation
-    from gancli import parzen as parzen_window
-    from gancli import report
+    """Evaluate a generator with the paper's Parzen-window protocol (the default) and/or the sample-quality metrics
+    (--metrics), or with --classify a semi-supervised run's D as a classifier, and write reports."""
+    import json
 
-    if not parzen:
-        raise GancliError("nothing to evaluate: --parzen is the only evaluation so far")
+    from gancli import evaluate as evaluation
+    from gancli import metrics as quality_metrics
+    from gancli import parzen as parzen_window
+    from gancli import quality, report
+
+    if classify:
+        _classify(ckpt, samples is not None or metrics is not None or bool(parzen), data_dir, data_file, out, force, ema, as_json)
+        return
+    which = quality_metrics.parse(metrics) if metrics is not None else ()
+    parzen = (not which) if parzen is None else parzen  # Parzen unless only --metrics was asked for
+    if not (parzen or which):
+        raise GancliError("nothing to evaluate: ask for --parzen and/or --metrics")
     if samples is not None and ckpt is not None:
         raise GancliError("give a checkpoint or --samples, not both")
     grid = parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS
@@ -298,22 +325,66 @@ def evaluate(
         from gancli import data
 
         data.use_file(data_file, data_dir, dataset)
-    common = dict(sigmas=grid, n_valid=n_valid, data_dir=data_dir, calibration=calibration, out=out, force=force,
-                  log=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    # With --json, stdout carries the report alone: progress goes to stderr.
+    talk = err_console if as_json else console
+    common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force,
+                  log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
+    if parzen and which and (out is not None or samples is not None):  # both reports' files, before either's work
+        report.check_out_dir(out if out is not None else samples.parent, force, report.METRICS_FILES)
+    results = {}
     if samples is not None:
         dataset = "mnist" if dataset is None else dataset
-        result = evaluation.evaluate_samples(samples, dataset=dataset, n_samples=n_samples, **common)
+        if parzen:
+            results["parzen"] = evaluation.evaluate_samples(samples, dataset=dataset, n_samples=n_samples, sigmas=grid, n_valid=n_valid, **common)
+        if which:
+            results["metrics"] = quality.evaluate_samples(samples, which, dataset=dataset, n_samples=n_samples, seed=seed, **common)
     else:
         n = evaluation.N_SAMPLES if n_samples is None else n_samples
-        result = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), dataset=dataset, n_samples=n, seed=seed, ema=ema, **common)
-    console.print(report.parzen_table(result.report))
-    if (coverage := report.coverage_table(result.report)) is not None:
-        console.print(coverage)
-    if (judged := report.conditional_table(result.report)) is not None:
-        console.print(judged)
+        run = ckpt or Path("ckpt")
+        if parzen:
+            results["parzen"] = evaluation.evaluate_checkpoint(run, dataset=dataset, n_samples=n, seed=seed, ema=ema, sigmas=grid, n_valid=n_valid, **common)
+        if which:
+            results["metrics"] = quality.evaluate_checkpoint(run, which, dataset=dataset, n_samples=n, seed=seed, ema=ema, **common)
+    if as_json:
+        reports = {kind: r.report for kind, r in results.items()}
+        typer.echo(json.dumps(reports.popitem()[1] if len(reports) == 1 else reports, indent=2))
+        return
+    for kind, result in results.items():
+        if kind == "parzen":
+            console.print(report.parzen_table(result.report))
+            if (coverage := report.coverage_table(result.report)) is not None:
+                console.print(coverage)
+        else:
+            console.print(report.metrics_table(result.report))
+        if (judged := report.conditional_table(result.report)) is not None:
+            console.print(judged)
+        for paths in (*result.seed_paths, result.paths):
+            line = "report: " + ", ".join(str(p) for p in paths.values())
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _classify(ckpt, other: bool, data_dir, data_file, out, force: bool, ema: bool, as_json: bool) -> None:
+    """evaluate --classify: a semi-supervised run's D on the test split."""
+    import json
+
+    from gancli import report, semi_supervised
+
+    if other:
+        raise GancliError("--classify evaluates a run's D on its own: drop --samples, --metrics and --parzen")
+    if data_file is not None:
+        from gancli import data
+
+        data.use_file(data_file, data_dir)
+    talk = err_console if as_json else console
+    result = semi_supervised.evaluate_checkpoint(ckpt or Path("ckpt"), data_dir=data_dir, out=out, force=force, ema=ema,
+                                                 log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
+    if as_json:
+        typer.echo(json.dumps(result.report, indent=2))
+        return
+    for table in report.classify_tables(result.report):
+        console.print(table)
     for paths in (*result.seed_paths, result.paths):
-        line = "report: " + ", ".join(str(p) for p in paths.values())
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print("report: " + ", ".join(str(p) for p in paths.values()), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -23,9 +23,9 @@ from gancli.errors import GancliError
 
 
 def with_classes(config: RunConfig, labels) -> RunConfig:
-    """A conditional config with n_classes set from the training labels (max + 1) when it is 0; GancliError when a
-    label lies outside [0, n_classes). An unconditional config is returned as it is."""
-    if not config.conditional:
+    """A conditional or semi-supervised config with n_classes set from the training labels (max + 1) when it is 0;
+    GancliError when a label lies outside [0, n_classes). Any other config is returned as it is."""
+    if not (config.conditional or config.labels):
         return config
     labels = np.asarray(labels)
     if labels.size == 0:

@@ -15,7 +15,7 @@ UPDATES = ("simultaneous", "alternating")
 # Objectives and model families are registries (gancli.objectives, gancli.models), read when validating so that
 # this module stays free of JAX.
 OPTIMIZERS = ("sgd", "adam")
-NOISES = ("uniform", "gaussian")
+NOISES = ("uniform", "gaussian", "uniform01")  # uniform: U(-sqrt3, sqrt3); uniform01: U[0, 1)
 OUTPUTS = ("sigmoid", "linear")
 SEEDS = 2**32  # distinct seeds: a JAX key holds 32 bits of one
 
@@ -43,10 +43,12 @@ class DiscriminatorConfig:
     pieces: int = 5
     keep_input: float = 0.8
     keep_hidden: float = 0.5
-    init_scale: float = 0.005
+    init_scale: float = 0.005  # weights U(-s, s); N(0, s^2) in model ssl-mlp
     batchnorm: bool = False  # before each maxout
     minibatch: tuple[int, ...] = (0, 0)  # minibatch discrimination: (B kernels, C dims); (0, 0) is off
     max_col_norm: float = 0.0  # after each update, cap the L2 norm of the weights into each unit (pylearn2); 0: none
+    input_noise: float = 0.0  # std of Gaussian noise added to D's input in training (model ssl-mlp)
+    hidden_noise: float = 0.0  # ... and to each hidden layer's output
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class OptimizerConfig:
     momentum_saturate_epoch: int = 250  # ...by this epoch
     b1: float = 0.5  # adam
     b2: float = 0.999
+    eps: float = 1e-8  # adam: added to sqrt(v)...
+    eps_root: float = 0.0  # ...and to v inside the square root (improved-gan's Adam: 1e-8 there, none outside)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class RunConfig:
     """Everything that defines a training run; stored in every checkpoint."""
 
     dataset: str = "mnist"
+    train_split: str = "train"  # the split training draws from (mnist's train_full: train + validation, 60,000)
     preset: str = "paper"
     model: str = "mlp"  # the model family (gancli.models.MODELS)
     conditional: bool = False  # G and D take the class label (gancli.models.conditioning); fakes get the real batch's
@@ -86,9 +91,16 @@ class RunConfig:
     seed: int = 0
     seeds: int = 1
     ema: float = 0.0  # decay of an exponential moving average of G's weights per G update (0: none kept)
-    ema_start: int = 0  # epoch from which the average moves; before it, it equals G
+    d_ema: float = 0.0  # decay of a moving average of D's weights per D update, from zero (0: none kept)
+    ema_start: int = 0  # epoch from which the averages move; before it, each equals its network
+    labels: int = 0  # semi-supervised: labelled training examples, as many of each class (0: none)
+    label_seed: int = 0  # which ones: the first labels/K of each class in this seed's permutation of the training set
+    g_batch: str = "same"  # the real batch G's step compares with: "same" as the D step's, or "own" (its own pass)
     chunk: int = 0  # iterations per compiled call (0: chosen for the device); bounds the time between refreshes
-    ckpt_every: int = 1  # epochs
+    ckpt_every: int = 0  # epochs between checkpoints; 0: every ckpt_minutes of training instead
+    # A save costs ~0.2 s (the paper model): one per 5 minutes is < 0.1% of the run, and a crash that no signal
+    # announces (power, OOM killer) loses at most 5 minutes. The end and SIGINT/SIGTERM always save.
+    ckpt_minutes: float = 5.0
     keep: int = 3  # checkpoints kept
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +123,21 @@ class RunConfig:
             (self.model in models.MODELS, f"model must be one of {', '.join(models.MODELS)} (got {self.model!r})"),
             (self.d_loss in D_LOSSES, f"d_loss must be one of {', '.join(D_LOSSES)} (got {self.d_loss!r})"),
             (0 <= self.ema < 1, f"--ema must be in [0, 1) (got {self.ema})"),
+            (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
+            (self.labels >= 0, f"--labels must be >= 0 (got {self.labels})"),
+            (0 <= self.label_seed < SEEDS, f"--label-seed must be in [0, {SEEDS - 1:,}] (got {self.label_seed})"),
+            (self.labels == 0 or self.d_loss in objectives.D_NEEDS_LABELLED,
+             f"--labels is for semi-supervised training (d_loss {' or '.join(sorted(objectives.D_NEEDS_LABELLED))}; "
+             "preset semi-supervised)"),
+            (self.labels > 0 or self.d_loss not in objectives.D_NEEDS_LABELLED,
+             f"d_loss {self.d_loss} trains on labelled examples: give --labels N"),
+            (self.g_batch in ("same", "own"), f"g_batch must be same or own (got {self.g_batch!r})"),
+            (self.g_batch == "same" or self.update == "alternating",
+             "g_batch own needs alternating updates (simultaneous ones take both gradients from one batch)"),
+            (all(_finite(v) and v >= 0 for v in (d.input_noise, d.hidden_noise)),
+             f"discriminator input_noise and hidden_noise must be finite numbers >= 0 (got {d.input_noise} and {d.hidden_noise})"),
+            (all(_finite(v) and v >= 0 for v in (o.eps, o.eps_root)) and o.eps + o.eps_root > 0,
+             f"optimizer eps and eps_root must be finite numbers >= 0, not both 0 (got {o.eps} and {o.eps_root})"),
             (self.ema_start >= 0, f"ema_start must be an epoch >= 0 (got {self.ema_start})"),
             (len(d.minibatch) == 2 and (all(v >= 1 for v in d.minibatch) or tuple(d.minibatch) == (0, 0)),
              f"discriminator.minibatch must be two numbers B,C >= 1 (kernels, dims), or 0,0 for none (got {d.minibatch})"),
@@ -126,7 +153,9 @@ class RunConfig:
              f"--seed must be in [0, {SEEDS - self.seeds:,}]" + (f" with --seeds {self.seeds}" if self.seeds > 1 else "")
              + f" (got {self.seed})"),
             (self.chunk >= 0, f"--chunk must be >= 0 (got {self.chunk})"),
-            (self.ckpt_every >= 1, f"--ckpt-every must be >= 1 (got {self.ckpt_every})"),
+            (self.ckpt_every >= 0, f"--ckpt-every must be >= 0, 0 for every --ckpt-minutes (got {self.ckpt_every})"),
+            (_finite(self.ckpt_minutes) and self.ckpt_minutes > 0,
+             f"--ckpt-minutes must be a finite number > 0 (got {self.ckpt_minutes})"),
             (self.keep >= 1, f"--keep must be >= 1 (got {self.keep})"),
             (o.name in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {o.name!r})"),
             # Every schedule constant, NaN and inf included: a bad one only shows as a broken run hours later.
@@ -312,6 +341,45 @@ PRESETS = {
             optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.5),
             update="alternating",
             batch_size=128,
+        ),
+    ),
+    # Salimans et al. (2016), semi-supervised permutation-invariant MNIST, as their released code trains it
+    # (openai/improved-gan, mnist_svhn_cifar10/train_mnist_feature_matching.py and nn.py; model ssl-mlp). Where the
+    # code and the paper differ, or the paper is silent, this follows the code: Adam lr 0.003 held constant, beta1
+    # 0.5, its epsilon 1e-8 inside the square root; z 100-d U[0, 1); D's weights N(0, 0.1) with weight norm, its
+    # scales and biases from an init pass over 500 training images with the noise on, the hidden layers' scales
+    # then fixed; testing uses a moving average of D's weights, a <- a + 1e-4 (p - a) after each D update, started
+    # from zero; each iteration one D step on a labelled batch (a fresh permutation of the labelled set: all 100
+    # with 100 labels) and an unlabelled one, then one G step whose real batch is a second, independently shuffled
+    # pass (g_batch own); the unlabelled data are all 60,000 training images (mnist's train_full: the code joins
+    # mnist.pkl.gz's train and validation sets, as that split does), the labelled ones included; an epoch is one
+    # pass over them, 600 iterations. The labelled loss and the unlabelled one weigh the same (the code's
+    # unlabeled_weight 1). Label seed 1 is the code's default data seed: the same labelled images and init batch
+    # if its mnist.npz holds the images in mnist.pkl.gz's order, which we could not check (our copy of the
+    # repository lacks that file).
+    "semi-supervised": Preset(
+        "Salimans et al. (2016) semi-supervised MNIST as their code: K+1-class D 784-1000-500-250-250-250-10 with "
+        "weight norm and Gaussian noise (0.3 input, 0.5 hidden), G softplus 500-500 with batch norm, feature matching, "
+        "Adam lr 0.003 beta1 0.5, batch 100, 300 epochs, --labels 100 (10 per class), an average of D for testing",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="semi-supervised",
+            model="ssl-mlp",
+            generator=GeneratorConfig(z_dim=100, hidden=(500, 500), noise="uniform01", output="sigmoid",
+                                      output_bias_from_data=False, batchnorm=True),
+            discriminator=DiscriminatorConfig(units=(1000, 500, 250, 250, 250), keep_input=1.0, keep_hidden=1.0,
+                                              init_scale=0.1, input_noise=0.3, hidden_noise=0.5),
+            optimizer=OptimizerConfig(name="adam", lr=0.003, lr_decay=1.0, b1=0.5, b2=0.999, eps=0.0, eps_root=1e-8),
+            update="alternating",
+            d_loss="semi-supervised",
+            g_loss="feature-matching",
+            epochs=300,
+            batch_size=100,
+            d_ema=0.9999,
+            labels=100,
+            label_seed=1,
+            g_batch="own",
+            train_split="train_full" if dataset in ("mnist", "fashion_mnist") else "train",
         ),
     ),
     "toy": Preset(

@@ -13,10 +13,10 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gancli import checkpoint, sampling  # noqa: E402
+from gancli import checkpoint, parallel, sampling  # noqa: E402
 from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
-from gancli.report import format_ll, parzen_headline  # noqa: E402
+from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402
 
 BOOKKEEPING = ("epoch", "step")
 SCHEDULE = ("it_per_s", "lr", "momentum")  # logged beside what the objectives report
@@ -54,12 +54,14 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "ema": sampling.ema_decay(run),
         "versions": meta.get("versions"),
         "device": meta.get("device"),
+        "mesh": meta.get("mesh"),
         "saved_at": meta.get("saved_at"),
         "compile_s": meta.get("compile_s"),
         "config": run.config.to_dict(),
         "metrics": metrics_summary(history, skipped),
         "epoch_grids": len(list((run_dir / "samples").glob("epoch_*.png"))),
         "parzen": parzen_report(run_dir),
+        "sample_quality": metrics_report(run_dir),
         "reports": sorted(p.name for p in (run_dir / "reports").glob("*")) if (run_dir / "reports").is_dir() else [],
         "curves": None,
     }
@@ -122,6 +124,47 @@ def parzen_report(run_dir: Path) -> dict[str, Any] | None:
     except ValueError as e:
         return {"path": str(path), "error": str(e)}
     return {"path": str(path), "headline": headline}
+
+
+def metrics_report(run_dir: Path) -> dict[str, Any] | None:
+    """{"path", "headline": report.metrics_headline} of the run's latest sample-quality report (reports/metrics.json),
+    {"path", "error"} if it cannot be read, None if there is none."""
+    path = Path(run_dir) / "reports" / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return {"path": str(path), "headline": metrics_headline(json.loads(path.read_text()))}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return {"path": str(path), "error": f"unreadable ({type(e).__name__})"}
+    except ValueError as e:
+        return {"path": str(path), "error": str(e)}
+
+
+def _quality_text(q: dict[str, Any] | None, step: int | None) -> str:
+    """The model's headline metrics and the real-image calibration's, labelled, with the report's path."""
+    if q is None:
+        return "no report (run 'gancli evaluate --metrics all')"
+    if "error" in q:
+        return f"{q['path']}: {q['error']}"
+    h = q["headline"]
+
+    def figures(e: dict) -> str:
+        parts = [f"{name} {_num(e[key])}" for key, name in (("fid", "FD"), ("fid_logits", "FD logits"), ("score", "score"),
+                 ("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage"),
+                 ("copy_share", "likely copies")) if _finite(e.get(key))]
+        if e.get("classes_covered") is not None:
+            parts.append(f"classes {e['classes_covered']}")
+        return ", ".join(parts)
+
+    text = "; ".join(f"{m['label']}" + (f" (step {m['step']})" if m.get("step") is not None else "") + f": {figures(m)}"
+                     for m in h["models"])
+    text += f" ({_num(h['n_samples'])} samples, {h['feature_net']})"
+    steps_seen = {m.get("step") for m in h["models"]} - {None}
+    if step is not None and steps_seen and steps_seen != {step}:
+        text += f"; the checkpoint is now at step {step}: run 'gancli evaluate --metrics' again"
+    if c := h["calibration"]:
+        text += f"; calibration, {c['train']['label']}: {figures(c['train'])}"
+    return f"{text}; {q['path']}"
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -218,12 +261,15 @@ def _run_view(s: dict[str, Any]) -> list:
     add("optimizer", _pairs(c["optimizer"]))
     add("versions", _pairs(s["versions"]) if isinstance(s["versions"], dict) else str(s["versions"]))
     add("device", f"{s['device']}" + (f", compiled in {s['compile_s']} s" if s.get("compile_s") else ""))
+    add("mesh", parallel.words(s.get("mesh")))
     out = [Rule(Text(s["path"], style="bold"), align="left"), info, _history_table(s["metrics"])]
     tail = Table.grid(padding=(0, 2))
     tail.add_column(style="bold", no_wrap=True)
     tail.add_column(overflow="fold")
     tail.add_row("parzen", Text(_parzen_text(s["parzen"], s["step"])))
-    others = [r for r in s["reports"] if not (s["parzen"] and r == Path(s["parzen"]["path"]).name)]
+    tail.add_row("metrics", Text(_quality_text(s.get("sample_quality"), s["step"])))
+    shown = {Path(r["path"]).name for r in (s["parzen"], s.get("sample_quality")) if r}
+    others = [r for r in s["reports"] if r not in shown]
     if others:
         tail.add_row("reports", Text(", ".join(others)))
     tail.add_row("samples", Text(f"{s['epoch_grids']} per-epoch grids in {Path(s['path']) / 'samples'}"))
@@ -235,7 +281,9 @@ def _run_view(s: dict[str, Any]) -> list:
 
 # Headings of the metrics the table knows; any other metric shows under its own name. Min and max rows are
 # for the objectives' metrics, not the schedule.
-HEADINGS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))", "it_per_s": "it/s", "lr": "lr"}
+HEADINGS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))", "it_per_s": "it/s", "lr": "lr",
+            "fid": "FD", "score": "score", "score_std": "±", "classes_covered": "classes", "classes_kl": "KL(cls)",
+            "eval_s": "eval s"}
 
 
 def _history_table(m: dict[str, Any]):

@@ -532,27 +532,47 @@ def compute(samples, dataset: str, which="all", data_dir=None, *, calibration: b
     train = data.load(dataset, "train", data_dir)[0] if calibration or (ref is None and "memorisation" in which) else None
     ref = ref or reference(dataset, which, data_dir, log=log, timings=timings, train=train)
     log(f"measuring {len(x):,} samples: {', '.join(which)}")
-    rows = {"samples": measure(x, ref, which, "samples", timings)}
-    if calibration:
-        n = min(len(x), len(train))
-        log(f"calibration: {n:,} training images, then {len(x):,} images of uniform noise (seed {seed})")
-        spent = {} if timings is not None else None
-        rows["calibration_train"] = measure(train[:n], ref, which, f"{n:,} training images", spent)
-        # Noise has no low-dimensional structure to prune the nearest-image search with: a brute-force search
-        # of 10,000 would dominate the call, and 1,000 already show that noise copies nothing.
-        rows["calibration_noise"] = measure(noise_images(len(x), seed), ref, which, "uniform noise", spent,
-                                            memorisation_n=N_NOISE_MEMORISATION)
-        if timings is not None:
-            timings.update({f"calibration: {k}": v for k, v in spent.items()})
+    row = measure(x, ref, which, "samples", timings)
     return {
         "kind": "metrics",
         "dataset": dataset,
         "metrics": list(which),
         "reference": ref.info(),
         "settings": settings(),
-        "samples": rows["samples"],
-        "calibration": {"train": rows["calibration_train"], "noise": rows["calibration_noise"]} if calibration else None,
+        "samples": row,
+        "calibration": calibrate(ref, train, len(x), which, seed, log, timings) if calibration else None,
     }
+
+
+def calibrate(ref: Reference, train, n: int, which=METRICS, seed: int = 0,
+              log: Callable[[str], None] = lambda _: None, timings: dict | None = None) -> dict:
+    """The calibration rows for n samples: {"train": the first n training images, "noise": n uniform-noise images}."""
+    which = parse(which)
+    n_train = min(n, len(train))
+    log(f"calibration: {n_train:,} training images, then {n:,} images of uniform noise (seed {seed})")
+    spent = {} if timings is not None else None
+    rows = {"train": measure(train[:n_train], ref, which, f"{n_train:,} training images", spent)}
+    # Noise has no low-dimensional structure to prune the nearest-image search with: a brute-force search
+    # of 10,000 would dominate the call, and 1,000 already show that noise copies nothing.
+    rows["noise"] = measure(noise_images(n, seed), ref, which, "uniform noise", spent,
+                            memorisation_n=N_NOISE_MEMORISATION)
+    if timings is not None:
+        timings.update({f"calibration: {k}": v for k, v in spent.items()})
+    return rows
+
+
+def scalars(row: dict) -> dict[str, float]:
+    """A row's headline numbers as flat {name: number}: what logs, summaries and means over seeds use."""
+    out = {k: row[k] for k in ("fid", "fid_logits") if k in row}
+    if "score" in row:
+        out.update(score=row["score"]["mean"], score_std=row["score"]["std"])
+    if "prdc" in row:
+        out.update({k: row["prdc"][k] for k in ("precision", "recall", "density", "coverage")})
+    if "classes" in row:
+        out.update(classes_covered=row["classes"]["covered"], classes_kl=row["classes"]["kl_uniform"])
+    if "memorisation" in row:
+        out.update(copy_share=row["memorisation"]["copy_share"], nn_median=row["memorisation"]["median_distance"])
+    return out
 
 
 def quick(samples, ref: Reference, n: int = N_CHEAP) -> dict:

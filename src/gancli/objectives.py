@@ -1,7 +1,8 @@
 """The players' objectives: registered pure functions of D's outputs on real and generated data.
 
 D's outputs are a dict: "logit" [B] (D(x) = sigmoid(logit)), "features" [B, F] (its last hidden layer), and
-whatever a model adds. Each objective returns (loss, metrics), metrics a dict of scalars that the progress bar,
+whatever a model adds ("class_logits" [B, K] for a classifier). On a batch with a labelled part (semi-supervised
+runs: batch["labelled"] = {"image", "label"}), D's outputs on it are real["labelled"]. Each objective returns (loss, metrics), metrics a dict of scalars that the progress bar,
 metrics.jsonl and inspect show as they are. Adding an objective is one function and one registry entry.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 from jax.nn import sigmoid, softplus
 
@@ -58,7 +60,25 @@ def feature_matching(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
     return loss, {"g_loss": loss}
 
 
-D_LOSSES: dict[str, Objective] = {"gan": gan_d_loss}
+def semi_supervised_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Salimans et al. (2016), a (K+1)-class D whose fake class's logit is fixed at 0: the cross-entropy of its K
+    class logits on the labelled batch, plus the unsupervised loss on unlabelled real and generated data.
+
+    improved-gan writes the latter -0.5 mean(lse(l_x)) + 0.5 mean(softplus(lse(l_x))) + 0.5 mean(softplus(lse(l_G(z)))),
+    which is 0.5 [-log D(x) - log(1 - D(G(z)))] with D(x) = sigmoid(lse(l)): gan_d_loss on D's logit = lse(l).
+    """
+    logits, y = real["labelled"]["class_logits"], batch["labelled"]["label"]
+    supervised = jnp.mean(jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, y[:, None], axis=-1)[:, 0])
+    unsupervised, metrics = gan_d_loss(real, fake, batch, ctx)
+    loss = supervised + unsupervised
+    # train_error: the labelled batch's error with D's noise on, as the code's "train err".
+    return loss, {**metrics, "d_loss": loss, "d_labelled": supervised, "d_unlabelled": unsupervised,
+                  "train_error": jnp.mean(jnp.argmax(logits, axis=-1) != y)}
+
+
+D_LOSSES: dict[str, Objective] = {"gan": gan_d_loss, "semi-supervised": semi_supervised_d_loss}
+# D objectives that read a labelled batch: training gives each D step one from the run's labelled subset.
+D_NEEDS_LABELLED = frozenset({"semi-supervised"})
 G_LOSSES: dict[str, Objective] = {
     "nonsaturating": nonsaturating,
     "minimax": minimax,

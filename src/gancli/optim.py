@@ -75,5 +75,5 @@ def max_col_norm(limit: float) -> optax.GradientTransformation:
 def make(c: OptimizerConfig, steps_per_epoch: int, max_norm: float = 0.0) -> optax.GradientTransformation:
     """The configured optimiser for a network that takes steps_per_epoch updates per epoch, its weight columns
     capped at max_norm when it is > 0 (the state then gains an empty entry; runs without the cap keep theirs)."""
-    tx = classical_momentum(c, steps_per_epoch) if c.name == "sgd" else optax.adam(lambda count: learning_rate(c, count), b1=c.b1, b2=c.b2)
+    tx = classical_momentum(c, steps_per_epoch) if c.name == "sgd" else optax.adam(lambda count: learning_rate(c, count), b1=c.b1, b2=c.b2, eps=c.eps, eps_root=c.eps_root)
     return optax.chain(tx, max_col_norm(max_norm)) if max_norm > 0 else tx

@@ -73,6 +73,9 @@ class RichReporter:
             highlight=False,
         )
 
+    def message(self, text: str) -> None:
+        self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def stop(self) -> None:
         self._end_status()
         self._progress.stop()

@@ -1,9 +1,11 @@
-"""Parzen reports: a JSON record, a Markdown page, a PNG of validation log-likelihood against sigma, a Rich table."""
+"""Evaluation reports, each as a JSON record, a Markdown page, a PNG and a Rich table: the Parzen protocol's
+(log-likelihood against sigma) and the sample-quality metrics' (class histogram, precision against recall)."""
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from rich.markup import escape
@@ -93,10 +95,10 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def check_out_dir(out_dir: Path, force: bool) -> None:
+def check_out_dir(out_dir: Path, force: bool, files: dict[str, str] = FILES) -> None:
     """Before any work: out_dir can take the report files, and holds none of them unless force."""
     check_writable(out_dir)
-    for name in FILES.values():
+    for name in files.values():
         if (Path(out_dir) / name).exists() and not force:
             raise GancliError(f"{Path(out_dir) / name} already exists: pass --force to overwrite it, or --out to write elsewhere")
 
@@ -305,3 +307,355 @@ def parzen_table(report: dict) -> Table:
         table.add_row(*map(escape, row), style="bold" if i < n_models else "dim" if "paper" in row[0] else None,
                       end_section=i == n_models - 1)
     return table
+
+
+# --- sample-quality metrics (gancli.metrics) ---
+
+METRICS_FILES = {"json": "metrics.json", "md": "metrics.md", "png": "metrics.png"}
+METRICS_NOTE = (
+    "Measured on the penultimate features and logits of a fixed, shipped classifier against the test split; "
+    "the calibration rows put real training images, then uniform noise, in place of the samples."
+)
+# Column headings of metrics.scalars' names; score_std is shown inside the score's cell.
+METRIC_HEADINGS = {
+    "fid": "FD features", "fid_logits": "FD logits", "score": "class. score", "precision": "precision",
+    "recall": "recall", "density": "density", "coverage": "coverage", "classes_covered": "classes >= 1%",
+    "classes_kl": "KL to uniform", "copy_share": "likely copies", "nn_median": "median NN L2",
+}
+
+
+def metrics_report(header: dict, models: list[dict], calibration: dict | None, sampling: dict, **extra) -> dict:
+    """The report as plain data. header: {dataset, metrics, reference (metrics.Reference.info()), settings}; models:
+    each a metrics.measure row plus label/source/epoch/step; calibration: metrics.calibrate's {"train", "noise"}."""
+    from gancli import metrics
+
+    report = {
+        "kind": "metrics",
+        "dataset": header["dataset"],
+        "metrics": header["metrics"],
+        "feature_net": header["reference"]["feature_net"]["version"],
+        "reference": header["reference"],
+        "settings": header["settings"],
+        "sampling": sampling,
+        "models": models,
+        "across_seeds": None,
+        "calibration": calibration,
+        "note": METRICS_NOTE,
+        **extra,
+    }
+    if len(models) > 1:
+        flat = [metrics.scalars(m) for m in models]
+        values = {k: [f[k] for f in flat] for k in flat[0]}
+        report["across_seeds"] = {"n": len(models), "ddof": 1,
+                                  **{k: {"mean": statistics.fmean(v), "std": statistics.stdev(v)} for k, v in values.items()}}
+    return report
+
+
+def metrics_headline(report: dict) -> dict:
+    """{"feature_net", "n_samples", "models": [label, epoch, step, scalars...], "calibration": {"train", "noise"}
+    or None} of a metrics report, for a summary; ValueError for anything metrics_report did not write."""
+    from gancli import metrics
+
+    if not (isinstance(report, dict) and report.get("kind") == "metrics" and isinstance(report.get("models"), list)
+            and report["models"] and all(isinstance(m, dict) for m in report["models"])):
+        raise ValueError("not a metrics report written by 'gancli evaluate --metrics'")
+    try:
+        entry = lambda m: {"label": m["label"], "epoch": m.get("epoch"), "step": m.get("step"), "n": m["n"], **metrics.scalars(m)}
+        cal = report.get("calibration")
+        return {
+            "feature_net": report["feature_net"],
+            "n_samples": report["sampling"]["n_samples"],
+            "models": [entry(m) for m in report["models"]],
+            "across_seeds": report.get("across_seeds"),
+            "calibration": None if cal is None else {k: entry(cal[k]) for k in ("train", "noise")},
+        }
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not a metrics report written by 'gancli evaluate --metrics' (no {e})") from None
+
+
+def _metric_columns(report: dict) -> list[str]:
+    from gancli import metrics
+
+    return [k for k in metrics.scalars(report["models"][0]) if k != "score_std"]
+
+
+def _metric_cell(flat: dict, key: str) -> str:
+    v = flat.get(key)
+    if v is None:
+        return "-"
+    if key == "score":
+        return f"{v:.3f} ± {flat['score_std']:.3f}"
+    if key == "classes_covered":
+        return str(v)
+    if key == "copy_share":
+        return f"{v:.2%}"
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+
+
+def _metric_rows(report: dict) -> list[tuple[str, list[str]]]:
+    """(row name, cells) for every model, the mean over seeds, and the calibration rows."""
+    from gancli import metrics
+
+    cols = _metric_columns(report)
+    rows = [(_model_name(m), [_metric_cell(metrics.scalars(m), k) for k in cols]) for m in report["models"]]
+    if s := report.get("across_seeds"):
+        cells = [f"{s[k]['mean']:.4g} ± {s[k]['std']:.2g}" if k in s else "-" for k in cols]
+        rows.append((f"mean ± std over {s['n']} seeds", cells))
+    for c in (report.get("calibration") or {}).values():
+        rows.append((f"calibration: {c['label']}", [_metric_cell(metrics.scalars(c), k) for k in cols]))
+    return rows
+
+
+def _metrics_caption(report: dict) -> str:
+    s = report["sampling"]
+    ref = report["reference"]
+    seed = f", noise seed {s['seed']}" if s.get("seed") is not None else ""
+    return (f"{s['n_samples']:,} samples ({s['source']}{seed}) against the {ref['n']:,} {ref['split']} images of "
+            f"{report['dataset']}; feature network {report['feature_net']}")
+
+
+def metrics_markdown(report: dict, plot_name: str | None = METRICS_FILES["png"]) -> str:
+    """The report as a Markdown page: the table, how each metric is computed, the conditional section."""
+    cols = _metric_columns(report)
+    st = report["settings"]
+    lines = [
+        f"# Sample-quality metrics on {report['dataset']}",
+        "",
+        _metrics_caption(report) + ".",
+        "",
+        "| model | " + " | ".join(METRIC_HEADINGS[k] for k in cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+        *(f"| {name} | {' | '.join(cells)} |" for name, cells in _metric_rows(report)),
+        "",
+        f"FD: Fréchet distance (covariances {st['covariance']}) on the features, or on the logits; class. score: "
+        f"exp E KL(p(y|x) || p(y)), mean ± std over {st['score_splits']} splits; precision/recall with "
+        f"k = {st['k_precision_recall']}, density/coverage with k = {st['k_density_coverage']}; classes holding >= "
+        f"{st['class_min_share']:.0%} of the samples; likely copies: samples nearer a training image than the "
+        f"{st['copy_threshold']}.",
+    ]
+    classes = [(name, m["classes"]["histogram"]) for name, m in _entries(report) if "classes" in m]
+    if classes:
+        n = len(classes[0][1])
+        lines += ["", "## Predicted classes", "", "| model | " + " | ".join(map(str, range(n))) + " |",
+                  "|---" * (n + 1) + "|", *(f"| {name} | {' | '.join(map(str, h))} |" for name, h in classes)]
+    lines += conditional_markdown(report)
+    if plot_name:
+        lines += ["", f"![class histogram and precision against recall]({plot_name})"]
+    lines += ["", f"_{report['note']}_", ""]
+    return "\n".join(lines)
+
+
+def _entries(report: dict) -> list[tuple[str, dict]]:
+    """(name, row) of every model and calibration row."""
+    out = [(m["label"], m) for m in report["models"]]
+    return out + [(f"calibration: {c['label']}", c) for c in (report.get("calibration") or {}).values()]
+
+
+def metrics_table(report: dict) -> Table:
+    """The report as a Rich table for the terminal: a row per metric, a column per model and calibration row
+    (a dozen metrics side by side would not fit a terminal's width)."""
+    cols = _metric_columns(report)
+    rows = _metric_rows(report)
+    n_models = len(report["models"]) + (report.get("across_seeds") is not None)
+    table = Table(title=f"Sample-quality metrics on {report['dataset']}", caption=escape(_metrics_caption(report)))
+    table.add_column("metric")
+    for i, (name, _) in enumerate(rows):
+        table.add_column(escape(name), justify="right", style="bold" if i < n_models else None)
+    for j, k in enumerate(cols):
+        table.add_row(METRIC_HEADINGS[k], *(cells[j] for _, cells in rows))
+    return table
+
+
+def plot_metrics(report: dict, path: Path) -> Path:
+    """Save the predicted-class histogram (share of samples per class) and precision against recall as a PNG;
+    a panel whose metric was not asked for says so."""
+    from matplotlib.figure import Figure
+
+    entries = _entries(report)
+    fig = Figure(figsize=(11, 4), dpi=110)
+    hist_ax, pr_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    with_classes = [(name, m["classes"]["histogram"]) for name, m in entries if "classes" in m]
+    if with_classes:
+        n_classes = len(with_classes[0][1])
+        width = 0.8 / len(with_classes)
+        for i, (name, h) in enumerate(with_classes):
+            total = max(sum(h), 1)
+            hist_ax.bar([c - 0.4 + width * (i + 0.5) for c in range(n_classes)], [v / total for v in h], width, label=name)
+        hist_ax.axhline(1 / n_classes, color="grey", linestyle="--", linewidth=0.8, label="uniform")
+        hist_ax.set_xticks(range(n_classes))
+        hist_ax.set_xlabel("predicted class")
+        hist_ax.set_ylabel("share of samples")
+        hist_ax.legend(fontsize="x-small")
+    else:
+        hist_ax.text(0.5, 0.5, "class histogram: not measured\n(--metrics classes)", ha="center", va="center")
+        hist_ax.set_axis_off()
+    hist_ax.set_title("predicted classes", fontsize="medium")
+    with_pr = [(name, m["prdc"]) for name, m in entries if "prdc" in m]
+    if with_pr:
+        for name, p in with_pr:
+            pr_ax.plot([p["recall"]], [p["precision"]], "o", label=name)
+        pr_ax.set_xlim(-0.02, 1.02)
+        pr_ax.set_ylim(-0.02, 1.02)
+        pr_ax.set_xlabel(f"recall (k = {with_pr[0][1]['k_pr']})")
+        pr_ax.set_ylabel("precision")
+        pr_ax.grid(alpha=0.3)
+        pr_ax.legend(fontsize="x-small")
+    else:
+        pr_ax.text(0.5, 0.5, "precision and recall: not measured\n(--metrics prdc)", ha="center", va="center")
+        pr_ax.set_axis_off()
+    pr_ax.set_title("precision against recall", fontsize="medium")
+    fig.suptitle(f"{report['dataset']}: {report['feature_net']}", fontsize="small")
+    fig.tight_layout()
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def write_metrics(report: dict, out_dir: Path) -> dict[str, Path]:
+    """Write metrics.json, metrics.md and metrics.png into out_dir; return their paths by kind."""
+    out_dir = Path(out_dir)
+    paths = {kind: out_dir / name for kind, name in METRICS_FILES.items()}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic(paths["json"], lambda t: t.write_text(json.dumps(report, indent=2) + "\n"))
+        _atomic(paths["md"], lambda t: t.write_text(metrics_markdown(report)))
+        plot_metrics(report, paths["png"])
+    except OSError as e:
+        raise GancliError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
+    return paths
+
+
+# --- a semi-supervised D as a classifier (gancli.semi_supervised) ---
+
+CLASSIFY_FILES = {"json": "classify.json", "md": "classify.md", "png": "classify.png"}
+CLASSIFY_NOTE = (
+    "D's class is the argmax of its K class logits (the fake class, its logit fixed at 0, takes no part), with no "
+    "noise in D; errors are counted over the whole test split."
+)
+
+
+def classify_report(dataset: str, models: list[dict]) -> dict:
+    """The report as plain data. models: each semi_supervised.scores' output plus label/source/epoch/step, d_ema
+    (the average's decay, None for D itself), labels and label_seed."""
+    from gancli import semi_supervised
+
+    report = {
+        "kind": "classify",
+        "dataset": dataset,
+        "protocol": {"n_test": models[0]["n"], "classifier": "argmax of D's class logits, D deterministic (no noise)"},
+        "models": models,
+        "across_seeds": None,
+        "paper": semi_supervised.paper_row(dataset, models[0]["labels"]),
+        "note": CLASSIFY_NOTE,
+    }
+    if len(models) > 1:
+        errors = [m["errors"] for m in models]
+        report["across_seeds"] = {"n": len(errors), "errors_mean": statistics.fmean(errors),
+                                  "errors_std": statistics.stdev(errors), "ddof": 1}
+    return report
+
+
+def _classify_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(model, labels, test errors, error rate) rows shared by the Markdown and the terminal table."""
+    n = report["protocol"]["n_test"]
+    rows = [(_model_name(m), f"{m['labels']} (seed {m['label_seed']})", f"{m['errors']:,}", f"{m['error_rate']:.2%}")
+            for m in report["models"]]
+    if s := report["across_seeds"]:
+        rows.append((f"mean over {s['n']} seeds", "", f"{s['errors_mean']:.1f} ± {s['errors_std']:.1f} (std)",
+                     f"{s['errors_mean'] / n:.2%}"))
+    if p := report["paper"]:
+        rows.append((p["model"], "", f"{p['errors_mean']:g} ± {p['errors_std']:g}", f"{p['errors_mean'] / 10_000:.2%}"))
+    return rows
+
+
+def _summed_confusion(report: dict) -> tuple[str, list[list[int]]]:
+    """(what it is, matrix): the one model's confusion matrix, or the sum over seeds."""
+    models = report["models"]
+    if len(models) == 1:
+        return models[0]["label"], models[0]["confusion"]
+    k = len(models[0]["confusion"])
+    total = [[sum(m["confusion"][i][j] for m in models) for j in range(k)] for i in range(k)]
+    return f"summed over {len(models)} seeds", total
+
+
+def classify_markdown(report: dict, plot_name: str | None = "classify.png") -> str:
+    """The report as a Markdown page: the error counts, then each model's confusion matrix."""
+    lines = [
+        f"# A semi-supervised D as a classifier of the {report['dataset']} test split",
+        "",
+        f"Test errors of {report['protocol']['n_test']:,} images.",
+        "",
+        "| model | labelled examples | test errors | error rate |",
+        "|---|---|---|---|",
+        *(f"| {' | '.join(r)} |" for r in _classify_rows(report)),
+    ]
+    for m in report["models"]:
+        k = len(m["confusion"])
+        lines += ["", f"## Confusion matrix: {_model_name(m)}", "", "rows: true class; columns: D's class", "",
+                  "| | " + " | ".join(map(str, range(k))) + " |", "|---" * (k + 1) + "|"]
+        lines += [f"| **{i}** | " + " | ".join(f"**{v}**" if i == j else str(v) for j, v in enumerate(row)) + " |"
+                  for i, row in enumerate(m["confusion"])]
+    if plot_name:
+        lines += ["", f"![confusion matrices]({plot_name})"]
+    lines += ["", f"_{report['note']}_", ""]
+    return "\n".join(lines)
+
+
+def plot_confusion(report: dict, path: Path) -> Path:
+    """Save each model's confusion matrix as a heat map (log colour scale, so that the errors show), as a PNG."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    models = report["models"]
+    cols = min(len(models), 4)
+    rows = -(-len(models) // cols)
+    fig = Figure(figsize=(4.6 * cols, 4.2 * rows), dpi=110)
+    for i, m in enumerate(models):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        matrix = np.asarray(m["confusion"])
+        shown = np.ma.masked_equal(matrix, 0)
+        image = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(1, matrix.max())))
+        for (r, c), v in np.ndenumerate(matrix):
+            if v:
+                ax.text(c, r, str(v), ha="center", va="center", fontsize=6, color="white" if r != c else "black")
+        k = len(matrix)
+        ax.set_xticks(range(k))
+        ax.set_yticks(range(k))
+        ax.set_xlabel("D's class")
+        ax.set_ylabel("true class")
+        ax.set_title(f"{m['label']}: {m['errors']:,} errors", fontsize="small")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(f"{report['dataset']} test split: confusion of a semi-supervised D", fontsize="small")
+    fig.tight_layout()
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def write_classify(report: dict, out_dir: Path) -> dict[str, Path]:
+    """Write classify.json, classify.md and classify.png into out_dir; return their paths by kind."""
+    out_dir = Path(out_dir)
+    paths = {kind: out_dir / name for kind, name in CLASSIFY_FILES.items()}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _atomic(paths["json"], lambda t: t.write_text(json.dumps(report, indent=2) + "\n"))
+        _atomic(paths["md"], lambda t: t.write_text(classify_markdown(report)))
+        plot_confusion(report, paths["png"])
+    except OSError as e:
+        raise GancliError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
+    return paths
+
+
+def classify_tables(report: dict) -> list[Table]:
+    """The error counts and the confusion matrix (the sum over seeds for several) as Rich tables."""
+    errors = Table(title=f"A semi-supervised D on the {report['dataset']} test split", caption=report["note"])
+    for name, justify in (("model", "left"), ("labelled examples", "right"), ("test errors", "right"), ("error rate", "right")):
+        errors.add_column(name, justify=justify)
+    n_models = len(report["models"]) + (report["across_seeds"] is not None)
+    for i, row in enumerate(_classify_rows(report)):
+        errors.add_row(*map(escape, row), style="bold" if i < n_models else "dim", end_section=i == n_models - 1)
+    what, matrix = _summed_confusion(report)
+    confusion = Table(title=f"Confusion matrix ({escape(what)}): rows true class, columns D's class")
+    confusion.add_column("", justify="right", style="bold")
+    for j in range(len(matrix)):
+        confusion.add_column(str(j), justify="right")
+    for i, row in enumerate(matrix):
+        confusion.add_row(str(i), *(f"[bold]{v}[/]" if i == j else (f"[red]{v}[/]" if v else "[dim]0[/]") for j, v in enumerate(row)))
+    return [errors, confusion]

@@ -2,9 +2,11 @@
 
 The state is a plain dict pytree: {"g", "d"} the trainable parameters, {"g_opt", "d_opt"} their optimiser
 states, "step", "key", and when a run has them "g_stats"/"d_stats" (batch-norm statistics, which the
-optimisers never see) and "g_ema" (an exponential moving average of G's parameters). A batch is a dict
-{"image", "label"}. An iteration's randomness is fold_in(key, step), and an epoch's data order is
-fold_in(key, epoch), so a resumed run repeats exactly what an uninterrupted one would have done.
+optimisers never see; also weight norm's fixed scales) and "g_ema"/"d_ema" (exponential moving averages of G's and
+D's parameters). A batch is a dict {"image", "label"}; a semi-supervised run's also holds "labelled", a batch from
+its labelled subset, and a run whose G step has its own real data (g_batch own) "g_real". An iteration's
+randomness is fold_in(key, step), and an epoch's data order is fold_in(key, epoch), so a resumed run repeats
+exactly what an uninterrupted one would have done.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from gancli import models, objectives, optim
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key.
-INIT, STEP, ORDER, FIXED_Z = range(4)
+INIT, STEP, ORDER, FIXED_Z, LABELLED_ORDER, G_ORDER = range(6)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Game:
     config: RunConfig
     data_shape: tuple[int, ...]
     n_train: int
+    labelled: tuple[int, ...] = ()  # a semi-supervised run's labelled training examples (semi_supervised.labelled_subset)
 
     @property
     def iters_per_epoch(self) -> int:
@@ -64,20 +67,27 @@ class Game:
         return optim.make(self.config.optimizer, self.iters_per_epoch * self.config.k, self.config.discriminator.max_col_norm)
 
     def noise(self, key, n: int):
-        """n latent vectors from the configured prior (uniform has unit variance)."""
+        """n latent vectors from the configured prior (uniform has unit variance; uniform01 is U[0, 1))."""
         shape = (n, self.config.generator.z_dim)
         if self.config.generator.noise == "uniform":
             return jax.random.uniform(key, shape, minval=-math.sqrt(3.0), maxval=math.sqrt(3.0))
+        if self.config.generator.noise == "uniform01":
+            return jax.random.uniform(key, shape)
         return jax.random.normal(key, shape)
 
 
 def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
-    """Fresh parameters and optimiser states; G's output bias from the data's means when configured."""
+    """Fresh parameters and optimiser states; G's output bias from the data's means when configured, and D's
+    data-dependent init (a family with init_data) from training images: a real state of such a family needs them."""
     key = jax.random.PRNGKey(seed)
     g_key, d_key = jax.random.split(jax.random.fold_in(key, INIT))
     label = jnp.zeros((1,), jnp.int32)  # unconditional models ignore it
     g = dict(game.generator.init(g_key, jnp.zeros((1, game.config.generator.z_dim)), label))
-    d = dict(game.discriminator.init(d_key, jnp.zeros((1,) + game.data_shape), label))
+    init_data = models.MODELS[game.config.model].init_data
+    x = jnp.zeros((1,) + game.data_shape)
+    if init_data is not None and train_images is not None:
+        x = jnp.asarray(init_data(game.config, train_images))
+    d = dict(game.discriminator.init(d_key, x, jnp.zeros((x.shape[0],), jnp.int32)))
     g_params, d_params = g.pop("params"), d.pop("params")
     if game.config.generator.output_bias_from_data and train_images is not None:
         g_params["out"]["bias"] = jnp.asarray(models.logit_of_means(train_images))
@@ -96,6 +106,8 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state["d_stats"] = d
     if game.config.ema:
         state["g_ema"] = jax.tree.map(jnp.copy, g_params)  # its own buffers: the state is donated leaf by leaf
+    if game.config.d_ema:
+        state["d_ema"] = jax.tree.map(jnp.zeros_like, d_params)  # from zero, as improved-gan's disc_param_avg
     return state
 
 
@@ -134,9 +146,23 @@ def _apply(tx, grads, opt_state, params):
     return optax.apply_updates(params, updates), opt_state
 
 
-def _split(outputs, n: int):
-    """D's outputs on [x; G(z)] as (outputs on x, outputs on G(z))."""
-    return jax.tree.map(lambda a: a[:n], outputs), jax.tree.map(lambda a: a[n:], outputs)
+def _joined(batch, fake):
+    """One D pass's inputs and labels: [x; G(z)], then the batch's labelled examples when it has some. A fake takes
+    its real counterpart's label."""
+    images, labels = [batch["image"], fake], [batch["label"], batch["label"]]
+    if "labelled" in batch:
+        images.append(batch["labelled"]["image"])
+        labels.append(batch["labelled"]["label"])
+    return jnp.concatenate(images), jnp.concatenate(labels)
+
+
+def _split(outputs, n: int, batch):
+    """D's outputs on _joined's inputs as (outputs on x, outputs on G(z)); those on the labelled examples, if any,
+    go into the first as "labelled"."""
+    real, fake = jax.tree.map(lambda a: a[:n], outputs), jax.tree.map(lambda a: a[n : 2 * n], outputs)
+    if "labelled" in batch:
+        real = {**real, "labelled": jax.tree.map(lambda a: a[2 * n :], outputs)}
+    return real, fake
 
 
 def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
@@ -146,15 +172,19 @@ def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     n = x.shape[0]
     fake, _ = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
     fake = jax.lax.stop_gradient(fake)
-    both = jnp.concatenate([batch["label"], batch["label"]])  # a fake takes its real counterpart's label
+    inputs, labels = _joined(batch, fake)
 
     def objective(d):
         if game.fused:
-            outputs, stats = run_discriminator(game, d, d_stats, jnp.concatenate([x, fake]), drop_key, both)
-            real, generated = _split(outputs, n)
+            outputs, stats = run_discriminator(game, d, d_stats, inputs, drop_key, labels)
+            real, generated = _split(outputs, n, batch)
         else:
             real, stats = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 0), batch["label"])
             generated, stats = run_discriminator(game, d, stats, fake, jax.random.fold_in(drop_key, 1), batch["label"])
+            if "labelled" in batch:
+                labelled = batch["labelled"]
+                outputs, stats = run_discriminator(game, d, stats, labelled["image"], jax.random.fold_in(drop_key, 2), labelled["label"])
+                real = {**real, "labelled": outputs}
         loss, metrics = objectives.D_LOSSES[game.config.d_loss](real, generated, batch, ctx)
         return loss, (stats, metrics)
 
@@ -176,15 +206,15 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     x = batch["image"]
     n = x.shape[0]
     (fake, g_stats), g_vjp = _vjp_generator(game, g, g_stats, z_key, n, batch)
-    both = jnp.concatenate([batch["label"], batch["label"]])  # a fake takes its real counterpart's label
-    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key, both)[0], d, jnp.concatenate([x, fake]))
-    d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(o, n), batch, ctx)
-    g_obj = lambda o: _g_objective(game, ctx, *_split(o, n), batch)
+    inputs, labels = _joined(batch, fake)
+    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key, labels)[0], d, inputs)
+    d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(o, n, batch), batch, ctx)
+    g_obj = lambda o: _g_objective(game, ctx, *_split(o, n, batch), batch)
     d_cot, d_metrics = jax.grad(d_obj, has_aux=True)(outputs)
     g_cot, g_metrics = jax.grad(g_obj, has_aux=True)(outputs)
     d_grads, _ = d_vjp(d_cot)
     _, input_grads = d_vjp(g_cot)
-    (g_grads,) = g_vjp(input_grads[n:])
+    (g_grads,) = g_vjp(input_grads[n : 2 * n])
     return d_grads, d_stats, g_grads, g_stats, {**d_metrics, **g_metrics}
 
 
@@ -217,36 +247,48 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     return grads, stats, metrics
 
 
-def _ema(game: Game, state, g, epoch):
-    """G's moving average: decay `ema` per G update, equal to G itself before epoch `ema_start`."""
-    c = game.config
-    return jax.tree.map(lambda a, p: jnp.where(epoch < c.ema_start, p, c.ema * a + (1.0 - c.ema) * p), state["g_ema"], g)
+def _average(game: Game, average, params, decay: float, epoch):
+    """A network's moving average after one of its updates: decay per update, equal to the network itself before
+    epoch `ema_start`; None for a run that keeps none."""
+    if average is None:
+        return None
+    start = game.config.ema_start
+    return jax.tree.map(lambda a, p: jnp.where(epoch < start, p, decay * a + (1.0 - decay) * p), average, params)
 
 
 def iteration(game: Game, state, batches):
-    """One iteration on batches {"image": [k, B, ...], "label": [k, B]}: k D updates and one G update."""
+    """One iteration on batches {"image": [k, B, ...], "label": [k, B]} (and "labelled" [k, B] for D's k steps,
+    "g_real" [1, B] for G's, when the run has them): k D updates and one G update."""
     c = game.config
     g, d, g_opt, d_opt = state["g"], state["d"], state["g_opt"], state["d_opt"]
     g_stats, d_stats = state.get("g_stats"), state.get("d_stats")
+    d_ema = state.get("d_ema")
     step_key = jax.random.fold_in(jax.random.fold_in(state["key"], STEP), state["step"])
     keys = jax.random.split(step_key, c.k + 1)
     epoch = state["step"] // game.iters_per_epoch
     ctx = objectives.Context(c, epoch)
-    batch = lambda j: jax.tree.map(lambda a: a[j], batches)
+    d_batches = {name: b for name, b in batches.items() if name != "g_real"}
+    batch = lambda j: jax.tree.map(lambda a: a[j], d_batches)
+    g_batch = jax.tree.map(lambda a: a[0], batches["g_real"]) if "g_real" in batches else batch(c.k - 1)
     simultaneous = c.update == "simultaneous"
+
+    def update_d(grads, d, d_opt, d_ema):
+        d, d_opt = _apply(game.d_tx, grads, d_opt, d)
+        return d, d_opt, _average(game, d_ema, d, c.d_ema, epoch)
+
     for j in range(c.k - 1 if simultaneous else c.k):
         grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j])
-        d, d_opt = _apply(game.d_tx, grads, d_opt, d)
+        d, d_opt, d_ema = update_d(grads, d, d_opt, d_ema)
     if simultaneous and game.fused:
         d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt = _apply(game.d_tx, d_grads, d_opt, d)
+        d, d_opt, d_ema = update_d(d_grads, d, d_opt, d_ema)
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
         d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt = _apply(game.d_tx, d_grads, d_opt, d)
+        d, d_opt, d_ema = update_d(d_grads, d, d_opt, d_ema)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1])
         metrics = {**d_metrics, **g_metrics}
     g, g_opt = _apply(game.g_tx, g_grads, g_opt, g)
     new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1)
@@ -255,63 +297,109 @@ def iteration(game: Game, state, batches):
     if d_stats is not None:
         new["d_stats"] = d_stats
     if "g_ema" in state:
-        new["g_ema"] = _ema(game, state, g, epoch)
+        new["g_ema"] = _average(game, state["g_ema"], g, c.ema, epoch)
+    if d_ema is not None:
+        new["d_ema"] = d_ema
     return new, metrics
 
 
-def chunk(game: Game, state, data, length: int):
-    """`length` iterations inside one epoch as one compiled loop; returns the state and metrics of [length]."""
+def chunk(game: Game, state, data, length: int, batch_sharding=None):
+    """`length` iterations inside one epoch as one compiled loop; returns the state and metrics of [length].
+
+    batch_sharding (gancli.parallel) splits every batch [k, B, ...] over devices on B; the data may hold padding
+    rows past game.n_train, which are never drawn.
+    """
     c = game.config
     per_iter = c.batch_size * c.k
     epoch = state["step"] // game.iters_per_epoch
-    n = data["image"].shape[0]
-    order = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(state["key"], ORDER), epoch), n)
+    epoch_key = lambda stream: jax.random.fold_in(jax.random.fold_in(state["key"], stream), epoch)
+    order = jax.random.permutation(epoch_key(ORDER), game.n_train)
+    g_order = jax.random.permutation(epoch_key(G_ORDER), game.n_train) if c.g_batch == "own" else None
+    if len(game.labelled) != c.labels:
+        raise ValueError(f"the game holds {len(game.labelled)} labelled examples, its config {c.labels}")
 
     def body(state, _):
         i = state["step"] % game.iters_per_epoch
         idx = jax.lax.dynamic_slice(order, (i * per_iter,), (per_iter,))
         batches = jax.tree.map(lambda a: a[idx].reshape((c.k, c.batch_size) + a.shape[1:]), data)
+        if game.labelled:
+            at = labelled_indices(game, epoch_key(LABELLED_ORDER), i)
+            batches["labelled"] = jax.tree.map(lambda a: a[at].reshape((c.k, c.batch_size) + a.shape[1:]), data)
+        if g_order is not None:
+            at = jax.lax.dynamic_slice(g_order, (i * c.batch_size,), (c.batch_size,))
+            batches["g_real"] = jax.tree.map(lambda a: a[at][None], data)
+        if batch_sharding is not None:
+            batches = jax.lax.with_sharding_constraint(batches, batch_sharding)
         return iteration(game, state, batches)
 
     return jax.lax.scan(body, state, None, length=length)
 
 
-def data_spec(game: Game) -> dict:
-    """Shapes and dtypes of the training data as the compiled chunk takes it."""
+def labelled_indices(game: Game, key, i):
+    """The training examples of iteration i's k labelled batches, flat [k * B]: the labelled set is reshuffled at
+    every pass through it and the passes are laid end to end, as improved-gan tiles permutations of its labelled
+    set over an epoch (with 100 labels and batches of 100, each batch is the whole set in a new order). `key` is
+    the epoch's: the passes start afresh every epoch, as there."""
+    c = game.config
+    n, per_iter = len(game.labelled), c.k * c.batch_size
+    start = i * per_iter
+    first = start // n  # the pass this iteration's first labelled example belongs to
+    passes = jax.vmap(lambda q: jax.random.permutation(jax.random.fold_in(key, q), n))(first + jnp.arange(-(-per_iter // n) + 1))
+    at = jax.lax.dynamic_slice(passes.reshape(-1), (start - first * n,), (per_iter,))
+    return jnp.asarray(game.labelled, jnp.int32)[at]
+
+
+def data_spec(game: Game, rows: int | None = None) -> dict:
+    """Shapes and dtypes of the training data as the compiled chunk takes it (rows: with padding, if any)."""
+    rows = game.n_train if rows is None else rows
     return {
-        "image": jax.ShapeDtypeStruct((game.n_train,) + game.data_shape, jnp.float32),
-        "label": jax.ShapeDtypeStruct((game.n_train,), jnp.int32),
+        "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.float32),
+        "label": jax.ShapeDtypeStruct((rows,), jnp.int32),
     }
 
 
-def compiled_chunk(game: Game, seeds: int, length: int):
+def compiled_chunk(game: Game, seeds: int, length: int, placement=None):
     """The chunk of `length` iterations, compiled once per process, the state donated; vmapped over a
-    leading seed axis when seeds > 1."""
+    leading seed axis when seeds > 1; laid out over a mesh by a gancli.parallel.Placement (None: one device)."""
     # Fields that do not enter the program are blanked so that runs differing only in them share it.
-    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1, keep=1)
-    return _compiled_chunk(dataclasses.replace(game, config=config), seeds, length)
+    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1, ckpt_minutes=1.0, keep=1)
+    return _compiled_chunk(dataclasses.replace(game, config=config), seeds, length, placement)
 
 
 @lru_cache(maxsize=16)
-def _compiled_chunk(game: Game, seeds: int, length: int):
-    fn = partial(chunk, game, length=length)
+def _compiled_chunk(game: Game, seeds: int, length: int, placement=None):
+    fn = partial(chunk, game, length=length, batch_sharding=None if placement is None else placement.batches)
     if seeds > 1:
         fn = jax.vmap(fn, in_axes=(0, None))
     state = abstract_state(game)
     if seeds > 1:
         state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((seeds,) + x.shape, x.dtype), state)
-    return jax.jit(fn, donate_argnums=0).lower(state, data_spec(game)).compile()
+    if placement is None:
+        return jax.jit(fn, donate_argnums=0).lower(state, data_spec(game)).compile()
+    data = data_spec(game, placement.data_rows(game.n_train))
+    shardings = dict(in_shardings=(placement.state, placement.data_sharding), out_shardings=(placement.state, placement.replicated))
+    return jax.jit(fn, donate_argnums=0, **shardings).lower(state, data).compile()
 
 
 # How metrics are listed (the progress bar, metrics.jsonl, inspect): the game's four first, then the rest by name.
 FIRST = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
+def iteration_spec(game: Game) -> dict:
+    """Shapes and dtypes of the batches one iteration takes (what `iteration` is traced with)."""
+    c = game.config
+    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), data_spec(game))
+    batches = per_step(c.k)
+    if c.labels:
+        batches["labelled"] = per_step(c.k)
+    if c.g_batch == "own":
+        batches["g_real"] = per_step(1)
+    return batches
+
+
 def metric_names(game: Game) -> list[str]:
     """The names of the metrics an iteration of this game reports, in display order."""
-    c = game.config
-    batches = jax.tree.map(lambda a: jax.ShapeDtypeStruct((c.k, c.batch_size) + a.shape[1:], a.dtype), data_spec(game))
-    names = jax.eval_shape(partial(iteration, game), abstract_state(game), batches)[1]
+    names = jax.eval_shape(partial(iteration, game), abstract_state(game), iteration_spec(game))[1]
     return sorted(names, key=lambda k: (FIRST.index(k) if k in FIRST else len(FIRST), k))
 
 
@@ -330,6 +418,12 @@ def sample(game: Game, state, z, label=None, ema: bool = True):
     return run_generator(game, generator_params(state, ema), state.get("g_stats"), z, label, train=False)[0]
 
 
-def discriminate(game: Game, state, x, label=None):
-    """D's outputs at test time: no dropout, batch norm from its running statistics."""
-    return run_discriminator(game, state["d"], state.get("d_stats"), x, None, label, train=False)[0]
+def discriminator_params(state, ema: bool = False):
+    """D's parameters: its moving average when the run keeps one and ema is asked for."""
+    return state["d_ema"] if ema and "d_ema" in state else state["d"]
+
+
+def discriminate(game: Game, state, x, label=None, ema: bool = False):
+    """D's outputs at test time: no dropout or noise, batch norm from its running statistics; with ema, from the
+    moving average of D's weights when the run keeps one (what a semi-supervised run is tested with)."""
+    return run_discriminator(game, discriminator_params(state, ema), state.get("d_stats"), x, None, label, train=False)[0]

@@ -8,7 +8,7 @@ import platform
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib import metadata as pkg_metadata
 from pathlib import Path
@@ -18,14 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, conditional, data, images, optim, rundir, steps
+from gancli import checkpoint, conditional, data, images, optim, parallel, per_epoch, rundir, semi_supervised, steps
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.files import atomic_path
 from gancli.models import count_params
 
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
-RESUMABLE = ("epochs", "chunk", "ckpt_every", "keep")
+RESUMABLE = ("epochs", "chunk", "ckpt_every", "ckpt_minutes", "keep")
 GRID = 100  # samples in the per-epoch picture of images
 SCATTER = 1000  # ... and of low-dimensional data
 
@@ -37,6 +37,7 @@ class Reporter(Protocol):
     def start(self, total: int, done: int, epoch: int) -> None: ...
     def advance(self, done: int, epoch: int, metrics: dict[str, float], it_per_s: float) -> None: ...
     def epoch_end(self, record: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -47,6 +48,7 @@ class Silent:
     def start(self, total, done, epoch): ...
     def advance(self, done, epoch, metrics, it_per_s): ...
     def epoch_end(self, record): ...
+    def message(self, text): ...
     def stop(self): ...
 
 
@@ -130,32 +132,46 @@ def seed_config(config: RunConfig, i: int) -> RunConfig:
     return with_overrides(config, seed=config.seed + i, seeds=1) if config.seeds > 1 else config
 
 
-def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False) -> Outcome:
+def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False,
+          eval_every: int | None = None, devices: int | None = None) -> Outcome:
     """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM saves and stops.
+    eval_every: run the per-epoch evaluations (gancli.per_epoch) every this many epochs, into metrics.jsonl.
+    devices: how many to train on (None: all there are; gancli.parallel.plan says how the work is split over them).
 
     The folder is locked for this process first: a second writer is refused before it loads or compiles anything.
+    Of several processes (jax.distributed) only process 0 locks it and writes its files; every process saves its
+    part of each checkpoint.
     """
-    with rundir.claim(ckpt_dir):
-        if not resume:
+    per_epoch.check(config, eval_every)
+    primary = parallel.is_primary()
+    with rundir.claim(ckpt_dir) if primary else nullcontext():
+        if not resume and primary:
             rundir.start_fresh(ckpt_dir)
-        return _train(config, Path(ckpt_dir), data_dir, reporter or Silent(), resume)
+        parallel.barrier("gancli: run folder ready")
+        return _train(config, Path(ckpt_dir), data_dir, (reporter or Silent()) if primary else Silent(), resume, eval_every, devices)
 
 
-def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool) -> Outcome:
+def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, eval_every: int | None = None,
+           devices: int | None = None) -> Outcome:
     reporter.status(f"loading {config.dataset}")
-    train_images, train_labels = data.load(config.dataset, "train", data_dir)
+    train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
-    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0])
+    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0],
+                      semi_supervised.labelled_subset(config, train_labels))
     ipe = game.iters_per_epoch
     if ipe < 1:
         raise GancliError(
             f"{config.dataset} has {game.n_train} training examples, fewer than one iteration "
             f"(batch size {config.batch_size} x k {config.k}) needs"
         )
+    placement = parallel.plan(config, devices, train_images.nbytes + 4 * train_labels.size)
+    primary = parallel.is_primary()
+    if placement is not None:
+        reporter.message(f"on {parallel.words(parallel.describe(placement))}")
     dirs = seed_dirs(ckpt_dir, config.seeds)
     if resume:
-        state, partial = _restore(game, dirs)
+        state, partial = _restore(game, dirs, placement)
     else:
         states = [steps.init_state(game, config.seed + i, train_images) for i in range(config.seeds)]
         state, partial = _stack(states, config.seeds), None
@@ -165,7 +181,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
-    data_on_device = jax.device_put({"image": jnp.asarray(train_images), "label": jnp.asarray(train_labels, jnp.int32)})
+    data_on_device = parallel.place_data(placement, train_images, train_labels)
     # Low-dimensional samples are pictured over real points; images speak for themselves.
     reference = None if train_images.ndim == 4 else train_images[:2000]
     del train_images
@@ -178,7 +194,10 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     # A conditional run's picture asks for the classes in turn: one row per class.
     labels = conditional.class_labels(config, pictured)
     draw = lambda st, z: steps.sample(game, st, z, None if labels is None else jnp.asarray(labels))  # the moving average of G when the run keeps one: what `sample` shows
-    sample_fn = jax.jit(jax.vmap(draw) if config.seeds > 1 else draw)
+    if placement is not None:  # from here on every array lives on the mesh
+        state, fixed_z = parallel.put(state, placement.state), parallel.put(fixed_z, placement.replicated)
+    # Samples come back whole to every process, which all run this program.
+    sample_fn = jax.jit(jax.vmap(draw) if config.seeds > 1 else draw, **({} if placement is None else {"out_shardings": placement.replicated}))
     names = steps.metric_names(game)
     base_meta = {
         "dataset": config.dataset,
@@ -188,21 +207,22 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         "iters_per_epoch": ipe,
         "versions": versions(),
         "device": device_description(),
+        "mesh": parallel.describe(placement),
         "params": {"generator": count_params(state["g"]) // config.seeds, "discriminator": count_params(state["d"]) // config.seeds},
     }
 
+    evaluations = per_epoch.build(config, game, data_dir, eval_every)  # the reference statistics, once
     reporter.status("compiling the training program")
 
     def program(length: int):
         t0 = time.perf_counter()
-        fn = steps.compiled_chunk(game, config.seeds, length)
+        fn = steps.compiled_chunk(game, config.seeds, length, placement)
         base_meta.setdefault("compile_s", round(time.perf_counter() - t0, 2))
         return fn
 
     sums = np.zeros((config.seeds, len(names))) if partial is None else np.asarray(partial["sums"])
     epoch_iters = 0 if partial is None else int(partial["iters"])
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
-    status = "done"
     with ExitStack() as stack, _stop_signals() as stopped_by:
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
         stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
@@ -210,19 +230,26 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         painted = []
         chunk = config.chunk or auto_chunk(game)
+
+        def dispatch(step: int, state):
+            """Start the chunk from `step`: JAX returns at once and the device runs it while the host goes on."""
+            i = step % ipe
+            length = min(chunk - i % chunk, ipe - i)
+            return length, time.perf_counter(), *program(length)(state, data_on_device)
+
         program(min(chunk, ipe - step % ipe))
         reporter.start(total, step, step // ipe)
-        while step < total:
-            epoch, i = divmod(step, ipe)
-            length = min(chunk - i % chunk, ipe - i)
-            fn = program(length)
-            t0 = time.perf_counter()
-            state, metrics = fn(state, data_on_device)
+        last_save = time.monotonic()
+        length, started, state, metrics = dispatch(step, state)
+        while True:
+            epoch = step // ipe
             # Waits for the chunk; each metric is [length], or [seeds, length].
             metrics = np.stack([np.asarray(metrics[k]) for k in names], axis=-1).reshape((config.seeds, length, len(names)))
-            seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - started
             if not np.all(np.isfinite(metrics)):
                 bad = int(np.argwhere(~np.isfinite(metrics))[0][1])
+                for w in writers:  # the last good checkpoint may still be on its way to the disk
+                    w.wait()
                 last = checkpoint.latest_step(dirs[0])
                 kept = f"the last good checkpoint (step {last}) is kept" if last is not None else "no checkpoint was written"
                 raise GancliError(
@@ -234,24 +261,39 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             epoch_seconds += seconds
             reporter.advance(step, epoch, dict(zip(names, metrics[0, -1].tolist())), length / seconds)
             epoch_done = step % ipe == 0
+            stopping = stopped_by() != 0 and step < total
+            saving = _time_to_save(config, step, ipe, total, epoch_done, stopping, time.monotonic() - last_save)
+            # The picture and the checkpoint of this state are asked for before the next chunk is given the state
+            # (donated); the host waits on them, and writes, while the device runs that chunk.
+            drawn = sample_fn(state, fixed_z) if epoch_done else None
+            evaluated = evaluations.run(state, epoch + 1, epoch_seconds, reporter) if epoch_done and evaluations else None
+            copies = _snapshot(state, config.seeds, placement) if saving else None
+            finished = stopping or step == total
+            if not finished:  # from here `state` is the next chunk's
+                length, started, state, metrics = dispatch(step, state)
             if epoch_done:
                 records = _epoch_records(game, names, sums / epoch_iters, epoch + 1, step, epoch_iters / epoch_seconds)
-                samples = np.asarray(sample_fn(state, fixed_z)).reshape((config.seeds, pictured) + game.data_shape)
+                for record, figures in zip(records, evaluated or ()):
+                    record.update(figures)
+                samples = np.asarray(drawn).reshape((config.seeds, pictured) + game.data_shape)
                 for s, d in enumerate(dirs):
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
-                    painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
-                    _append(d / checkpoint.METRICS, records[s])
+                    if primary:
+                        painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
+                        _append(d / checkpoint.METRICS, records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 sums[:] = 0.0
                 epoch_iters, epoch_seconds = 0, 0.0
-            stopping = stopped_by() != 0 and step < total
-            if _time_to_save(config, step, ipe, total, epoch_done, stopping):
+            if saving:
                 partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
-                _save(writers, state, config, base_meta, step, ipe, partial if epoch_iters else None)
-            if stopping:
-                status = "interrupted"
+                _save(writers, copies, config, base_meta, step, ipe, partial if epoch_iters else None)
+                last_save = time.monotonic()
+            if finished:
+                status = "interrupted" if stopping else "done"
                 break
+        for w in writers:  # the run is reported done only once its last checkpoint is whole on disk
+            w.wait()
         for picture in painted:
             if isinstance(error := picture.exception(), OSError):
                 raise GancliError(f"cannot write a sample picture: {error}")
@@ -259,12 +301,16 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     return Outcome(ckpt_dir, status, step // ipe, step, history[0], stopped_by() if status == "interrupted" else 0)
 
 
-def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done: bool, stopping: bool) -> bool:
-    """Whether to checkpoint after the chunk that reached `step`: every ckpt_every epochs, at the end, and
-    when a signal stops the run. One save per step: Orbax refuses a second one."""
+def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done: bool, stopping: bool,
+                  since_save: float) -> bool:
+    """Whether to checkpoint after the chunk that reached `step`, `since_save` seconds after the last save (or the
+    start): at the end, when a signal stops the run, and every ckpt_every epochs, or when ckpt_every is 0, at the
+    first chunk boundary ckpt_minutes after the last save. One save per step: Orbax refuses a second one."""
     if stopping or step == total:
         return True
-    return epoch_done and (step // ipe) % config.ckpt_every == 0
+    if config.ckpt_every:
+        return epoch_done and (step // ipe) % config.ckpt_every == 0
+    return since_save >= 60 * config.ckpt_minutes
 
 
 def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch: int, step: int, it_per_s: float):
@@ -279,23 +325,31 @@ def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch:
     ]
 
 
-def _save(writers, state, config: RunConfig, base_meta, step: int, ipe: int, partial) -> None:
-    for s, w in enumerate(writers):
-        one = jax.tree_util.tree_map(lambda x: x[s], state) if config.seeds > 1 else state
+def _snapshot(state, seeds: int, placement: parallel.Placement | None) -> list:
+    """Each seed's state in buffers of its own, which the next chunk cannot take (donate) while Orbax reads them."""
+    if seeds == 1:
+        return [jax.tree_util.tree_map(jnp.copy, state)]
+    return [parallel.seed_of(placement, state, s) for s in range(seeds)]
+
+
+def _save(writers, states: list, config: RunConfig, base_meta, step: int, ipe: int, partial) -> None:
+    for s, (w, one) in enumerate(zip(writers, states)):
         meta = dict(base_meta, epoch=step // ipe, step=step, seed=config.seed + s, saved_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if partial is not None:
             meta["partial_epoch"] = {"sums": partial["sums"][s], "iters": partial["iters"], "seconds": partial["seconds"]}
         w.save(step, one, seed_config(config, s), meta)
 
 
-def _restore(game: steps.Game, dirs: list[Path]):
+def _restore(game: steps.Game, dirs: list[Path], placement: parallel.Placement | None):
     """Every seed's state at their newest common step that restores, and its partial epoch's sums, if any.
 
     Each checkpoint is restored against the shapes its own config gives, so that one whose config was edited is
     told apart from damaged files. The run's config came from the newest checkpoint whose config reads: when that
     one was skipped, the one restored must have been trained with the same config.
     """
-    runs = checkpoint.load_common(dirs, lambda c, m: steps.abstract_state(dataclasses.replace(game, config=c)))
+    # Restored onto this run's devices whatever devices wrote it; a multi-seed state is split over them later.
+    where = parallel.restore_sharding(placement)
+    runs = checkpoint.load_common(dirs, lambda c, m: parallel.with_sharding(steps.abstract_state(dataclasses.replace(game, config=c)), where))
     step = int(runs[0].state["step"])
     stored = runs[0].config
     if len(dirs) > 1:
@@ -307,7 +361,9 @@ def _restore(game: steps.Game, dirs: list[Path]):
             f"the newest one's ({'; '.join(conflicts)}): to resume from step {step}, move the newer ones out of "
             f"{runs[0].path / checkpoint.CHECKPOINTS}"
         )
-    rundir.set_aside(dirs, step)
+    if parallel.is_primary():
+        rundir.set_aside(dirs, step)
+    parallel.barrier("gancli: checkpoints set aside")
     parts = [r.metadata.get("partial_epoch") for r in runs]
     partial = None
     if parts[0] is not None:
@@ -332,7 +388,7 @@ def _read_history(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
         return []
     logged, unreadable = checkpoint.read_metrics(run_dir)
     records = [r for r in logged if r["epoch"] <= upto_epoch]
-    if unreadable or len(records) < len(logged):
+    if (unreadable or len(records) < len(logged)) and parallel.is_primary():
         with atomic_path(path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
     return records

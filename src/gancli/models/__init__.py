@@ -1,7 +1,8 @@
 """The model registry: a run's config names a model family, which builds its generator and discriminator.
 
 G is called as G(z, label=None, train=True) and returns samples shaped like the data; D as
-D(x, label=None, dropout_key=None, train=True) and returns a dict with at least "logit" and "features".
+D(x, label=None, dropout_key=None, train=True) and returns a dict with at least "logit" and "features" (and
+"class_logits" for a classifier family); dropout_key drives whatever randomness D has in training (dropout, noise).
 Adding a model family is one module and one entry in MODELS.
 """
 
@@ -13,9 +14,10 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gancli import objectives
 from gancli.config import RunConfig
 from gancli.errors import GancliError
-from gancli.models import cgan, conv, mlp
+from gancli.models import cgan, conv, mlp, ssl
 from gancli.models.conditioning import ConditionalDiscriminator, ConditionalGenerator
 from gancli.models.layers import dropout, uniform_init
 
@@ -27,11 +29,17 @@ class Family(NamedTuple):
     discriminator: Callable[[RunConfig, tuple[int, ...]], nn.Module]
     conditional: bool = False  # takes the label itself; any other family is made conditional by build()
     problems: Callable[[RunConfig], list[str]] = lambda config: []  # what it cannot build, in words
+    classifier: bool = False  # D also returns "class_logits" [B, n_classes], as semi-supervised objectives need
+    noise: bool = False  # D adds the configured Gaussian noise (discriminator.input_noise, hidden_noise)
+    # The training images D's init pass sees (config, all training images) -> images, for a data-dependent init;
+    # None: D is initialised without data.
+    init_data: Callable[[RunConfig, np.ndarray], np.ndarray] | None = None
 
 
 MODELS: dict[str, Family] = {
     # The 2014 paper's MNIST model; the toy preset uses it too, smaller and without dropout.
-    "mlp": Family(lambda c, shape: mlp.Generator(c.generator, shape), lambda c, shape: mlp.Discriminator(c.discriminator)),
+    "mlp": Family(lambda c, shape: mlp.Generator(c.generator, shape), lambda c, shape: mlp.Discriminator(c.discriminator),
+                  init_data=mlp.init_examples),
     # Mirza & Osindero (2014): the label through a hidden layer of its own in both nets.
     "cgan": Family(lambda c, shape: cgan.Generator(c.generator, shape, c.n_classes),
                    lambda c, shape: cgan.Discriminator(c.discriminator, c.n_classes), conditional=True, problems=cgan.problems),
@@ -40,6 +48,9 @@ MODELS: dict[str, Family] = {
     "cifar-conv": Family(conv.cifar_conv_generator, conv.cifar_conv_discriminator, problems=conv.cifar_conv_problems),
     "tfd": Family(conv.tfd_generator, conv.maxout_discriminator, problems=conv.fc_problems),
     "dcgan": Family(conv.dcgan_generator, conv.dcgan_discriminator, problems=conv.dcgan_problems),
+    # Salimans et al. (2016): the weight-normalised MLPs of their semi-supervised MNIST code, D with K class logits.
+    "ssl-mlp": Family(lambda c, shape: ssl.Generator(c.generator, shape), lambda c, shape: ssl.Discriminator(c.discriminator, c.n_classes),
+                      problems=ssl.problems, classifier=True, noise=True, init_data=ssl.init_examples),
 }
 
 
@@ -61,6 +72,11 @@ def problems(config: RunConfig) -> list[str]:
     out = [] if config.n_classes >= 0 else [f"n_classes must be >= 0, 0 meaning 'from the training labels' (got {config.n_classes})"]
     if family.conditional and not config.conditional:
         out.append(f"model {config.model} is conditional by design: set conditional (train --conditional)")
+    if config.d_loss in objectives.D_NEEDS_LABELLED and not family.classifier:
+        out.append(f"d_loss {config.d_loss} needs a D with class logits, which model {config.model} has not: use model ssl-mlp")
+    d = config.discriminator
+    if (d.input_noise or d.hidden_noise) and not family.noise:
+        out.append(f"model {config.model} adds no Gaussian noise in D: discriminator.input_noise and hidden_noise are for model ssl-mlp")
     return out + family.problems(config)
 
 

@@ -1,0 +1,177 @@
+"""Semi-supervised learning with a (K+1)-class D (Salimans et al. 2016): which training examples are labelled, and
+D as a classifier of the test images (`gancli evaluate RUN --classify`, and the per-epoch test error).
+
+The labelled subset is a function of the run's config and its training labels: the first labels/K examples of
+each class in the permutation np.random.RandomState(label_seed).permutation(n), as improved-gan draws it with
+its data seed. The config (labels, label_seed) is stored in every checkpoint, so a resumed run and an evaluation
+find the same subset. The unlabelled data are the whole training split, the labelled examples included, as in
+that code; the training step draws one labelled batch per D step from the subset (steps.labelled_indices).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from gancli.config import RunConfig
+from gancli.errors import GancliError
+
+BATCH = 10_000  # test images per compiled call
+
+# Salimans et al. (2016), Table 1: test errors (of 10,000) on permutation-invariant MNIST over 10 seeds, by the
+# number of labelled examples.
+PAPER_MNIST = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
+
+
+def is_semi_supervised(config: RunConfig) -> bool:
+    """Whether a run trained its D on labelled examples (and so has class logits to classify with)."""
+    return config.labels > 0
+
+
+def permutation(seed: int, n: int) -> np.ndarray:
+    """The label seed's permutation of n training examples (numpy's legacy generator, as improved-gan's data_rng)."""
+    return np.random.RandomState(seed).permutation(n)
+
+
+def labelled_subset(config: RunConfig, labels) -> tuple[int, ...]:
+    """The training examples whose labels a semi-supervised run uses, class by class (empty for other runs);
+    GancliError when they cannot be balanced over the run's n_classes classes."""
+    if not is_semi_supervised(config):
+        return ()
+    labels = np.asarray(labels)
+    k = config.n_classes
+    if config.labels % k:
+        raise GancliError(f"--labels {config.labels} cannot be split evenly over the {k} classes of {config.dataset}")
+    per_class = config.labels // k
+    order = permutation(config.label_seed, len(labels))
+    chosen = []
+    for c in range(k):
+        of_class = order[labels[order] == c][:per_class]
+        if len(of_class) < per_class:
+            raise GancliError(f"--labels {config.labels} needs {per_class} examples of class {c}; "
+                              f"{config.dataset}'s training split has {len(of_class)}")
+        chosen.append(of_class)
+    return tuple(int(i) for i in np.concatenate(chosen))
+
+
+@lru_cache(maxsize=8)
+def _classify_fn(game, ema: bool):
+    import jax
+    import jax.numpy as jnp
+
+    from gancli import steps
+
+    return jax.jit(lambda state, x: jnp.argmax(steps.discriminate(game, state, x, ema=ema)["class_logits"], axis=-1))
+
+
+def predict(game, state, images: np.ndarray, ema: bool = True) -> np.ndarray:
+    """D's class (argmax of its K class logits, no noise) of each image, with the moving average of D's weights
+    when the run keeps one and ema is True."""
+    import jax.numpy as jnp
+
+    keys = ("d", "d_ema", "d_stats")  # what classifying needs of a state: never G or the optimisers
+    state = {k: v for k, v in state.items() if k in keys}
+    fn = _classify_fn(game, ema)
+    return np.concatenate([np.asarray(fn(state, jnp.asarray(images[i : i + BATCH]))) for i in range(0, len(images), BATCH)])
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    """[k, k] counts: row = true class, column = D's class."""
+    out = np.zeros((k, k), np.int64)
+    np.add.at(out, (np.asarray(truth, np.int64), np.asarray(predicted, np.int64)), 1)
+    return out
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray, k: int) -> dict:
+    """Error count and rate, and the confusion matrix, of predictions against the true classes."""
+    matrix = confusion(truth, predicted, k)
+    errors = int(len(truth) - np.trace(matrix))
+    return {"errors": errors, "error_rate": errors / len(truth), "n": int(len(truth)), "confusion": matrix.tolist()}
+
+
+def measure_per_epoch(config: RunConfig, game, data_dir) -> Callable[[dict, object], dict[str, float]]:
+    """The per-epoch test error (train --eval-every): D's errors on the test split with the moving average of its
+    weights (what improved-gan prints each epoch) and, when the run keeps one, with D's own weights."""
+    from gancli import data
+
+    images, labels = data.load(config.dataset, "test", data_dir)
+
+    def measure(state, key):
+        out = {}
+        for name, ema in (("test_errors", True), ("test_errors_raw", False))[: 2 if "d_ema" in state else 1]:
+            found = scores(labels, predict(game, state, images, ema), game.config.n_classes)
+            out[name], out[name.replace("errors", "error")] = found["errors"], round(found["error_rate"], 6)
+        return out
+
+    return measure
+
+
+def check_run(config: RunConfig, where: str) -> None:
+    """GancliError unless the run is semi-supervised, so that its D is a classifier."""
+    if not is_semi_supervised(config):
+        raise GancliError(f"--classify: {where} is not a semi-supervised run (no --labels): its D has no classes to "
+                          "classify with; train one with --preset semi-supervised")
+
+
+def evaluate_checkpoint(
+    ckpt: Path,
+    *,
+    data_dir=None,
+    out: Path | None = None,
+    force: bool = False,
+    ema: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+):
+    """D of a semi-supervised run (each seed of a multi-seed run) as a classifier of the test split; the report goes
+    into the run's reports/ (always rewritten: it is the run's latest evaluation) or into out (kept unless force)."""
+    from gancli import checkpoint, data, report, sampling
+    from gancli.evaluate import Evaluation
+
+    ckpt = Path(ckpt)
+    paths = checkpoint.find_runs(ckpt)
+    configs = [checkpoint.newest_config(p) for p in paths]
+    for p, c in zip(paths, configs):
+        check_run(c, str(p))
+    datasets = {c.dataset for c in configs}
+    if len(datasets) > 1:
+        raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(datasets))}")
+    out_dir = out if out is not None else ckpt / "reports"
+    report.check_out_dir(out_dir, force or out is None, report.CLASSIFY_FILES)
+    seed_dirs = [p / "reports" for p in paths] if len(paths) > 1 else []
+    for folder in seed_dirs:
+        report.check_out_dir(folder, True, report.CLASSIFY_FILES)
+    (dataset,) = datasets
+    images, labels = data.load(dataset, "test", data_dir)
+    models = []
+    for path in paths:
+        run = sampling.restore(path)
+        game = sampling.game_of(run.config, run.metadata)
+        decay = run.config.d_ema if ema and "d_ema" in run.state else None
+        log(f"classifying {len(images):,} {dataset} test images with {path}'s D"
+            + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
+        label = path.name if len(paths) > 1 else (path.absolute().name or str(path))
+        models.append({
+            "label": label + (f" (EMA {decay:g})" if decay is not None else ""),
+            "source": str(path),
+            "epoch": run.metadata.get("epoch"),
+            "step": run.metadata.get("step"),
+            "d_ema": decay,
+            "labels": run.config.labels,
+            "label_seed": run.config.label_seed,
+            **scores(labels, predict(game, run.state, images, ema), run.config.n_classes),
+        })
+    seed_paths = tuple(report.write_classify(report.classify_report(dataset, [m]), folder) for m, folder in zip(models, seed_dirs))
+    rep = report.classify_report(dataset, models)
+    return Evaluation(dataset, tuple(models), None, rep, report.write_classify(rep, out_dir), seed_paths)
+
+
+def paper_row(dataset: str, labels: int) -> dict | None:
+    """Salimans et al.'s result for this many labels on MNIST, or None."""
+    if dataset != "mnist" or labels not in PAPER_MNIST:
+        return None
+    mean, std = PAPER_MNIST[labels]
+    return {"model": f"Salimans et al. (2016), Table 1, {labels} labels, 10 seeds", "errors_mean": mean, "errors_std": std}
+
