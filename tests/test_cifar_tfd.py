@@ -386,6 +386,34 @@ def test_the_cpu_friendly_convolutions_compute_what_flax_does_gradients_included
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel,side", [(5, 7), (2, 4)])  # 2: lax pads the dilated input k - 1 before
+def test_the_stride_2_convolutions_compute_what_flax_does_gradients_included(kernel, side):
+    """UpConv (sub-pixel: phase kernels, then depth-to-space) and DownConv (space-to-depth) against nn.ConvTranspose
+    and nn.Conv with stride 2 and SAME padding and the same parameters, on even and odd sides (a non-square input)."""
+    rng = np.random.default_rng(kernel * side)
+    x = jnp.asarray(rng.normal(size=(2, side, side + 1, 3)), jnp.float32)
+    init = nn.initializers.normal(0.3)
+    pairs = [(conv.UpConv(4, kernel, init), nn.ConvTranspose(4, (kernel, kernel), strides=(2, 2), padding="SAME")),
+             (conv.DownConv(4, kernel, init), nn.Conv(4, (kernel, kernel), strides=(2, 2), padding="SAME"))]
+    for ours, flax_own in pairs:
+        params = ours.init(jax.random.PRNGKey(0), x)
+        assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, flax_own.init(jax.random.PRNGKey(0), x))
+        loss = lambda module: lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+        np.testing.assert_allclose(ours.apply(params, x), flax_own.apply(params, x), rtol=1e-5, atol=1e-5)
+        for a, b in zip(jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(params, x)),
+                        jax.tree.leaves(jax.grad(loss(flax_own), argnums=(0, 1))(params, x))):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_dcgans_discriminator_keeps_the_parameter_names_of_flaxs_conv():
+    """Checkpoints saved when D's layers were nn.Conv (Conv_i: kernel, and a bias where no batch norm follows)
+    still restore."""
+    d = steps.abstract_state(steps.Game(preset("dcgan", "cifar10"), (32, 32, 3), 40000))["d"]
+    shapes = {name: {k: v.shape for k, v in layer.items()} for name, layer in d.items() if name.startswith("Conv")}
+    assert shapes == {"Conv_0": {"kernel": (5, 5, 3, 64), "bias": (64,)}, "Conv_1": {"kernel": (5, 5, 64, 128)},
+                      "Conv_2": {"kernel": (5, 5, 128, 256)}}
+
+
 def test_wrong_shapes_and_settings_are_refused():
     with pytest.raises(GancliError, match="multiple of 100"):
         steps.Game(tiny("cifar-conv", **{"generator.hidden": (16, 150)}), (32, 32, 3), 100).generator
