@@ -59,3 +59,35 @@ def unwritable_dir(tmp_path):
         yield Path("/sys")
         return
     pytest.skip("running as root with no folder that root cannot write")
+
+
+# The tiny runs' data (tests/helpers.py): 200 random 4x4 images in place of the TFDS-backed loader.
+
+
+@pytest.fixture
+def tiny_images():
+    """helpers.random_images at k/255."""
+    from helpers import random_images
+
+    return random_images(255)
+
+
+@pytest.fixture
+def fake_data(monkeypatch, tiny_images):
+    """A 200-image dataset of 10 classes (tiny_images) in place of the TFDS-backed loader, for one test."""
+    import numpy as np
+    from helpers import use_fake_data
+
+    use_fake_data(monkeypatch, tiny_images, np.arange(200) % 10)
+
+
+@pytest.fixture(scope="module")
+def fake_data_for_module():
+    """helpers.random_images() (k/256), all of class 0, in place of the TFDS-backed loader for a whole test module,
+    its module-scoped runs included: use it with pytestmark = pytest.mark.usefixtures("fake_data_for_module")."""
+    import numpy as np
+    from helpers import random_images, use_fake_data
+
+    with pytest.MonkeyPatch.context() as mp:
+        use_fake_data(mp, random_images(), np.zeros(200, np.int64))
+        yield

@@ -3,7 +3,6 @@ that Orbax's background saves never hold the loop back, lose a checkpoint, or ch
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,42 +10,20 @@ import time
 import types
 from pathlib import Path
 
-import jax
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import checkpoint, data, steps, train
+from gancli import checkpoint, steps, train
 from gancli.cli import app
-from gancli.config import preset, with_overrides
+from helpers import FAKE_DATA, TINY, SignalAt, leaves_equal, tiny
 
-TINY = {"generator.z_dim": 4, "generator.hidden": (16,), "discriminator.units": (8,), "discriminator.pieces": 2,
-        "batch_size": 10, "chunk": 4}  # 200 images: 20 iterations (5 chunks) an epoch
-GAME = steps.Game(with_overrides(preset("paper", "tiny"), **TINY), (4, 4, 1), 200)
+GAME = steps.Game(tiny(), (4, 4, 1), 200)
 SET_TINY = ["--set", "generator.z_dim=4", "--set", "generator.hidden=16", "--set", "discriminator.units=8",
             "--set", "discriminator.pieces=2", "--batch-size", "10", "--chunk", "4"]
 
-# The same 200 images in another process.
-FAKE_DATA = """
-import numpy as np
-from gancli import data
-images = (np.random.default_rng(0).integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
-data.load = lambda name, split, data_dir=None: (images, np.zeros(200, np.int64))
-data.provenance = lambda name, data_dir=None: {"dataset": name, "source": "test"}
-"""
 
-
-def tiny(**more):
-    return with_overrides(preset("paper", "tiny"), **{**TINY, **more})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fake_data():
-    images = (np.random.default_rng(0).integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(data, "load", lambda name, split, data_dir=None: (images, np.zeros(200, np.int64)))
-        mp.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
-        yield
+# The same 200 images as FAKE_DATA, in place of the TFDS-backed loader.
+pytestmark = pytest.mark.usefixtures("fake_data_for_module")
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +44,6 @@ def state_at(run_dir: Path, step: int | None = None):
     """The state of the newest checkpoint, or of the one at `step`."""
     abstract = lambda c, m: steps.abstract_state(GAME)
     return (checkpoint.load_run(run_dir, abstract) if step is None else checkpoint._load(run_dir, step, abstract)).state
-
-
-def leaves_equal(a, b) -> bool:
-    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 def unfinished(run_dir: Path) -> list[str]:
@@ -117,16 +90,6 @@ def test_the_default_cadence_saves_once_at_the_end_and_waits_for_it(whole):
     assert checkpoint.steps(run) == [60] and unfinished(run) == []  # complete on disk when train() returned
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
     assert sorted(p.name for p in (run / "samples").iterdir()) == [f"epoch_000{i}.png" for i in (1, 2, 3)]
-
-
-class SignalAt(train.Silent):
-    def __init__(self, signum, n):
-        self.signum, self.n = signum, n
-
-    def advance(self, done, epoch, metrics, it_per_s):
-        self.n -= 1
-        if self.n == 0:
-            os.kill(os.getpid(), self.signum)
 
 
 def test_sigterm_with_the_default_cadence_saves_and_an_immediate_resume_is_exact(tmp_path, whole):

@@ -17,32 +17,10 @@ from gancli.cli import app
 from gancli.config import preset, with_overrides
 from gancli.data import toy
 from gancli.errors import GancliError
+from helpers import TINY, tiny
 
-TINY = {
-    "generator.z_dim": 4,
-    "generator.hidden": (16,),
-    "discriminator.units": (8,),
-    "discriminator.pieces": 2,
-    "batch_size": 10,
-    "chunk": 4,
-}
 # The cgan family's widths are (data branch, label branch, joined layers...).
 TINY_CGAN = {**TINY, "generator.hidden": (8, 6, 16), "discriminator.units": (8, 4, 8)}
-
-
-@pytest.fixture
-def tiny_images():
-    rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, (200, 4, 4, 1)) / 255).astype(np.float32)
-
-
-@pytest.fixture
-def fake_data(monkeypatch, tiny_images):
-    """A 200-image dataset of 10 classes in place of the TFDS-backed loader."""
-    from gancli import data
-
-    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (tiny_images, np.arange(200) % 10))
-    monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +118,7 @@ def test_cgan_preset_is_mirza_and_osinderos_mnist_model():
                                    {"g_loss": "feature-matching", "ema": 0.9, "update": "alternating"}],
                          ids=["cgan", "mlp-feature-matching-ema"])
 def test_conditional_runs_resume_bitwise_exactly(tmp_path, fake_data, extra):
-    config = with_overrides(preset("paper", "tiny"), **{**TINY, "conditional": True, "epochs": 2, **extra})
+    config = tiny(**{"conditional": True, "epochs": 2, **extra})
     train.train(config, tmp_path / "straight")
     train.train(with_overrides(config, epochs=1), tmp_path / "split")
     train.train(config, tmp_path / "split", resume=True)

@@ -16,33 +16,7 @@ from gancli.cli import app
 from gancli.config import preset, settings, with_overrides
 from gancli.errors import GancliError
 from gancli.models.layers import MinibatchDiscrimination
-
-TINY = {
-    "generator.z_dim": 4,
-    "generator.hidden": (16,),
-    "discriminator.units": (8,),
-    "discriminator.pieces": 2,
-    "batch_size": 10,
-    "chunk": 4,
-}
-
-
-@pytest.fixture
-def tiny_images():
-    rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, (200, 4, 4, 1)) / 255).astype(np.float32)
-
-
-@pytest.fixture
-def fake_data(monkeypatch, tiny_images):
-    from gancli import data
-
-    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (tiny_images, np.arange(200) % 10))
-    monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
-
-
-def tiny(**more):
-    return with_overrides(preset("paper", "tiny"), **{**TINY, **more})
+from helpers import tiny
 
 
 def leaves(tree):
@@ -84,6 +58,18 @@ def test_minibatch_discrimination_against_a_hand_computation():
         for b in range(3):
             expected[i, b] = sum(np.exp(-np.abs(m[i, b] - m[j, b]).sum()) for j in range(5) if j != i) + bias[b]
     np.testing.assert_allclose(np.asarray(layer.apply(params, jnp.asarray(f))), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_minibatch_discriminations_written_out_gradient_is_autodiffs():
+    """closeness's hand-written backward pass against autodiff of the plain formula (no ties in the data)."""
+    from gancli.models.layers import closeness
+
+    m = jnp.asarray(np.random.default_rng(5).normal(0, 0.4, (12, 4, 3)), jnp.float32)
+    plain = lambda m: jnp.sum(jnp.exp(-jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)), axis=1) - 1.0
+    weights = jnp.asarray(np.random.default_rng(6).normal(size=(12, 4)), jnp.float32)
+    np.testing.assert_allclose(np.asarray(closeness(m)), np.asarray(plain(m)), rtol=1e-6)
+    got, want = (jax.grad(lambda m: jnp.sum(weights * jnp.sin(f(m))))(m) for f in (closeness, plain))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
 def test_minibatch_discrimination_starts_from_the_codes_data_dependent_init():

@@ -11,37 +11,29 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import data, files, report, sampling, train
+from gancli import files, report, sampling, train
 from gancli.cli import app
-from gancli.config import preset, with_overrides
+from helpers import random_images, tiny
 
-# A checkpoint every epoch (the default is every few minutes): the damage tests fall back to the older one.
-TINY = {"generator.z_dim": 4, "generator.hidden": (16,), "discriminator.units": (8,), "discriminator.pieces": 2,
-        "batch_size": 10, "chunk": 4, "epochs": 2, "ckpt_every": 1}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def train_images():
-    rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
+    return random_images(256)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fake_data(train_images):
-    """A 200-image dataset named 'tiny' in place of the TFDS-backed loader, for training and --nearest."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(data, "load", lambda name, split, data_dir=None: (train_images, np.zeros(200, np.int64)), raising=False)
-        mp.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"}, raising=False)
-        yield
+# The images of train_images, in place of the TFDS-backed loader, for training and --nearest.
+pytestmark = pytest.mark.usefixtures("fake_data_for_module")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """Two epochs of 20 iterations: checkpoints at steps 20 and 40, two metrics lines."""
     path = tmp_path_factory.mktemp("runs") / "run"
-    train.train(with_overrides(preset("paper", "tiny"), **TINY), path)
+    # A checkpoint every epoch (the default is every few minutes): the damage tests fall back to the older one.
+    train.train(tiny(epochs=2, ckpt_every=1), path)
     return path
 
 

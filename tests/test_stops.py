@@ -13,46 +13,33 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from gancli import checkpoint, data, rundir, steps, train
 from gancli.cli import app
-from gancli.config import preset, with_overrides
 from gancli.errors import GancliError
+import helpers
+from helpers import FAKE_DATA, SignalAt, leaves_equal
 
 # A checkpoint every epoch, not every few minutes (the default): these tests need older checkpoints to fall back to.
-TINY = {"generator.z_dim": 4, "generator.hidden": (16,), "discriminator.units": (8,), "discriminator.pieces": 2,
-        "batch_size": 10, "chunk": 4, "ckpt_every": 1}  # 200 images: 20 iterations (5 chunks) an epoch
-GAME = steps.Game(with_overrides(preset("paper", "tiny"), **TINY), (4, 4, 1), 200)
+TINY = {**helpers.TINY, "ckpt_every": 1}
 runner = CliRunner()
 DAMAGED = r"its state files are damaged \(\w+\)"  # the type is Orbax's, and depends on which file broke
 
 # A stand-in for `gancli` in another process, on the same 200 images as the tests.
-FAKE_DATA = """
-import numpy as np
-from gancli import data
-images = (np.random.default_rng(0).integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
-data.load = lambda name, split, data_dir=None: (images, np.zeros(200, np.int64))
-data.provenance = lambda name, data_dir=None: {"dataset": name, "source": "test"}
-"""
 GANCLI = FAKE_DATA + "from gancli.cli import app\napp(prog_name='gancli')\n"
 
 
 def tiny(**more):
-    return with_overrides(preset("paper", "tiny"), **{**TINY, **more})
+    return helpers.tiny(**{**TINY, **more})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fake_data():
-    """The same 200 images as FAKE_DATA, in place of the TFDS-backed loader."""
-    images = (np.random.default_rng(0).integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(data, "load", lambda name, split, data_dir=None: (images, np.zeros(200, np.int64)))
-        mp.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
-        yield
+GAME = steps.Game(tiny(), (4, 4, 1), 200)
+
+
+# The same 200 images as FAKE_DATA, in place of the TFDS-backed loader.
+pytestmark = pytest.mark.usefixtures("fake_data_for_module")
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +88,6 @@ def state_of(run_dir: Path):
     return checkpoint.load_run(run_dir, lambda c, m: steps.abstract_state(GAME)).state
 
 
-def leaves_equal(a, b) -> bool:
-    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
 def losses(run_dir: Path) -> list[tuple[int, float]]:
     """(epoch, D loss) per metrics line."""
     return [(r["epoch"], r["d_loss"]) for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())]
@@ -139,18 +122,6 @@ def run_gancli(*args):
 
 
 # --- 3. every stop saves once and exits cleanly ---
-
-
-class SignalAt(train.Silent):
-    """Sends a real signal to this process when the n-th chunk has ended (a chunk boundary)."""
-
-    def __init__(self, signum, n):
-        self.signum, self.n = signum, n
-
-    def advance(self, done, epoch, metrics, it_per_s):
-        self.n -= 1
-        if self.n == 0:
-            os.kill(os.getpid(), self.signum)
 
 
 def signal_inside_chunk(monkeypatch, signum, n):

@@ -15,15 +15,7 @@ from gancli import checkpoint, objectives, optim, steps, train
 from gancli.config import differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import count_params
-
-TINY = {
-    "generator.z_dim": 4,
-    "generator.hidden": (16,),
-    "discriminator.units": (8,),
-    "discriminator.pieces": 2,
-    "batch_size": 10,
-    "chunk": 4,
-}
+from helpers import leaves_equal, max_diff, random_images, tiny, use_fake_data
 
 # Weights and a step large enough that one D update visibly changes the gradient D passes back to G.
 BIG_STEP = {"discriminator.init_scale": 0.5, "generator.init_scale": 0.5, "discriminator.keep_hidden": 1.0}
@@ -31,29 +23,13 @@ BIG_STEP = {"discriminator.init_scale": 0.5, "generator.init_scale": 0.5, "discr
 
 @pytest.fixture
 def tiny_images():
-    rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, (200, 4, 4, 1)) / 256).astype(np.float32)
+    return random_images(256)
 
 
 @pytest.fixture
 def fake_data(monkeypatch, tiny_images):
     """A 200-image dataset named 'tiny' in place of the TFDS-backed loader."""
-    from gancli import data
-
-    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (tiny_images, np.zeros(200, np.int64)))
-    monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
-
-
-def tiny(**more):
-    return with_overrides(preset("paper", "tiny"), **{**TINY, **more})
-
-
-def max_diff(a, b) -> float:
-    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
-def leaves_equal(a, b) -> bool:
-    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    use_fake_data(monkeypatch, tiny_images, np.zeros(200, np.int64))
 
 
 def test_paper_parameter_counts():

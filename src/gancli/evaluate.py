@@ -225,6 +225,33 @@ def evaluate_samples(
     return Evaluation(ref.dataset, (model,), cal, rep, paths)
 
 
+def one_dataset(ckpt: Path, datasets: set[str]) -> str:
+    """The dataset that the seeds in ckpt, trained on `datasets`, share; GancliError when they differ."""
+    if len(datasets) > 1:
+        raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(datasets))}")
+    (dataset,) = datasets
+    return dataset
+
+
+def restore_runs(ckpt: Path, dataset: str | None, ema: bool) -> tuple[list, str]:
+    """Each seed's run in ckpt, restored (G's moving average when the run keeps one and ema), and the dataset they
+    were trained on; GancliError when that is not `dataset` (None: any)."""
+    from gancli import checkpoint, sampling  # Orbax and the models load only for checkpoints
+
+    runs = [sampling.restore(p, ema) for p in checkpoint.find_runs(ckpt)]
+    trained_on = one_dataset(ckpt, {r.config.dataset for r in runs})
+    if dataset is not None and dataset != trained_on:
+        raise GancliError(f"{ckpt} was trained on {trained_on}, not {dataset}: drop --dataset or pass --samples")
+    return runs, trained_on
+
+
+def model_label(path: Path, several: bool, decay: float | None) -> str:
+    """A run's name in a report: its seed folder when there are several, else the run folder; and the decay of the
+    moving average evaluated, if any."""
+    label = path.name if several else (path.absolute().name or str(path))
+    return label if decay is None else f"{label} (EMA {decay:g})"
+
+
 def evaluate_checkpoint(
     ckpt: Path,
     *,
@@ -245,24 +272,14 @@ def evaluate_checkpoint(
 
     A run's reports/parzen.* are its latest evaluation and are rewritten each time (reproduce_table1.sh evaluates
     one run epoch after epoch); only a report in another folder (out) is kept unless force."""
-    from gancli import checkpoint, conditional, sampling  # Orbax and the models load only for checkpoints
+    from gancli import conditional, sampling  # the models load only for checkpoints
 
     sigmas = _check_counts(n_samples, sigmas)
     ckpt = Path(ckpt)
     # The state too: a report names the step it sampled.
-    runs = [sampling.restore(p, ema) for p in checkpoint.find_runs(ckpt)]
-    trained_on = {r.config.dataset for r in runs}
-    if len(trained_on) > 1:
-        raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(trained_on))}")
-    (trained_on,) = trained_on
-    if dataset is not None and dataset != trained_on:
-        raise GancliError(f"{ckpt} was trained on {trained_on}, not {dataset}: drop --dataset or pass --samples")
+    runs, trained_on = restore_runs(ckpt, dataset, ema)
     ref = load_reference(trained_on, n_valid, data_dir)
-    out_dir = out if out is not None else ckpt / "reports"
-    report.check_out_dir(out_dir, force or out is None)
-    seed_dirs = [run.path / "reports" for run in runs] if len(runs) > 1 else []
-    for folder in seed_dirs:
-        report.check_out_dir(folder, force=True)
+    out_dir, seed_dirs = report.check_run_out_dirs(ckpt, [run.path for run in runs], out, force)
     protocol = _protocol(ref, sigmas, n_samples, seed)
     # A conditional run's samples take the classes in turn (n_samples / n_classes each, as Mirza & Osindero's
     # 1,000 per class); a classifier then judges whether each obeys its label.
@@ -276,11 +293,9 @@ def evaluate_checkpoint(
         # A generator's range is its own design (e.g. a linear output layer): only NaN/inf make it unscorable.
         samples = check_samples(drawn, ref.test.shape[1:], f"the generator of {run.path}", unit_range=False)
         log(f"evaluating against {ref.dataset}: sigma over {len(sigmas)} values, then {len(ref.test):,} test images")
-        label = run.path.name if len(runs) > 1 else (run.path.absolute().name or str(run.path))
         at = run.metadata.get("epoch"), run.metadata.get("step")
         decay = sampling.ema_decay(run)
-        if decay is not None:
-            label += f" (EMA {decay:g})"
+        label = model_label(run.path, len(runs) > 1, decay)
         models.append({**_score(label, run.path, samples, ref, sigmas, *at), "generator_ema": decay})
         if judge is not None:
             log(f"class accuracy and per-class Fréchet distance ({judge.judge.info['name']})")

@@ -84,25 +84,15 @@ def evaluate_checkpoint(
 ) -> evaluate.Evaluation:
     """The metrics of a run's generator (every seed of a multi-seed run; the moving average of G when the run
     keeps one and ema is True); reports go into the run's reports/ (and each seed's), rewritten each time."""
-    from gancli import checkpoint, conditional, sampling
+    from gancli import conditional, sampling
 
     which = metrics.parse(which)
     if n_samples < 1:
         raise GancliError(f"--n-samples must be >= 1 (got {n_samples})")
     ckpt = Path(ckpt)
-    runs = [sampling.restore(p, ema) for p in checkpoint.find_runs(ckpt)]
-    trained_on = {r.config.dataset for r in runs}
-    if len(trained_on) > 1:
-        raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(trained_on))}")
-    (trained_on,) = trained_on
-    if dataset is not None and dataset != trained_on:
-        raise GancliError(f"{ckpt} was trained on {trained_on}, not {dataset}: drop --dataset or pass --samples")
+    runs, trained_on = evaluate.restore_runs(ckpt, dataset, ema)
     feature_nets.spec(trained_on)
-    out_dir = out if out is not None else ckpt / "reports"
-    report.check_out_dir(out_dir, force or out is None, report.METRICS_FILES)
-    seed_dirs = [run.path / "reports" for run in runs] if len(runs) > 1 else []
-    for folder in seed_dirs:
-        report.check_out_dir(folder, True, report.METRICS_FILES)
+    out_dir, seed_dirs = report.check_run_out_dirs(ckpt, [run.path for run in runs], out, force, report.METRICS_FILES)
     for run in runs:
         sampling.check_count(run, n_samples)
     start = time.perf_counter()
@@ -119,10 +109,8 @@ def evaluate_checkpoint(
             raise GancliError(f"the generator of {run.path}: {bad} of {n_samples} samples contain NaN or inf")
         # The generator's range is its own design (a linear output may overshoot); the network takes [0, 1].
         samples = np.clip(drawn, 0.0, 1.0)
-        label = run.path.name if len(runs) > 1 else (run.path.absolute().name or str(run.path))
         decay = sampling.ema_decay(run)
-        if decay is not None:
-            label += f" (EMA {decay:g})"
+        label = evaluate.model_label(run.path, len(runs) > 1, decay)
         log(f"measuring {label}: {', '.join(which)}")
         model = {"label": label, "source": str(run.path), "epoch": run.metadata.get("epoch"),
                  "step": run.metadata.get("step"), "generator_ema": decay, **metrics.measure(samples, ref, which, label)}

@@ -103,6 +103,19 @@ def check_out_dir(out_dir: Path, force: bool, files: dict[str, str] = FILES) -> 
             raise GancliError(f"{Path(out_dir) / name} already exists: pass --force to overwrite it, or --out to write elsewhere")
 
 
+def check_run_out_dirs(ckpt: Path, run_paths: list[Path], out: Path | None, force: bool,
+                       files: dict[str, str] = FILES) -> tuple[Path, list[Path]]:
+    """Before any work: (out_dir, seed_dirs) for a checkpoint's report, checked as check_out_dir. out_dir is out
+    (kept unless force) or the checkpoint's reports/; seed_dirs, each seed's reports/ of a multi-seed run. A run's
+    reports/ hold its latest evaluation and are always rewritten."""
+    out_dir = out if out is not None else Path(ckpt) / "reports"
+    check_out_dir(out_dir, force or out is None, files)
+    seed_dirs = [Path(p) / "reports" for p in run_paths] if len(run_paths) > 1 else []
+    for folder in seed_dirs:
+        check_out_dir(folder, True, files)
+    return out_dir, seed_dirs
+
+
 def _model_name(m: dict) -> str:
     """A model row's label with its checkpoint epoch/step when known."""
     at = ", ".join(f"{k} {m[k]}" for k in ("epoch", "step") if m.get(k) is not None)
@@ -283,18 +296,24 @@ def _atomic(path: Path, write) -> Path:
     return Path(path)
 
 
-def write_parzen(report: dict, out_dir: Path) -> dict[str, Path]:
-    """Write parzen.json, parzen.md and parzen.png into out_dir; return their paths by kind."""
+def _write_files(report: dict, out_dir: Path, names: dict[str, str], markdown, plot) -> dict[str, Path]:
+    """Write a report as names' json, md (markdown(report)) and png (plot(report, path)) into out_dir; return their
+    paths by kind."""
     out_dir = Path(out_dir)
-    paths = {kind: out_dir / name for kind, name in FILES.items()}
+    paths = {kind: out_dir / name for kind, name in names.items()}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         _atomic(paths["json"], lambda t: t.write_text(json.dumps(report, indent=2) + "\n"))
-        _atomic(paths["md"], lambda t: t.write_text(parzen_markdown(report)))
-        plot_parzen(report, paths["png"])
+        _atomic(paths["md"], lambda t: t.write_text(markdown(report)))
+        plot(report, paths["png"])
     except OSError as e:  # checked before the work, so only a full disk or a folder changed meanwhile gets here
         raise GancliError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
     return paths
+
+
+def write_parzen(report: dict, out_dir: Path) -> dict[str, Path]:
+    """Write parzen.json, parzen.md and parzen.png into out_dir; return their paths by kind."""
+    return _write_files(report, out_dir, FILES, parzen_markdown, plot_parzen)
 
 
 def parzen_table(report: dict) -> Table:
@@ -511,16 +530,7 @@ def plot_metrics(report: dict, path: Path) -> Path:
 
 def write_metrics(report: dict, out_dir: Path) -> dict[str, Path]:
     """Write metrics.json, metrics.md and metrics.png into out_dir; return their paths by kind."""
-    out_dir = Path(out_dir)
-    paths = {kind: out_dir / name for kind, name in METRICS_FILES.items()}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic(paths["json"], lambda t: t.write_text(json.dumps(report, indent=2) + "\n"))
-        _atomic(paths["md"], lambda t: t.write_text(metrics_markdown(report)))
-        plot_metrics(report, paths["png"])
-    except OSError as e:
-        raise GancliError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
-    return paths
+    return _write_files(report, out_dir, METRICS_FILES, metrics_markdown, plot_metrics)
 
 
 # --- a semi-supervised D as a classifier (gancli.semi_supervised) ---
@@ -631,16 +641,7 @@ def plot_confusion(report: dict, path: Path) -> Path:
 
 def write_classify(report: dict, out_dir: Path) -> dict[str, Path]:
     """Write classify.json, classify.md and classify.png into out_dir; return their paths by kind."""
-    out_dir = Path(out_dir)
-    paths = {kind: out_dir / name for kind, name in CLASSIFY_FILES.items()}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic(paths["json"], lambda t: t.write_text(json.dumps(report, indent=2) + "\n"))
-        _atomic(paths["md"], lambda t: t.write_text(classify_markdown(report)))
-        plot_confusion(report, paths["png"])
-    except OSError as e:
-        raise GancliError(f"cannot write the report into {out_dir}: {e.strerror or e}") from None
-    return paths
+    return _write_files(report, out_dir, CLASSIFY_FILES, classify_markdown, plot_confusion)
 
 
 def classify_tables(report: dict) -> list[Table]:

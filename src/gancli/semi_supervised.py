@@ -128,22 +128,15 @@ def evaluate_checkpoint(
     """D of a semi-supervised run (each seed of a multi-seed run) as a classifier of the test split; the report goes
     into the run's reports/ (always rewritten: it is the run's latest evaluation) or into out (kept unless force)."""
     from gancli import checkpoint, data, report, sampling
-    from gancli.evaluate import Evaluation
+    from gancli.evaluate import Evaluation, model_label, one_dataset
 
     ckpt = Path(ckpt)
     paths = checkpoint.find_runs(ckpt)
     configs = [checkpoint.newest_config(p) for p in paths]
     for p, c in zip(paths, configs):
         check_run(c, str(p))
-    datasets = {c.dataset for c in configs}
-    if len(datasets) > 1:
-        raise GancliError(f"the seeds in {ckpt} were trained on different datasets: {', '.join(sorted(datasets))}")
-    out_dir = out if out is not None else ckpt / "reports"
-    report.check_out_dir(out_dir, force or out is None, report.CLASSIFY_FILES)
-    seed_dirs = [p / "reports" for p in paths] if len(paths) > 1 else []
-    for folder in seed_dirs:
-        report.check_out_dir(folder, True, report.CLASSIFY_FILES)
-    (dataset,) = datasets
+    dataset = one_dataset(ckpt, {c.dataset for c in configs})
+    out_dir, seed_dirs = report.check_run_out_dirs(ckpt, paths, out, force, report.CLASSIFY_FILES)
     images, labels = data.load(dataset, "test", data_dir)
     models = []
     for path in paths:
@@ -152,9 +145,8 @@ def evaluate_checkpoint(
         decay = run.config.d_ema if ema and "d_ema" in run.state else None
         log(f"classifying {len(images):,} {dataset} test images with {path}'s D"
             + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
-        label = path.name if len(paths) > 1 else (path.absolute().name or str(path))
         models.append({
-            "label": label + (f" (EMA {decay:g})" if decay is not None else ""),
+            "label": model_label(path, len(paths) > 1, decay),
             "source": str(path),
             "epoch": run.metadata.get("epoch"),
             "step": run.metadata.get("step"),

@@ -8,12 +8,12 @@ way out, rather than pulling in h5py for a format no release uses.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from gancli.data.fetch import sha256_file
 from gancli.errors import GancliError
 
 FILES = {48: "TFD_48x48.mat", 96: "TFD_96x96.mat"}
@@ -127,7 +127,7 @@ def read(path: Path, size: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]
     for k in range(1, FOLDS):
         splits.update({f"fold{k}_train": take(k, TRAIN), f"fold{k}_validation": take(k, VALID), f"fold{k}_test": take(k, TEST)})
     same = bool(all(np.array_equal(folds[:, 0] == UNLABELED, folds[:, k] == UNLABELED) for k in range(1, FOLDS)))
-    return splits, {path.name: _sha256(path)}, same
+    return splits, {path.name: sha256_file(path)}, same
 
 
 def _uint8(images: np.ndarray, path: Path) -> np.ndarray:
@@ -139,14 +139,6 @@ def _uint8(images: np.ndarray, path: Path) -> np.ndarray:
             raise GancliError(f"{path}: images are {images.dtype} values, not the 0-255 pixels of TFD")
         images = images.astype(np.uint8)
     return np.ascontiguousarray(images)[..., None]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _line(e: BaseException) -> str:
