@@ -178,43 +178,48 @@ def _stride_2_conv_bwd(residuals, g):
 _stride_2_conv.defvjp(_stride_2_conv_fwd, _stride_2_conv_bwd)
 
 
-class UpConv(nn.Module):
+class _Stride2Conv(nn.Module):
+    """A k x k convolution of stride 2 with nn.Conv's parameters (kernel HWIO, bias): XLA's own op, or on CPUs
+    the subclass's formulation of it."""
+
+    features: int
+    kernel: int
+    kernel_init: Callable
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel
+        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
+        y = self.on_cpu(x, w) if _on_cpu() else self.on_xla(x, w)
+        return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
+
+
+class UpConv(_Stride2Conv):
     """nn.ConvTranspose(features, (k, k), strides=(2, 2), padding="SAME") with the same parameters and outputs. On
     CPUs it runs as _up_conv: XLA's CPU convolution with input dilation took 4 s for the forward pass of DCGAN's
     first G layer at batch 16 (_up_conv 0.08 s), its weight gradient 2 s for the second layer and 0.1 s for the
     last (_up_conv 0.15 s, 0.01 s); at batch 128, G's gradient (forward included) took 16.9 s with zeros
     inserted and a stride-1 convolution, 5.4 s with _up_conv (measured on a loaded 2-core CPU)."""
 
-    features: int
-    kernel: int
-    kernel_init: Callable
-    use_bias: bool = True
+    def on_cpu(self, x, w):
+        return _up_conv(x, w)
 
-    @nn.compact
-    def __call__(self, x):
-        k = self.kernel
-        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        y = _up_conv(x, w) if _on_cpu() else lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=_DN)
-        return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
+    def on_xla(self, x, w):
+        return lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=_DN)
 
 
-class DownConv(nn.Module):
+class DownConv(_Stride2Conv):
     """nn.Conv(features, (k, k), strides=(2, 2), padding="SAME") with the same parameters and outputs. On CPUs its
     gradients are _down_conv's: XLA's input gradient of a stride-2 convolution is one with input dilation, 0.24 s
     for DCGAN's last D layer at batch 16, 20 times the forward pass (_down_conv's: 0.07 s); at batch 128 D's input
     gradient took 5.3 s, 1.1 s this way, its parameters' 4.3 s, 1.9 s (forward included; a loaded 2-core CPU)."""
 
-    features: int
-    kernel: int
-    kernel_init: Callable
-    use_bias: bool = True
+    def on_cpu(self, x, w):
+        return _stride_2_conv(x, w)
 
-    @nn.compact
-    def __call__(self, x):
-        k = self.kernel
-        w = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
-        y = _stride_2_conv(x, w) if _on_cpu() else lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=_DN)
-        return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
+    def on_xla(self, x, w):
+        return lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=_DN)
 
 
 def _keys(key, n: int) -> list:
