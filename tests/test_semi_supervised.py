@@ -181,6 +181,11 @@ def test_a_tiny_run_through_the_cli_trains_classifies_and_refuses_other_runs(ssl
     raw = runner.invoke(app, ["evaluate", str(run), "--classify", "--no-ema", "--json"])
     assert raw.exit_code == 0 and json.loads(raw.stdout)["models"][0]["errors"] == records[-1]["test_errors_raw"]
 
+    shown = runner.invoke(app, ["inspect", str(run)], env={"COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.output
+    assert "20 labelled training examples (2 per class, label seed 3)" in " ".join(shown.output.split())
+    assert "average of decay 0.9999" in shown.output and "test errors" in shown.output
+
     refused = runner.invoke(app, ["evaluate", str(root / "plain"), "--classify"])
     assert refused.exit_code == 1 and "is not a semi-supervised run" in refused.output
     assert len(refused.output.strip().splitlines()) == 1 and not (root / "plain" / "reports" / "classify.json").exists()

@@ -256,13 +256,17 @@ def _run_view(s: dict[str, Any]) -> list:
     if c.get("conditional"):
         add("conditional", f"model {c.get('model')}, G and D take the label, {c.get('n_classes')} classes; "
             "generated examples take the real batch's labels; sample --label N draws class N")
+    if c.get("labels"):
+        add("semi-supervised", f"{c['labels']} labelled training examples ({c['labels'] // max(c.get('n_classes') or 10, 1)} "
+            f"per class, label seed {c['label_seed']}), the rest unlabelled; D classifies"
+            + (f" with its average of decay {c['d_ema']!r} (evaluate --classify)" if c.get("d_ema") else " (evaluate --classify)"))
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))
     add("optimizer", _pairs(c["optimizer"]))
     add("versions", _pairs(s["versions"]) if isinstance(s["versions"], dict) else str(s["versions"]))
     add("device", f"{s['device']}" + (f", compiled in {s['compile_s']} s" if s.get("compile_s") else ""))
     add("mesh", parallel.words(s.get("mesh")))
-    out = [Rule(Text(s["path"], style="bold"), align="left"), info, _history_table(s["metrics"])]
+    out = [Rule(Text(s["path"], style="bold"), align="left"), info, *_history_tables(s["metrics"])]
     tail = Table.grid(padding=(0, 2))
     tail.add_column(style="bold", no_wrap=True)
     tail.add_column(overflow="fold")
@@ -283,32 +287,43 @@ def _run_view(s: dict[str, Any]) -> list:
 # for the objectives' metrics, not the schedule.
 HEADINGS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))", "it_per_s": "it/s", "lr": "lr",
             "fid": "FD", "score": "score", "score_std": "±", "classes_covered": "classes", "classes_kl": "KL(cls)",
-            "eval_s": "eval s"}
+            "eval_s": "eval s", "d_labelled": "D lab", "d_unlabelled": "D unlab", "train_error": "train err",
+            "test_errors": "test errors", "test_error": "test err", "test_errors_raw": "errors (raw D)",
+            "test_error_raw": "err (raw D)"}
 
 
-def _history_table(m: dict[str, Any]):
+# Metric columns per table: an objective may log many metrics (the semi-supervised one logs 18), and one table
+# that wide is unreadable in an 80-column terminal, so they are shown in groups, each with its epoch column.
+COLUMNS_PER_TABLE = 7
+
+
+def _history_tables(m: dict[str, Any]) -> list:
     from rich.table import Table
     from rich.text import Text
 
     if not m["epochs"]:
-        return Text("metrics: none recorded (no metrics.jsonl)", style="yellow")
+        return [Text("metrics: none recorded (no metrics.jsonl)", style="yellow")]
     shown = len(m["rows"])
     title = f"metrics: {_plural(m['epochs'], 'epoch')}" + ("" if shown == m["epochs"] else f", {shown} shown")
     if m["unreadable_lines"]:
         title += f" ({_plural(m['unreadable_lines'], 'unreadable line')} skipped)"
-    table = Table(title=title, title_justify="left")
-    table.add_column("epoch", justify="right")
-    columns = m["names"] + ["it_per_s", "lr"]
-    for name in columns:
-        table.add_column(HEADINGS.get(name, name), justify="right", no_wrap=True)
-    for r in m["rows"]:
-        table.add_row(str(r["epoch"]), *[_num(r.get(k)) for k in columns])
-    table.add_section()
-    for which in ("min", "max"):
-        found = [m[which].get(k) if k in m["names"] else None for k in columns]
-        table.add_row(which, *[_num(v["value"]) if v else "" for v in found])
-        table.add_row("at epoch", *[str(v["epoch"]) if v else "" for v in found], style="dim")
-    return table
+    names = m["names"] + ["it_per_s", "lr"]
+    tables = []
+    for start in range(0, len(names), COLUMNS_PER_TABLE):
+        columns = names[start:start + COLUMNS_PER_TABLE]
+        table = Table(title=title if start == 0 else None, title_justify="left")
+        table.add_column("epoch", justify="right")
+        for name in columns:
+            table.add_column(HEADINGS.get(name, name), justify="right", no_wrap=True)
+        for r in m["rows"]:
+            table.add_row(str(r["epoch"]), *[_num(r.get(k)) for k in columns])
+        table.add_section()
+        for which in ("min", "max"):
+            found = [m[which].get(k) if k in m["names"] else None for k in columns]
+            table.add_row(which, *[_num(v["value"]) if v else "" for v in found])
+            table.add_row("at epoch", *[str(v["epoch"]) if v else "" for v in found], style="dim")
+        tables.append(table)
+    return tables
 
 
 def _plural(n: int, word: str) -> str:
