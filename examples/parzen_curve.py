@@ -3,7 +3,7 @@
     python examples/parzen_curve.py runs/table1-paper                      # runs/table1-paper/reports/parzen_curve.png
     python examples/parzen_curve.py runs/table1-paper --reference ref.json # with an outside curve beside it
 
-Only measured points are drawn: the run's own reports, the real-data calibration row its latest report
+Only measured points are drawn: the run's own reports (an EMA of G and G itself when the run keeps one), the real-data calibration row its latest report
 holds (run `gancli evaluate RUN --parzen` once with calibration), the paper's Table 1 figure, and an outside
 curve only from a file you pass, shaped {"label": ..., "source": ..., "points": {"25": 107.0, ...}}.
 """
@@ -21,17 +21,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def measured(run: Path) -> tuple[list[tuple[int, float, float]], dict | None]:
-    """(epoch, mean, stderr) of every kept report, and the newest calibration row found among the reports."""
+def _headline(report: dict) -> tuple[float, float]:
+    """A report's figure: the seeds' mean +- std for a multi-seed run, else the one model's mean +- stderr."""
+    if across := report.get("across_seeds"):
+        return across["mean"], across["std"]
+    return report["models"][0]["mean"], report["models"][0]["stderr"]
+
+
+def measured(run: Path, kind: str = "") -> tuple[list[tuple[int, float, float]], dict | None]:
+    """(epoch, mean, spread) of every kept report of a kind ("" or "raw_": G itself beside an EMA), and the
+    newest calibration row found among the reports."""
     points, calibration = [], None
-    reports = sorted((run / "reports").glob("parzen_epoch_*.json")) + [run / "reports" / "parzen.json"]
-    for path in reports:
+    for path in sorted((run / "reports").glob(f"parzen_{kind}epoch_*.json")) + [run / "reports" / "parzen.json"]:
         if not path.is_file():
             continue
         report = json.loads(path.read_text())
-        model = report["models"][0]
         if path.name != "parzen.json":
-            points.append((model["epoch"], model["mean"], model["stderr"]))
+            points.append((report["models"][0]["epoch"], *_headline(report)))
         calibration = report.get("calibration") or calibration
     return points, calibration
 
@@ -55,9 +61,13 @@ def main() -> None:
     points, calibration = measured(args.run)
     if not points:
         sys.exit(f"no parzen_epoch_*.json in {args.run / 'reports'}: run examples/reproduce_table1.sh first")
-    epochs, means, errs = zip(*sorted(points))
+    raw, _ = measured(args.run, "raw_")
+    spread = "mean ± std of seeds" if json.loads(next((args.run / "reports").glob("parzen_epoch_*.json")).read_text()).get("across_seeds") else "± stderr"
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.errorbar(epochs, means, yerr=errs, marker="o", capsize=3, label=f"gancli ({args.run.name})")
+    for curve, label, marker in ((points, "EMA of G" if raw else "G", "o"), (raw, "G itself", "^")):
+        if curve:
+            epochs, means, errs = zip(*sorted(curve))
+            ax.errorbar(epochs, means, yerr=errs, marker=marker, capsize=3, label=f"gancli {args.run.name}: {label} ({spread})")
     if args.reference:
         label, ref = reference_curve(args.reference)
         ax.plot(sorted(ref), [ref[e] for e in sorted(ref)], "s:", color="gray", label=label)
@@ -72,8 +82,9 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out)
     print(f"wrote {out}")
+    raw_at = {e: (m, s) for e, m, s in raw}
     for e, m, s in sorted(points):
-        print(f"epoch {e:>5}: {m:7.1f} ± {s:.1f}")
+        print(f"epoch {e:>5}: {m:7.1f} ± {s:.1f}" + (f"   G itself {raw_at[e][0]:7.1f} ± {raw_at[e][1]:.1f}" if e in raw_at else ""))
     if calibration:
         print(f"calibration: {calibration['mean']:.1f} ± {calibration['stderr']:.1f}")
 

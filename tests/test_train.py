@@ -118,6 +118,10 @@ def test_fast_preset_is_the_paper_recipe_with_its_schedule_8x_shorter():
     lr = lambda c, count: float(optim.learning_rate(c.optimizer, jnp.int32(count)))
     assert lr(fast, 125_000) == pytest.approx(lr(paper, 1_000_000), rel=0.01)
     assert fast.epochs == 250 and fast.optimizer.momentum_saturate_epoch == 31
+    # paper-ema is fast plus only its average of G.
+    ema = preset("paper-ema", "mnist")
+    assert sorted(d.split()[0] for d in differences(ema, fast, ignore=())) == ["ema", "ema_start", "preset"]
+    assert (ema.ema, ema.ema_start) == (0.9999, 25)
 
 
 def test_k_discriminator_updates_per_generator_update(tiny_images):
