@@ -66,31 +66,73 @@ def sparse_init(nonzero: int, stdev: float = 1.0):
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _patch_grad_conv(x, w, padding):
-    """A stride-1 convolution whose weight gradient is k*k plain matmuls, one per kernel offset. XLA's CPU backend
-    takes a slow path for some weight gradients: cifar-conv's first layer took 11.3 s instead of under 1 s at batch
-    256, a DCGAN G layer 9 s (measured on a 2-core CPU); the forward pass and the input gradient stay XLA's own."""
+def _conv(x, w, padding):
+    """A stride-1 convolution of an NHWC input with an HWIO kernel: the form XLA's CPU backend runs fast anywhere."""
     return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DN)
 
 
-def _patch_grad_conv_fwd(x, w, padding):
-    return _patch_grad_conv(x, w, padding), (x, w)
+# Autodiff writes a convolution's gradients as convolutions in other layouts (the kernel's channel axes swapped for
+# the input gradient; batch and channels swapped for the weight gradient). XLA's CPU backend rewrites those into the
+# NHWC/HWIO form of its fast kernels only in a program's entry computation (cpu/conv_canonicalization.cc visits
+# nothing else); inside a while loop, which every lax.scan is, so every compiled epoch, they go to its naive loop
+# emitter. One 3x3 convolution's gradients took 4.5 s inside a scan instead of 0.1 s, DCGAN's iteration at batch 32
+# 85 s instead of 2.7 s (a loaded 2-core CPU). The gradients below are written in that form themselves.
+
+
+def _input_grad(g, w, padding):
+    """The input gradient of _conv(x, w, padding) at cotangent g, as a _conv: g padded for a full correlation with
+    the kernel flipped in space, its channel axes swapped."""
+    full = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(w.shape[:2], padding))
+    return _conv(g, jnp.flip(w, (0, 1)).swapaxes(2, 3), full)
+
+
+def _weight_grad(x, g, padding):
+    """The weight gradient of _conv(x, w, padding) at cotangent g, as a _conv: x's channels as its batch and its
+    examples as its channels, g as the kernel (output positions as taps); back to HWIO after."""
+    return _conv(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), padding).transpose(1, 2, 0, 3)
+
+
+def _tap_weight_grad(x, g, padding):
+    """The same weight gradient as k*k plain matmuls, one per kernel offset: XLA's CPU convolution took 11.3 s for
+    cifar-conv's first layer (an 8x8 kernel over a 40x40 padded input) at batch 256, this under 1 s (2-core CPU)."""
+    xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    h, wd = g.shape[1:3]
+    kh, kw = xp.shape[1] - h + 1, xp.shape[2] - wd + 1
+    # dL/dw[i, j] = sum over examples and positions of x_padded[:, i + y, j + x, :]^T g[:, y, x, :]
+    return jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, i : i + h, j : j + wd], g) for j in range(kw)])
+                      for i in range(kh)])
+
+
+def _keep_inputs(x, w, padding):
+    return _conv(x, w, padding), (x, w)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _nhwc_conv(x, w, padding):
+    """_conv whose gradients are NHWC/HWIO convolutions too, so that it stays fast inside a scan on CPUs."""
+    return _conv(x, w, padding)
+
+
+def _nhwc_conv_bwd(padding, residuals, g):
+    x, w = residuals
+    return _input_grad(g, w, padding), _weight_grad(x, g, padding)
+
+
+_nhwc_conv.defvjp(_keep_inputs, _nhwc_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _patch_grad_conv(x, w, padding):
+    """_conv with _nhwc_conv's input gradient and _tap_weight_grad's weight gradient, for large kernels."""
+    return _conv(x, w, padding)
 
 
 def _patch_grad_conv_bwd(padding, residuals, g):
     x, w = residuals
-    kh, kw, _, _ = w.shape
-    _, input_vjp = jax.vjp(lambda x: lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DN), x)
-    xp = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-    h, wd = g.shape[1:3]
-    # dL/dw[i, j] = sum over examples and positions of x_padded[:, i + y, j + x, :]^T g[:, y, x, :]
-    gw = jnp.stack([jnp.stack([jnp.einsum("nhwi,nhwo->io", xp[:, i : i + h, j : j + wd], g) for j in range(kw)])
-                    for i in range(kh)])
-    return input_vjp(g)[0], gw
+    return _input_grad(g, w, padding), _tap_weight_grad(x, g, padding)
 
 
-_patch_grad_conv.defvjp(_patch_grad_conv_fwd, _patch_grad_conv_bwd)
+_patch_grad_conv.defvjp(_keep_inputs, _patch_grad_conv_bwd)
 
 
 def _on_cpu() -> bool:
@@ -98,8 +140,8 @@ def _on_cpu() -> bool:
 
 
 class PaddedConv(nn.Module):
-    """nn.Conv's parameters (kernel HWIO, bias) for a stride-1 convolution with explicit padding; on CPUs its weight
-    gradient comes from _patch_grad_conv, elsewhere from XLA's own convolution."""
+    """nn.Conv's parameters (kernel HWIO, bias) for a stride-1 convolution with explicit padding; on CPUs its
+    gradients come from _patch_grad_conv, elsewhere from XLA's own convolution."""
 
     features: int
     kernel: int
@@ -110,7 +152,7 @@ class PaddedConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         w = self.param("kernel", self.kernel_init, (self.kernel, self.kernel, x.shape[-1], self.features))
-        conv = _patch_grad_conv if _on_cpu() else lambda x, w, pad: lax.conv_general_dilated(x, w, (1, 1), pad, dimension_numbers=_DN)
+        conv = _patch_grad_conv if _on_cpu() else _conv
         y = conv(x, w, self.pad)
         return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
 
@@ -137,7 +179,7 @@ def _up_conv(x, w):
     with_zero = jnp.pad(w, ((0, 1), (0, 1), (0, 0), (0, 0)))
     kernel = with_zero[taps[:, None, :, None], taps[None, :, None, :]]  # (dy, dx, a, b, cin, cout)
     kernel = kernel.transpose(0, 1, 4, 2, 3, 5).reshape(t, t, cin, 4 * cout)
-    y = lax.conv_general_dilated(x, kernel, (1, 1), (pad, pad), dimension_numbers=_DN)
+    y = _nhwc_conv(x, kernel, (pad, pad))
     n, h, wd, _ = y.shape
     return y.reshape(n, h, wd, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * wd, cout)
 
@@ -157,7 +199,7 @@ def _down_conv(x, w):
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, wd, _ = x.shape
     x = x.reshape(n, h // 2, 2, wd // 2, 2, cin).transpose(0, 1, 3, 2, 4, 5).reshape(n, h // 2, wd // 2, 4 * cin)
-    return lax.conv_general_dilated(x, kernel, (1, 1), ((0, 0), (0, 0)), dimension_numbers=_DN)
+    return _nhwc_conv(x, kernel, ((0, 0), (0, 0)))
 
 
 @jax.custom_vjp
