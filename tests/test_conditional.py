@@ -72,6 +72,18 @@ def test_any_model_is_made_conditional_around_its_own_parameters():
     assert cond["d"]["label_projection"]["embedding"].shape == (10, 240)  # one vector per class over D's features
 
 
+def test_a_conditional_generator_starts_moved_by_its_noise_not_its_label():
+    """At init the paper preset's conditional G varies far less with the label than with z (issue 15: with a label
+    embedding started N(0, 1), a third as much, G split by label instead of by z and never used its noise)."""
+    config = with_overrides(preset("paper", "mnist"), conditional=True, n_classes=10)
+    game = steps.Game(config, (28, 28, 1), 100)
+    state = steps.init_state(game, 0)
+    z = game.noise(jax.random.PRNGKey(1), 50)
+    drawn = np.stack([np.asarray(steps.sample(game, state, z, jnp.full(50, y, jnp.int32), ema=False)) for y in range(10)])
+    by_label, by_z = drawn.std(axis=0).mean(), drawn.std(axis=1).mean()  # [label, z, ...]: spread over each
+    assert 0 < by_label < 0.05 * by_z, (by_label, by_z)
+
+
 def test_every_preset_can_be_made_conditional():
     """For each preset's model family, on the first image shape its unconditional form takes: a conditional
     iteration has the same shapes and metrics (traced only, nothing computed)."""

@@ -1,7 +1,14 @@
 """Any registered model made conditional on a class label: build() wraps its G and D in these two modules.
 
 G(z, y) = G_inner([z, E_y]): a learned label embedding (n_classes wide, so it can say what a one-hot says)
-joins the noise at G's input.
+joins the noise at G's input. It starts small (EMBED_INIT), so the noise, not the label, decides G's first
+moves. The 2014 G collapses onto one image in its first epoch and escapes as D pushes its samples apart, along
+whatever input varies. Started N(0, 1) (a tenth of the energy of 100-d unit-variance noise), the label took that
+role: G split into one image per class, D's push was then the same for every z of a class, z's weights shrank, and
+D won for good (issue 15, paper preset: D(G(z)) 0.01 by epoch 8; as much with a label-blind D, so the cause was
+G's input). Started small, z spreads the samples as in the unconditional run, and the label's use grows once D's
+projection tells the classes apart. Small rather than zero, so that the label is an input from the first step
+(the gradient of its first-layer weights is E_y times the error).
 
 D(x, y) = D_inner(x) + <P_y, f(x)>, f(x) being D's last hidden features (its "features" output): the label's
 embedding P_y meets those features at the output layer, whose weight vector becomes w + P_y for class y (the
@@ -22,6 +29,9 @@ import jax.numpy as jnp
 from gancli.models.layers import uniform_init
 
 
+EMBED_INIT = 0.01  # std of G's label embedding at init: a hundredth of unit-variance noise's scale
+
+
 def _require(label):
     if label is None:
         raise ValueError("a conditional model needs the batch's labels")
@@ -29,7 +39,7 @@ def _require(label):
 
 
 class ConditionalGenerator(nn.Module):
-    """G_inner([z, E_y]): a learned label embedding concatenated to the noise, N(0, 1) like unit-variance z."""
+    """G_inner([z, E_y]): a learned label embedding, small at first, concatenated to the noise."""
 
     inner: nn.Module
     n_classes: int
@@ -39,7 +49,8 @@ class ConditionalGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, z, label=None, train: bool = True):
-        embed = nn.Embed(self.n_classes, self.n_classes, embedding_init=nn.initializers.normal(1.0), name="label_embedding")
+        embed = nn.Embed(self.n_classes, self.n_classes, embedding_init=nn.initializers.normal(EMBED_INIT),
+                         name="label_embedding")
         return self.inner(jnp.concatenate([z, embed(_require(label)).astype(z.dtype)], axis=-1), None, train=train)
 
 
