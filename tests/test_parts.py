@@ -43,6 +43,29 @@ def test_feature_matching_against_a_hand_computation(tiny_images):
     assert float(metrics["g_loss"]) == float(loss)
 
 
+def test_conditional_feature_matching_matches_each_class_against_a_hand_computation():
+    """A conditional run's G matches D's feature means class by class, weighted by the class's share: fakes of a
+    batch take its real labels, so a G that draws the wrong class for a label is penalised."""
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    labels = np.array([0, 2, 2, 0, 2, 1])
+    expected = 0.0
+    for c in range(4):  # class 3 is absent from the batch and adds nothing
+        picked = labels == c
+        if picked.any():
+            expected += picked.mean() * np.mean((fake[picked].mean(0) - real[picked].mean(0)) ** 2)
+    config = with_overrides(preset("paper", "mnist"), conditional=True, n_classes=4)
+    outputs = lambda f: {"features": jnp.asarray(f, jnp.float32)}
+    batch = {"label": jnp.asarray(labels)}
+    loss, _ = objectives.feature_matching(outputs(real), outputs(fake), batch, objectives.Context(config, 0))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    # The same features with the classes' fakes swapped are equally close over the whole batch, not per class.
+    swapped = fake[[1, 0, 3, 2, 4, 5]]
+    whole = lambda f: np.mean((f.mean(0) - real.mean(0)) ** 2)
+    assert whole(swapped) == pytest.approx(whole(fake))
+    assert float(objectives.feature_matching(outputs(real), outputs(swapped), batch, objectives.Context(config, 0))[0]) != pytest.approx(expected)
+
+
 def test_minibatch_discrimination_against_a_hand_computation():
     """o(x_i)_b = sum over j != i of exp(-||M_i,b - M_j,b||_1) + bias_b, M_i = f(x_i) T."""
     rng = np.random.default_rng(3)

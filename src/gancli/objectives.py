@@ -54,9 +54,19 @@ def switch(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
 
 def feature_matching(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
     """Salimans et al. (2016): the squared distance between the batch means of D's last hidden features on
-    real and on generated data, averaged over features (their MNIST code's form)."""
-    diff = jnp.mean(fake["features"], axis=0) - jnp.mean(real["features"], axis=0)
-    loss = jnp.mean(jnp.square(diff))
+    real and on generated data, averaged over features (their MNIST code's form).
+
+    A conditional run matches the means class by class, weighted by each class's share of the batch (a fake takes
+    its real counterpart's label, so both sides have the same classes): D's features do not see the label, and
+    the batch-wide means would tell G nothing about which class it was asked for."""
+    if ctx.config is None or not ctx.config.conditional:
+        diff = jnp.mean(fake["features"], axis=0) - jnp.mean(real["features"], axis=0)
+        loss = jnp.mean(jnp.square(diff))
+        return loss, {"g_loss": loss}
+    members = jax.nn.one_hot(batch["label"], ctx.config.n_classes, dtype=fake["features"].dtype)  # [B, K]
+    counts = jnp.sum(members, axis=0)
+    diff = (members.T @ (fake["features"] - real["features"])) / jnp.maximum(counts, 1.0)[:, None]
+    loss = jnp.sum(counts / len(members) * jnp.mean(jnp.square(diff), axis=-1))
     return loss, {"g_loss": loss}
 
 
