@@ -103,36 +103,27 @@ def _tap_weight_grad(x, g, padding):
                       for i in range(kh)])
 
 
-def _keep_inputs(x, w, padding):
-    return _conv(x, w, padding), (x, w)
+def _conv_with_gradients(weight_grad: Callable):
+    """_conv whose input gradient is _input_grad and weight gradient weight_grad(x, g, padding)."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+    def conv(x, w, padding):
+        return _conv(x, w, padding)
+
+    def keep_inputs(x, w, padding):
+        return _conv(x, w, padding), (x, w)
+
+    def backward(padding, residuals, g):
+        x, w = residuals
+        return _input_grad(g, w, padding), weight_grad(x, g, padding)
+
+    conv.defvjp(keep_inputs, backward)
+    return conv
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _nhwc_conv(x, w, padding):
-    """_conv whose gradients are NHWC/HWIO convolutions too, so that it stays fast inside a scan on CPUs."""
-    return _conv(x, w, padding)
-
-
-def _nhwc_conv_bwd(padding, residuals, g):
-    x, w = residuals
-    return _input_grad(g, w, padding), _weight_grad(x, g, padding)
-
-
-_nhwc_conv.defvjp(_keep_inputs, _nhwc_conv_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _patch_grad_conv(x, w, padding):
-    """_conv with _nhwc_conv's input gradient and _tap_weight_grad's weight gradient, for large kernels."""
-    return _conv(x, w, padding)
-
-
-def _patch_grad_conv_bwd(padding, residuals, g):
-    x, w = residuals
-    return _input_grad(g, w, padding), _tap_weight_grad(x, g, padding)
-
-
-_patch_grad_conv.defvjp(_keep_inputs, _patch_grad_conv_bwd)
+# Both stay fast inside a scan on CPUs; the second takes large kernels' weight gradients as per-offset matmuls.
+_nhwc_conv = _conv_with_gradients(_weight_grad)
+_patch_grad_conv = _conv_with_gradients(_tap_weight_grad)
 
 
 def _on_cpu() -> bool:
