@@ -69,7 +69,7 @@ def test_d_is_k_plus_1_classes_with_the_fake_logit_at_0_and_g_matches_its_last_h
     assert not np.allclose(noisy[0], noisy[1]) and not np.allclose(noisy[0], out["class_logits"])
     # Feature matching, as the code's loss_gen: mean over features of the squared difference of batch means.
     f_real, f_fake = np.random.default_rng(0).normal(size=(2, 5, 3))
-    loss, _ = objectives.G_LOSSES["feature-matching"]({"features": f_real}, {"features": f_fake}, {}, None)
+    loss, _ = objectives.G_LOSSES["feature-matching"]({"features": f_real}, {"features": f_fake}, {}, objectives.Context(None, 0))
     assert float(loss) == pytest.approx(np.mean((f_fake.mean(0) - f_real.mean(0)) ** 2), rel=1e-5)
 
 
