@@ -246,14 +246,7 @@ PRESETS = {
     "paper-ema": Preset(
         "the fast recipe (the paper's lr decay and momentum ramp 8x shorter, 250 epochs) with an EMA of G, decay "
         "0.9999, averaging from epoch 25",
-        lambda dataset: RunConfig(
-            dataset=dataset,
-            preset="paper-ema",
-            optimizer=OptimizerConfig(lr_decay=1.000032, momentum_saturate_epoch=31),
-            epochs=250,
-            ema=0.9999,
-            ema_start=25,
-        ),
+        lambda dataset: replace(PRESETS["fast"].make(dataset), preset="paper-ema", ema=0.9999, ema_start=25),
     ),
     "adam": Preset(
         "the paper's architecture with Adam (lr 2e-4, beta1 0.5) and alternating updates, as DCGAN trains",
