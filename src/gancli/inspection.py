@@ -258,7 +258,7 @@ def _run_view(s: dict[str, Any]) -> list:
             "generated examples take the real batch's labels; sample --label N draws class N")
     if c.get("labels"):
         add("semi-supervised", f"{c['labels']} labelled training examples ({c['labels'] // max(c.get('n_classes') or 10, 1)} "
-            f"per class, label seed {c['label_seed']}), the rest unlabelled; D classifies"
+            f"per class, label seed {c['label_seed']}); the unlabelled batches draw from the whole training split; D classifies"
             + (f" with its average of decay {c['d_ema']!r} (evaluate --classify)" if c.get("d_ema") else " (evaluate --classify)"))
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))
