@@ -10,7 +10,8 @@ if [ ! -d "$CKPT/checkpoints" ]; then
   gancli train mnist --preset adam --epochs 5 --ckpt "$CKPT"
 fi
 gancli sample "$CKPT" --n 30 --nearest --seed 2 --out "$CKPT/figure2/figure2.npz" --force
-EMA=$(gancli inspect "$CKPT" --json | python -c "import json, sys; print(json.load(sys.stdin)['config']['ema'])")
-if [ "$EMA" != "0.0" ]; then
+# --no-curves: reading the config must not redraw the run's curves.png.
+HAS_EMA=$(gancli inspect "$CKPT" --json --no-curves | python -c "import json, sys; print(int(json.load(sys.stdin)['config']['ema'] > 0))")
+if [ "$HAS_EMA" = 1 ]; then
   gancli sample "$CKPT" --n 30 --nearest --seed 2 --no-ema --out "$CKPT/figure2/figure2_raw.npz" --force
 fi
