@@ -264,9 +264,25 @@ def test_inspect_json_and_curves(copy_of):
     m = summary["metrics"]
     assert m["epochs"] == 2 and [r["epoch"] for r in m["rows"]] == [1, 2] and m["last"]["step"] == 40
     assert m["min"]["d_loss"]["value"] <= m["max"]["d_loss"]["value"]
-    assert summary["parzen"] is None
+    assert summary["parzen"] is None and summary["d_rejects_since"] is None
     curves = Path(summary["curves"])
     assert curves == run / "curves.png" and png_shape(curves)[0] > 100
+
+
+def test_inspect_warns_of_a_run_whose_d_rejects_every_sample_since_an_epoch(copy_of):
+    run = copy_of()
+    # D(G(z)) dips under 0.001 at epoch 2, recovers at 3, and stays under from epoch 4 on.
+    d_fake = [0.3, 0.0005, 0.002, 0.0006, 0.0004]
+    lines = [json.dumps({"epoch": e, "step": 20 * e, "d_loss": 0.01, "g_loss": 9.0, "d_real": 0.999, "d_fake": f,
+                         "it_per_s": 100.0, "lr": 0.1, "momentum": 0.5}) for e, f in enumerate(d_fake, 1)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert json.loads(ok("inspect", run, "--json", "--no-curves").stdout)["d_rejects_since"] == 4
+    text = " ".join(ok("inspect", run, "--no-curves").stdout.split())
+    assert "D has rejected every generated sample since epoch 4" in text and "likely failed" in text
+    # A last epoch above the line clears it.
+    (run / "metrics.jsonl").write_text("\n".join(lines + [lines[0].replace('"epoch": 1,', '"epoch": 6,')]) + "\n")
+    assert json.loads(ok("inspect", run, "--json", "--no-curves").stdout)["d_rejects_since"] is None
+    assert "likely failed" not in ok("inspect", run, "--no-curves").stdout
 
 
 def _result(mean: float, stderr: float, **at) -> dict:

@@ -247,6 +247,28 @@ def test_bad_options_are_refused():
             with_overrides(preset("paper", "mnist"), **bad)
 
 
+class Messages(train.Silent):
+    def __init__(self):
+        self.lines = []
+
+    def message(self, text):
+        self.lines.append(text)
+
+
+def test_a_seed_whose_d_rejects_every_sample_is_warned_of_once(tmp_path, fake_data, monkeypatch):
+    healthy = Messages()
+    train.train(tiny(epochs=2, seeds=2), tmp_path / "healthy", reporter=healthy)
+    assert not [m for m in healthy.lines if "D rejects" in m]  # D(G(z)) is far above 0.001 on this tiny run
+    # With the line above every D(G(z)), both seeds count as rejected from epoch 1: one warning each, not one per epoch.
+    monkeypatch.setattr(train, "D_REJECTS", 1.01)
+    told = Messages()
+    train.train(tiny(epochs=3, seeds=2), tmp_path / "run", reporter=told)
+    warnings = [m for m in told.lines if "D rejects every generated sample" in m]
+    assert len(warnings) == 2
+    for i, w in enumerate(warnings):
+        assert w.startswith(f"warning: {tmp_path / 'run' / f'seed-{i}'}: mean D(G(z)) ") and "over epoch 1:" in w
+
+
 def test_seeds_train_independent_runs_in_one_program(tmp_path, fake_data):
     out = train.train(tiny(epochs=1, seeds=2), tmp_path / "multi")
     train.train(tiny(epochs=1, seed=1), tmp_path / "single")

@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gancli import checkpoint, parallel, sampling  # noqa: E402
+from gancli import checkpoint, parallel, sampling, train  # noqa: E402
 from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
 from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402
@@ -59,6 +59,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "compile_s": meta.get("compile_s"),
         "config": run.config.to_dict(),
         "metrics": metrics_summary(history, skipped),
+        "d_rejects_since": train.rejected_since(history),
         "epoch_grids": len(list((run_dir / "samples").glob("epoch_*.png"))),
         "parzen": parzen_report(run_dir),
         "sample_quality": metrics_report(run_dir),
@@ -266,6 +267,10 @@ def _run_view(s: dict[str, Any]) -> list:
     add("versions", _pairs(s["versions"]) if isinstance(s["versions"], dict) else str(s["versions"]))
     add("device", f"{s['device']}" + (f", compiled in {s['compile_s']} s" if s.get("compile_s") else ""))
     add("mesh", parallel.words(s.get("mesh")))
+    since = s.get("d_rejects_since")
+    if since is not None:
+        add("warning", f"D has rejected every generated sample since epoch {since} (mean D(G(z)) below "
+            f"{train.D_REJECTS:g} in every epoch since): this run has likely failed; look at its samples")
     out = [Rule(Text(s["path"], style="bold"), align="left"), info, *_history_tables(s["metrics"])]
     tail = Table.grid(padding=(0, 2))
     tail.add_column(style="bold", no_wrap=True)

@@ -27,6 +27,10 @@ from gancli.models import count_params
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
 RESUMABLE = ("epochs", "chunk", "ckpt_every", "ckpt_minutes", "keep")
 GRID = 100  # samples in the per-epoch picture of images
+# An epoch whose mean D(G(z)) is below this: D tells every generated sample from the data. Seed 2 of the
+# paper-lr-ema run fell below it at epoch 7 and D(G(z)) kept falling (to 3e-5 at epoch 28) while its samples stayed
+# black, so the loop warns, and inspect says since when, rather than the user finding out at evaluation.
+D_REJECTS = 1e-3
 SCATTER = 1000  # ... and of low-dimensional data
 
 
@@ -178,6 +182,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
     history = [_read_history(d, step // ipe) for d in dirs]
+    warned: set[int] = set()  # seeds whose D rejects every sample, told once
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
@@ -283,6 +288,11 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                         _append(d / checkpoint.METRICS, records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
+                for s, d in enumerate(dirs):
+                    if s not in warned and records[s].get("d_fake", 1.0) < D_REJECTS:
+                        warned.add(s)
+                        reporter.message(f"warning: {d}: mean D(G(z)) {records[s]['d_fake']:.2g} over epoch {epoch + 1}: "
+                                         "D rejects every generated sample; such a run seldom recovers (look at its samples)")
                 sums[:] = 0.0
                 epoch_iters, epoch_seconds = 0, 0.0
             if saving:
@@ -323,6 +333,16 @@ def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch:
          "it_per_s": round(it_per_s, 2), "lr": lr, "momentum": round(mom, 6)}
         for row in means
     ]
+
+
+def rejected_since(history: list[dict[str, Any]]) -> int | None:
+    """The first epoch of the unbroken stretch, up to the last epoch, in which D rejected G's samples outright (mean
+    D(G(z)) below D_REJECTS); None if it did not in the last epoch or the objective logs no D(G(z))."""
+    since = None
+    for record in history:
+        rejected = record.get("d_fake", 1.0) < D_REJECTS
+        since = (since or record["epoch"]) if rejected else None
+    return since
 
 
 def _snapshot(state, seeds: int, placement: parallel.Placement | None) -> list:
