@@ -2,6 +2,7 @@
 
     python examples/parzen_curve.py runs/table1-paper                      # runs/table1-paper/reports/parzen_curve.png
     python examples/parzen_curve.py runs/table1-paper --reference ref.json # with an outside curve beside it
+    python examples/parzen_curve.py runs/table1-paper-ema --per-seed       # each seed's own curve, not mean +- std
 
 Only measured points are drawn: the run's own reports (an EMA of G and G itself when the run keeps one), the real-data calibration row its latest report
 holds (run `gancli evaluate RUN --parzen` once with calibration), the paper's Table 1 figure, and an outside
@@ -53,10 +54,21 @@ def reference_curve(path: Path) -> tuple[str, dict[int, float]]:
     return label, points
 
 
+def per_seed(run: Path, kind: str = "") -> dict[str, list[tuple[int, float]]]:
+    """Each seed's (epoch, mean) of every kept report of a kind, keyed by the seed's folder name."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted((run / "reports").glob(f"parzen_{kind}epoch_*.json")):
+        for model in json.loads(path.read_text())["models"]:
+            curves.setdefault(Path(model["source"]).name, []).append((model["epoch"], model["mean"]))
+    return curves
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, nargs="?", default=Path("runs/table1-paper"))
     parser.add_argument("--reference", type=Path, help="an outside curve to draw beside the run's, labelled with its source")
+    parser.add_argument("--per-seed", action="store_true", help="draw each seed's curve (a multi-seed run), not their mean +- std")
+    parser.add_argument("--ymin", type=float, help="the axis' lower end; a curve with points below it says so in its label")
     args = parser.parse_args()
     points, calibration = measured(args.run)
     if not points:
@@ -64,8 +76,14 @@ def main() -> None:
     raw, _ = measured(args.run, "raw_")
     spread = "mean ± std of seeds" if json.loads(next((args.run / "reports").glob("parzen_epoch_*.json")).read_text()).get("across_seeds") else "± stderr"
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for curve, label, marker in ((points, "EMA of G" if raw else "G", "o"), (raw, "G itself", "^")):
-        if curve:
+    for kind, label, marker, style in (("", "EMA of G" if raw else "G", "o", "-"), ("raw_", "G itself", "^", "--")):
+        if args.per_seed:  # one colour per seed, the EMA solid and G itself dashed
+            for i, (seed, curve) in enumerate(sorted(per_seed(args.run, kind).items())):
+                epochs, means = zip(*sorted(curve))
+                below = f" (down to {min(means):.0f}, below the axis)" if args.ymin is not None and min(means) < args.ymin else ""
+                ax.plot(epochs, means, marker=marker, ls=style, color=f"C{i}", label=f"gancli {args.run.name}/{seed}: {label}{below}")
+            continue
+        if curve := (points if not kind else raw):
             epochs, means, errs = zip(*sorted(curve))
             ax.errorbar(epochs, means, yerr=errs, marker=marker, capsize=3, label=f"gancli {args.run.name}: {label} ({spread})")
     if args.reference:
@@ -75,6 +93,8 @@ def main() -> None:
     if calibration:
         ax.axhline(calibration["mean"], color="tab:green", ls="-.",
                    label=f"real data as the model (this run's report): {calibration['mean']:.1f}")
+    if args.ymin is not None:
+        ax.set_ylim(bottom=args.ymin)
     ax.set_xlabel("epoch")
     ax.set_ylabel("Parzen log-likelihood (nats, test)")
     ax.legend(fontsize="small")
