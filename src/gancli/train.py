@@ -27,11 +27,11 @@ from gancli.models import count_params
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
 RESUMABLE = ("epochs", "chunk", "ckpt_every", "ckpt_minutes", "keep")
 GRID = 100  # samples in the per-epoch picture of images
+SCATTER = 1000  # ... and of low-dimensional data
 # An epoch whose mean D(G(z)) is below this: D tells every generated sample from the data. Seed 2 of the
 # paper-lr-ema run fell below it at epoch 7 and D(G(z)) kept falling (to 3e-5 at epoch 28) while its samples stayed
 # black, so the loop warns, and inspect says since when, rather than the user finding out at evaluation.
 D_REJECTS = 1e-3
-SCATTER = 1000  # ... and of low-dimensional data
 
 
 class Reporter(Protocol):
