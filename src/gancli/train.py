@@ -289,7 +289,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 for s, d in enumerate(dirs):
-                    if s not in warned and records[s].get("d_fake", 1.0) < D_REJECTS:
+                    if s not in warned and _rejected(records[s]):
                         warned.add(s)
                         reporter.message(f"warning: {d}: mean D(G(z)) {records[s]['d_fake']:.2g} over epoch {epoch + 1}: "
                                          "D rejects every generated sample; such a run seldom recovers (look at its samples)")
@@ -340,9 +340,13 @@ def rejected_since(history: list[dict[str, Any]]) -> int | None:
     D(G(z)) below D_REJECTS); None if it did not in the last epoch or the objective logs no D(G(z))."""
     since = None
     for record in history:
-        rejected = record.get("d_fake", 1.0) < D_REJECTS
-        since = (since or record["epoch"]) if rejected else None
+        since = (since or record["epoch"]) if _rejected(record) else None
     return since
+
+
+def _rejected(record: dict[str, Any]) -> bool:
+    """Whether D rejected every generated sample in this epoch (an objective without D(G(z)) never does)."""
+    return record.get("d_fake", 1.0) < D_REJECTS
 
 
 def _snapshot(state, seeds: int, placement: parallel.Placement | None) -> list:
