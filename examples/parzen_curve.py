@@ -48,7 +48,7 @@ def reference_curve(path: Path) -> tuple[str, dict[int, float]]:
     ref = json.loads(path.read_text())
     try:
         points = {int(e): float(v) for e, v in ref["points"].items()}
-        label = f"{ref['label']} (source: {ref['source']})"
+        label = f"{ref['label']}\n(source: {ref['source']})"  # two lines: a source is long and the legend sits inside the axes
     except (KeyError, TypeError, ValueError, AttributeError):
         sys.exit(f"{path}: expected {{\"label\": ..., \"source\": ..., \"points\": {{epoch: log-likelihood}}}}")
     return label, points

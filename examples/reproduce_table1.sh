@@ -14,7 +14,8 @@
 #
 # Stopped at any point (Ctrl-C, SIGTERM, a killed session), the same command resumes: training continues from
 # the newest checkpoint, and an epoch whose report is already kept is not evaluated again.
-# REFERENCE=file.json adds an outside curve to the plot ({"label": ..., "source": ..., "points": {epoch: ll}}).
+# REFERENCE=file.json adds an outside curve to the plot ({"label": ..., "source": ..., "points": {epoch: ll}});
+# examples/reference_plain_jax_k256.json is the project reference notes' plain-JAX rerun of the paper's recipe.
 set -euo pipefail
 PRESET=${PRESET:-paper}
 EPOCHS=${EPOCHS:-2000}

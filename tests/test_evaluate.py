@@ -1,10 +1,13 @@
-"""`gancli evaluate`: samples files, checkpoints (faked), reports and bad input, on tiny synthetic data."""
+"""`gancli evaluate`: samples files, checkpoints (faked), reports and bad input, on tiny synthetic data; and the
+Table 1 curve example drawn from its reports."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -342,3 +345,29 @@ def test_only_the_rows_used_are_read_from_a_npy(tmp_path):
     assert isinstance(evaluate.load_samples(path), np.memmap)
     ev = evaluate.evaluate_samples(path, n_samples=12, sigmas=SIGMAS, n_valid=10, calibration=False)
     assert ev.models[0]["n_samples"] == 12
+
+
+def _curve(*args) -> subprocess.CompletedProcess:
+    script = Path(__file__).parents[1] / "examples" / "parzen_curve.py"
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_table1_curve_draws_the_runs_own_reports_and_a_labelled_reference_file(monkeypatch, tmp_path):
+    # examples/reproduce_table1.sh keeps each point's report as parzen_epoch_NNNN.json, then plots them.
+    (run,) = fake_runs(monkeypatch, tmp_path / "ckpt", seeds=None)
+    ev = evaluate.evaluate_checkpoint(run, n_samples=100, sigmas=SIGMAS, n_valid=40)
+    (run / "reports" / "parzen.json").rename(run / "reports" / "parzen_epoch_0007.json")
+    ref = tmp_path / "ref.json"
+    ref.write_text(json.dumps({"label": "a rerun", "source": "my notes", "points": {"25": 107, "100": 163.5}}))
+    done = _curve(run, "--reference", ref)
+    assert done.returncode == 0, done.stderr
+    model, calibration = ev.models[0], ev.report["calibration"]
+    assert f"epoch     7: {model['mean']:7.1f} ± {model['stderr']:.1f}" in done.stdout
+    assert f"calibration: {calibration['mean']:.1f}" in done.stdout
+    assert (run / "reports" / "parzen_curve.png").stat().st_size > 10_000
+
+    ref.write_text(json.dumps({"label": "no source", "points": {"25": 107}}))
+    done = _curve(run, "--reference", ref)
+    assert done.returncode != 0 and done.stderr.strip().count("\n") == 0 and "expected" in done.stderr
+    done = _curve(tmp_path / "nothing-here")
+    assert done.returncode != 0 and "run examples/reproduce_table1.sh first" in done.stderr
