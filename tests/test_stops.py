@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import pytest
 from typer.testing import CliRunner
 
@@ -391,6 +392,40 @@ def test_metadata_that_is_not_an_object(copy_of):
     shutil.rmtree(run / "checkpoints" / "20")
     for args in (("sample", run), ("inspect", run), ("train", "--ckpt", run, "--epochs", 3)):
         one_line_error(invoke(*args), f"error: cannot restore {run}/checkpoints/40: its metadata is not a JSON object but list")
+
+
+def _in_the_old_layout(state) -> dict:
+    """state as gancli kept it before commit e4c44e6: with Flax's "params" level inside each network's tree and
+    its optimiser's (g.params.out.kernel, g_opt.velocity.params.out.kernel), as a real run of then stores it."""
+    nested: dict = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        parts = jax.tree_util.keystr(path, simple=True, separator=".").split(".")
+        at = {"g": 1, "d": 1, "g_opt": 2, "d_opt": 2}.get(parts[0])
+        if at is not None and len(parts) > at + 1:
+            parts.insert(at, "params")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = leaf
+    return nested
+
+
+def test_a_checkpoint_in_the_layout_before_the_one_core_restores_and_resumes_exactly(copy_of, whole, tmp_path):
+    new = checkpoint.load_run(copy_of(), lambda c, m: steps.abstract_state(GAME))
+    old = tmp_path / "old"
+    with checkpoint.Writer(old, keep=3) as writer:
+        writer.save(40, _in_the_old_layout(new.state), new.config, new.metadata)
+        writer.wait()
+    shutil.copy(new.path / "metrics.jsonl", old)
+    restored = state_of(old)
+    assert jax.tree.structure(restored) == jax.tree.structure(new.state) and leaves_equal(restored, new.state)
+    assert invoke("sample", old, "--n", 4).exit_code == 0
+    config = old / "checkpoints" / "40" / "config" / "metadata"
+    config.write_text(config.read_text().replace('"hidden": [16]', '"hidden": [32]'))
+    one_line_error(invoke("sample", old), "its config does not match the stored state (g.Dense_0.bias: (16,) stored, (32,)")
+    config.write_text(config.read_text().replace('"hidden": [32]', '"hidden": [16]'))
+    assert resume(old, epochs=3).status == "done"
+    assert leaves_equal(state_of(old), state_of(whole(3)))
 
 
 def test_a_config_that_does_not_match_the_stored_state_is_not_called_damaged(copy_of):

@@ -250,8 +250,12 @@ def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], 
         raise _Unusable(run_dir, f"its config or metadata is one gancli cannot use ({e})") from None
     _quiet_failed_restores()
     with closing(_reader(run_dir)) as manager:
+        legacy = _legacy_names(manager, step)
         try:
-            run.state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+            if legacy:
+                run.state = _restore_legacy(manager, step, target, legacy)
+            else:
+                run.state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
         except Exception as e:  # Orbax raises many types for damaged files; the user needs one line
             raise _Unusable(run_dir, _why_not_restored(manager, step_dir, target, e)) from None
     saved_step = run.state.get("step") if isinstance(run.state, dict) else None
@@ -277,7 +281,7 @@ def _why_not_restored(manager: ocp.CheckpointManager, step_dir: Path, target, er
     if any(state_dir.glob("ocdbt.process_*")) and not (state_dir / "manifest.ocdbt").exists():
         return "its state files were never merged into one (Orbax skips that under a path holding [ ] * ?)"
     try:
-        stored = _shapes(manager.item_metadata(int(step_dir.name))["state"])
+        stored = {_today(name): shape for name, shape in _shapes(manager.item_metadata(int(step_dir.name))["state"]).items()}
     except Exception:
         return damaged
     wanted = _shapes(target)
@@ -292,15 +296,54 @@ def _why_not_restored(manager: ocp.CheckpointManager, step_dir: Path, target, er
     return f"its config does not match the stored state ({differ[0]}{more})"
 
 
+# Checkpoints written before commit e4c44e6 (the one training core) kept Flax's {"params": ...} level inside
+# each network's tree and its optimiser's, e.g. g.params.out.kernel and g_opt.velocity.params.out.kernel where
+# gancli now keeps g.out.kernel: such runs (a long training resumed with the gancli it began with, say) are read
+# by their stored names and given the tree of today's config.
+def _legacy_names(manager: ocp.CheckpointManager, step: int) -> dict[str, str]:
+    """{today's name: stored name} of each array of a checkpoint in the old layout; {} for any other."""
+    try:
+        stored = _shapes(manager.item_metadata(step)["state"])
+    except Exception:  # damaged: the ordinary restore says so
+        return {}
+    legacy = {_today(name): name for name in stored}
+    return legacy if any(today != name for today, name in legacy.items()) else {}
+
+
+def _today(name: str) -> str:
+    """A stored array's name in today's layout: without the old "params" level (no module is named so)."""
+    return ".".join(part for part in name.split(".") if part != "params")
+
+
+def _restore_legacy(manager: ocp.CheckpointManager, step: int, target, legacy: dict[str, str]):
+    """The state of an old-layout checkpoint, in target's tree (KeyError for an array it lacks)."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(target)
+    as_stored: dict = {}
+    for path, leaf in leaves:
+        *parents, last = legacy[_name(path)].split(".")
+        node = as_stored
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = leaf
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(as_stored)))["state"]
+    by_name = {_name(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(restored)}
+    return jax.tree_util.tree_unflatten(treedef, [by_name[legacy[_name(path)]] for path, _ in leaves])
+
+
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
     """Each array's shape by its path (a.b.c), for trees of dicts, named tuples and Orbax's stored metadata alike."""
-    def name(key) -> str:
+    return {_name(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _name(path) -> str:
+    """A tree path as a.b.c, whether its keys are a dict's, a named tuple's or a sequence's."""
+    def part(key) -> str:
         for attr in ("key", "name", "idx"):
             if hasattr(key, attr):
                 return str(getattr(key, attr))
         return str(key)
 
-    return {".".join(name(k) for k in path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    return ".".join(part(k) for k in path)
 
 
 def _quiet_failed_restores() -> None:
