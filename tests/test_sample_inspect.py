@@ -302,7 +302,7 @@ def test_inspect_shows_the_parzen_report_and_a_long_history(copy_of):
     summary = json.loads(ok("inspect", run, "--json").stdout)
     headline = summary["parzen"]["headline"]
     assert headline["models"] == [{"label": "run", "mean": 225.31, "stderr": 2.05, "sigma": 0.2, "epoch": 1, "step": 20,
-                                   "n_samples": 100}]
+                                   "n_samples": 100, "generator_ema": None}]
     assert headline["calibration"]["mean"] == 244.6 and headline["across_seeds"] is None
     m = summary["metrics"]
     assert m["epochs"] == 100 and m["unreadable_lines"] == 1 and len(m["rows"]) == 15
@@ -329,6 +329,20 @@ def test_inspect_shows_the_models_own_parzen_score(copy_of):
     text = " ".join(ok("inspect", run, "--no-curves").stdout.split())
     assert f"parzen {report.format_ll(model['mean'], model['stderr'])} nats (sigma" in text
     assert f"calibration, 100 training images as the model: {report.format_ll(cal['mean'], cal['stderr'])}" in text
+
+
+def test_inspect_says_which_generator_the_parzen_report_of_a_run_with_an_ema_measured(copy_of, tmp_path):
+    # reproduce_table1.sh evaluates the average, then G itself (--no-ema): the run's latest report is then G's.
+    run = tmp_path / "ema"
+    train.train(tiny(epochs=1, ema=0.9), run)
+    measure = ("--n-samples", 100, "--n-valid", 50, "--sigmas", "0.1,0.2", "--no-calibration")
+    for flag, which in (((), "nats of the EMA of G (sigma"), (("--no-ema",), "nats of G itself (--no-ema) (sigma")):
+        ok("evaluate", run, *measure, *flag)
+        assert which in " ".join(ok("inspect", run, "--no-curves").stdout.split())
+    plain = copy_of()
+    ok("evaluate", plain, *measure)
+    text = " ".join(ok("inspect", plain, "--no-curves").stdout.split())
+    assert "nats (sigma" in text and "EMA" not in text and "G itself" not in text
 
 
 def test_inspect_summarises_a_multi_seed_report_and_names_a_foreign_one(copy_of, tmp_path):

@@ -275,7 +275,7 @@ def _run_view(s: dict[str, Any]) -> list:
     tail = Table.grid(padding=(0, 2))
     tail.add_column(style="bold", no_wrap=True)
     tail.add_column(overflow="fold")
-    tail.add_row("parzen", Text(_parzen_text(s["parzen"], s["step"])))
+    tail.add_row("parzen", Text(_parzen_text(s["parzen"], s["step"], s["ema"])))
     tail.add_row("metrics", Text(_quality_text(s.get("sample_quality"), s["step"])))
     shown = {Path(r["path"]).name for r in (s["parzen"], s.get("sample_quality")) if r}
     others = [r for r in s["reports"] if r not in shown]
@@ -345,11 +345,11 @@ def _seeds_table(summary: dict[str, Any]):
     for s in summary["seeds"]:
         last = s["metrics"].get("last", {})
         table.add_row(Text(Path(s["path"]).name), str(s["seed"]), str(s["epoch"]),
-                      *[_num(last.get(k)) for k in ("d_loss", "g_loss", "d_real", "d_fake")], _parzen_short(s["parzen"]))
+                      *[_num(last.get(k)) for k in ("d_loss", "g_loss", "d_real", "d_fake")], _parzen_short(s["parzen"], s["ema"]))
     return table
 
 
-def _parzen_text(p: dict[str, Any] | None, step: int | None) -> str:
+def _parzen_text(p: dict[str, Any] | None, step: int | None, ema: float | None = None) -> str:
     """The model's figure with how it was measured, the calibration apart and labelled, and the report's path."""
     if p is None:
         return "no report (run 'gancli evaluate')"
@@ -357,6 +357,8 @@ def _parzen_text(p: dict[str, Any] | None, step: int | None) -> str:
         return f"{p['path']}: {p['error']}"
     h = p["headline"]
     text = _parzen_short(p) + " nats"
+    if ema is not None:
+        text += " of the EMA of G" if h["models"][0]["generator_ema"] is not None else " of G itself (--no-ema)"
     if len(h["models"]) == 1:
         m = h["models"][0]
         at = ", ".join(f"{k} {m[k]}" for k in ("epoch", "step") if m[k] is not None)
@@ -368,14 +370,16 @@ def _parzen_text(p: dict[str, Any] | None, step: int | None) -> str:
     return f"{text}; {p['path']}"
 
 
-def _parzen_short(p: dict[str, Any] | None) -> str:
-    """The model's figure: mean ± standard error, or mean ± std over seeds; never the calibration's."""
+def _parzen_short(p: dict[str, Any] | None, ema: float | None = None) -> str:
+    """The model's figure: mean ± standard error, or mean ± std over seeds; never the calibration's. For a run
+    that keeps an EMA of G, which generator it measured ("EMA" or "G"): its latest report may be of G itself."""
     if not p or "headline" not in p:
         return "-"
     h = p["headline"]
+    which = "" if ema is None else ", EMA" if h["models"][0]["generator_ema"] is not None else ", G"
     if s := h["across_seeds"]:
-        return f"{format_ll(s['mean'], s['std'])} (std over {s['n']} seeds)"
-    return format_ll(h["models"][0]["mean"], h["models"][0]["stderr"])
+        return f"{format_ll(s['mean'], s['std'])} (std over {s['n']} seeds{which})"
+    return format_ll(h["models"][0]["mean"], h["models"][0]["stderr"]) + which
 
 
 def _pairs(d: dict[str, Any] | None) -> str:

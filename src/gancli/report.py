@@ -56,7 +56,7 @@ def parzen_report(dataset: str, models: list[dict], calibration: dict | None = N
 
 
 # What a summary shows of each result: parzen_headline reads the report through these names.
-HEADLINE = ("label", "mean", "stderr", "sigma", "epoch", "step", "n_samples")
+HEADLINE = ("label", "mean", "stderr", "sigma", "epoch", "step", "n_samples", "generator_ema")
 FILES = {"json": "parzen.json", "md": "parzen.md", "png": "parzen.png"}
 
 
