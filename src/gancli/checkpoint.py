@@ -250,14 +250,10 @@ def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], 
         raise _Unusable(run_dir, f"its config or metadata is one gancli cannot use ({e})") from None
     _quiet_failed_restores()
     with closing(_reader(run_dir)) as manager:
-        legacy = _legacy_names(manager, step)
         try:
-            if legacy:
-                run.state = _restore_legacy(manager, step, target, legacy)
-            else:
-                run.state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
-        except Exception as e:  # Orbax raises many types for damaged files; the user needs one line
-            raise _Unusable(run_dir, _why_not_restored(manager, step_dir, target, e)) from None
+            run.state = _restore(manager, step, target)
+        except _RestoreFailed as e:  # Orbax raises many types for damaged files; the user needs one line
+            raise _Unusable(run_dir, _why_not_restored(step_dir, e.stored, target, e.error)) from None
     saved_step = run.state.get("step") if isinstance(run.state, dict) else None
     if saved_step is not None and int(saved_step) != step:
         raise _Unusable(run_dir, f"its state is at step {int(saved_step)}")
@@ -265,7 +261,7 @@ def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], 
 
 
 def _reader(run_dir: Path) -> ocp.CheckpointManager:
-    # The state's handler is named so that its stored shapes can be read when a restore fails.
+    # The state's handler is named so that its stored names and shapes can be read: the layout, and why a restore failed.
     return ocp.CheckpointManager(
         Path(run_dir).absolute() / CHECKPOINTS,
         options=_options(1, read_only=True),
@@ -273,17 +269,47 @@ def _reader(run_dir: Path) -> ocp.CheckpointManager:
     )
 
 
-def _why_not_restored(manager: ocp.CheckpointManager, step_dir: Path, target, error: Exception) -> str:
+class _RestoreFailed(Exception):
+    def __init__(self, error: Exception, stored: dict[str, tuple[int, ...]] | None):
+        super().__init__(str(error))
+        self.error, self.stored = error, stored
+
+
+def _restore(manager: ocp.CheckpointManager, step: int, target):
+    """The state of a checkpoint in target's tree; one in the old layout (below) only once the ordinary restore
+    has failed, so that reading any other checkpoint costs nothing more. _RestoreFailed carries Orbax's error and
+    the stored shapes, read once: reading a damaged checkpoint's metadata leaves Orbax's failed reads behind."""
+    try:
+        return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+    except Exception as e:
+        stored = _stored_shapes(manager, step)
+        legacy = _legacy_names(stored or {})
+        if not legacy:
+            raise _RestoreFailed(e, stored) from None
+    try:
+        return _restore_legacy(manager, step, target, legacy)
+    except Exception as e:
+        raise _RestoreFailed(e, stored) from None
+
+
+def _stored_shapes(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[int, ...]] | None:
+    """Each stored array's shape by its stored name, from the checkpoint's metadata; None if that is unreadable."""
+    try:
+        return _shapes(manager.item_metadata(step)["state"])
+    except Exception:  # damaged: the restore fails too, and says so
+        return None
+
+
+def _why_not_restored(step_dir: Path, stored: dict[str, tuple[int, ...]] | None, target, error: Exception) -> str:
     """A restore failed: say whether the config asks for other shapes than the stored state has, or the files
     are damaged."""
     damaged = f"its state files are damaged ({type(error).__name__})"
     state_dir = step_dir / "state"
     if any(state_dir.glob("ocdbt.process_*")) and not (state_dir / "manifest.ocdbt").exists():
         return "its state files were never merged into one (Orbax skips that under a path holding [ ] * ?)"
-    try:
-        stored = {_today(name): shape for name, shape in _shapes(manager.item_metadata(int(step_dir.name))["state"]).items()}
-    except Exception:
+    if stored is None:
         return damaged
+    stored = {_today(name): shape for name, shape in stored.items()}
     wanted = _shapes(target)
     differ = [
         f"{name}: {stored.get(name, 'absent')} stored, {wanted.get(name, 'absent')} in the config"
@@ -300,12 +326,8 @@ def _why_not_restored(manager: ocp.CheckpointManager, step_dir: Path, target, er
 # each network's tree and its optimiser's, e.g. g.params.out.kernel and g_opt.velocity.params.out.kernel where
 # gancli now keeps g.out.kernel: such runs (a long training resumed with the gancli it began with, say) are read
 # by their stored names and given the tree of today's config.
-def _legacy_names(manager: ocp.CheckpointManager, step: int) -> dict[str, str]:
+def _legacy_names(stored: dict[str, tuple[int, ...]]) -> dict[str, str]:
     """{today's name: stored name} of each array of a checkpoint in the old layout; {} for any other."""
-    try:
-        stored = _shapes(manager.item_metadata(step)["state"])
-    except Exception:  # damaged: the ordinary restore says so
-        return {}
     legacy = {_today(name): name for name in stored}
     return legacy if any(today != name for today, name in legacy.items()) else {}
 
@@ -352,12 +374,17 @@ def _quiet_failed_restores() -> None:
     Orbax runs a restore's reads concurrently on an event loop of its own and closes it at the first failure: the
     reads still in flight then finish on TensorStore's threads and report "Event loop is closed", and the reads
     not yet started are dropped as never-awaited coroutines. Both reach sys.unraisablehook; nothing is lost by
-    dropping exactly those, and every other report still goes to the hook that was there before.
+    dropping exactly those, and every other report still goes to the hook that was there before. A read that
+    failed beside the first is logged by asyncio, when its task is collected, as an exception never retrieved:
+    only those whose task ran Orbax's code are dropped.
     """
     previous = sys.unraisablehook
     if getattr(previous, "gancli_quiet", False):
         return
     orbax_dir = str(Path(ocp.__file__).parent)
+    logging.getLogger("asyncio").addFilter(
+        lambda record: not (record.getMessage().startswith("Task exception was never retrieved") and orbax_dir in record.getMessage())
+    )
 
     def hook(unraisable):
         closed_loop = isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"

@@ -356,9 +356,7 @@ def _parzen_text(p: dict[str, Any] | None, step: int | None, ema: float | None =
     if "error" in p:
         return f"{p['path']}: {p['error']}"
     h = p["headline"]
-    text = _parzen_short(p) + " nats"
-    if ema is not None:
-        text += " of the EMA of G" if h["models"][0]["generator_ema"] is not None else " of G itself (--no-ema)"
+    text = _parzen_short(p) + " nats" + {"EMA": " of the EMA of G", "G": " of G itself (--no-ema)", None: ""}[_measured(h, ema)]
     if len(h["models"]) == 1:
         m = h["models"][0]
         at = ", ".join(f"{k} {m[k]}" for k in ("epoch", "step") if m[k] is not None)
@@ -376,10 +374,17 @@ def _parzen_short(p: dict[str, Any] | None, ema: float | None = None) -> str:
     if not p or "headline" not in p:
         return "-"
     h = p["headline"]
-    which = "" if ema is None else ", EMA" if h["models"][0]["generator_ema"] is not None else ", G"
+    which = f", {_measured(h, ema)}" if _measured(h, ema) else ""
     if s := h["across_seeds"]:
         return f"{format_ll(s['mean'], s['std'])} (std over {s['n']} seeds{which})"
     return format_ll(h["models"][0]["mean"], h["models"][0]["stderr"]) + which
+
+
+def _measured(headline: dict[str, Any], ema: float | None) -> str | None:
+    """Which generator a Parzen report of a run that keeps an EMA of G measured, "EMA" or "G"; None for a run without one."""
+    if ema is None:
+        return None
+    return "EMA" if headline["models"][0]["generator_ema"] is not None else "G"
 
 
 def _pairs(d: dict[str, Any] | None) -> str:
