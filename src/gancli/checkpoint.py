@@ -382,9 +382,12 @@ def _quiet_failed_restores() -> None:
     if getattr(previous, "gancli_quiet", False):
         return
     orbax_dir = str(Path(ocp.__file__).parent)
-    logging.getLogger("asyncio").addFilter(
-        lambda record: not (record.getMessage().startswith("Task exception was never retrieved") and orbax_dir in record.getMessage())
-    )
+
+    def orbax_leftover(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return message.startswith("Task exception was never retrieved") and orbax_dir in message
+
+    logging.getLogger("asyncio").addFilter(lambda record: not orbax_leftover(record))
 
     def hook(unraisable):
         closed_loop = isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"

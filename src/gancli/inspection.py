@@ -374,7 +374,7 @@ def _parzen_short(p: dict[str, Any] | None, ema: float | None = None) -> str:
     if not p or "headline" not in p:
         return "-"
     h = p["headline"]
-    which = f", {_measured(h, ema)}" if _measured(h, ema) else ""
+    which = f", {measured}" if (measured := _measured(h, ema)) else ""
     if s := h["across_seeds"]:
         return f"{format_ll(s['mean'], s['std'])} (std over {s['n']} seeds{which})"
     return format_ll(h["models"][0]["mean"], h["models"][0]["stderr"]) + which
