@@ -2,7 +2,7 @@
 against a plain-JAX trainer written without gancli (benchmarks/plain_jax.py).
 
     python benchmarks/train_speed.py                 # paper preset, k=5, batch 1000 on the current device
-    python benchmarks/train_speed.py --iters 2000    # longer timing windows (use on a GPU)
+    python benchmarks/train_speed.py --iters 100     # shorter timing windows (at most half an epoch: 250 here)
     python benchmarks/train_speed.py --scaling       # 1, 2, 4, ... devices side by side (gancli.parallel)
 
 One iteration = k discriminator updates + 1 generator update. All paths run on the same device-resident
@@ -105,7 +105,7 @@ def plain_jax_path(config, data, iters: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=None, help="timed iterations per case (default: 1000 on GPU, 50 on CPU)")
+    parser.add_argument("--iters", type=int, default=None, help="timed iterations per window (default: 1000 on GPU, 50 on CPU; at most half an epoch)")
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="which cases to run")
     parser.add_argument("--parts", nargs="*", default=list(PARTS), help="which new parts to time against the paper preset")
     parser.add_argument("--seeds", type=int, default=8, help="also time this many paper-preset seeds in one program (0: skip)")
