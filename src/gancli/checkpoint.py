@@ -383,11 +383,11 @@ def _quiet_failed_restores() -> None:
         return
     orbax_dir = str(Path(ocp.__file__).parent)
 
-    def orbax_leftover(record: logging.LogRecord) -> bool:
+    def keep(record: logging.LogRecord) -> bool:  # drops only the leftover reads of a failed Orbax restore
         message = record.getMessage()
-        return message.startswith("Task exception was never retrieved") and orbax_dir in message
+        return not (message.startswith("Task exception was never retrieved") and orbax_dir in message)
 
-    logging.getLogger("asyncio").addFilter(lambda record: not orbax_leftover(record))
+    logging.getLogger("asyncio").addFilter(keep)
 
     def hook(unraisable):
         closed_loop = isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"
