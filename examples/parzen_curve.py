@@ -3,6 +3,7 @@
     python examples/parzen_curve.py runs/table1-paper                      # runs/table1-paper/reports/parzen_curve.png
     python examples/parzen_curve.py runs/table1-paper --reference ref.json # with an outside curve beside it
     python examples/parzen_curve.py runs/table1-paper-ema --per-seed       # each seed's own curve, not mean +- std
+    python examples/parzen_curve.py runs/table1-paper-ema --table          # also a Markdown table of every point
 
 Only measured points are drawn: the run's own reports (an EMA of G and G itself when the run keeps one), the real-data calibration row its latest report
 holds (run `gancli evaluate RUN --parzen` once with calibration), the paper's Table 1 figure, and an outside
@@ -63,11 +64,35 @@ def per_seed(run: Path, kind: str = "") -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
+def table(run: Path) -> str:
+    """A Markdown table of every kept point, one column per epoch: Parzen, then FD, precision and recall where
+    metrics_*epoch_*.json were kept, each for the EMA of G and for G itself when the run keeps both. A multi-seed
+    run's cell holds each seed's figure, in seed order, joined by " / ": a dead seed stays visible, as a
+    mean +- std would not show it."""
+    rows: dict[str, dict[int, str]] = {}
+    kinds = (("", "EMA of G"), ("raw_", "G itself")) if any((run / "reports").glob("parzen_raw_epoch_*.json")) else (("", "G"),)
+    for stem, fields in (("parzen", (("Parzen", "mean", "{:.1f}"),)),
+                         ("metrics", (("FD", "fid", "{:.1f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}")))):
+        for name, key, fmt in fields:
+            for kind, who in kinds:
+                for path in sorted((run / "reports").glob(f"{stem}_{kind}epoch_*.json")):
+                    models = json.loads(path.read_text())["models"]
+                    values = [m.get(key, m.get("prdc", {}).get(key)) for m in models]
+                    if None not in values:
+                        rows.setdefault(f"{name}, {who}", {})[models[0]["epoch"]] = " / ".join(fmt.format(v) for v in values)
+    epochs = sorted({e for row in rows.values() for e in row})
+    seeds = [Path(m["source"]).name for m in json.loads(next((run / "reports").glob("parzen_epoch_*.json")).read_text())["models"]]
+    lines = [f"| {' / '.join(seeds)} | " + " | ".join(map(str, epochs)) + " |", "|---" * (len(epochs) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(row.get(e, "-") for e in epochs) + " |" for name, row in rows.items()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, nargs="?", default=Path("runs/table1-paper"))
     parser.add_argument("--reference", type=Path, help="an outside curve to draw beside the run's, labelled with its source")
     parser.add_argument("--per-seed", action="store_true", help="draw each seed's curve (a multi-seed run), not their mean +- std")
+    parser.add_argument("--table", action="store_true", help="also print a Markdown table of every point (Parzen, and FD, precision, recall where kept)")
     parser.add_argument("--ymin", type=float, help="the axis' lower end; a curve with points below it says so in its label")
     args = parser.parse_args()
     points, calibration = measured(args.run)
@@ -107,6 +132,8 @@ def main() -> None:
         print(f"epoch {e:>5}: {m:7.1f} ± {s:.1f}" + (f"   G itself {raw_at[e][0]:7.1f} ± {raw_at[e][1]:.1f}" if e in raw_at else ""))
     if calibration:
         print(f"calibration: {calibration['mean']:.1f} ± {calibration['stderr']:.1f}")
+    if args.table:
+        print(table(args.run))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""examples/reproduce_table1.sh end to end on tiny data: its reports, its curve, and its resume."""
+"""examples/reproduce_table1.sh end to end on tiny data: its reports, its curve, its table and its resume."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def reproduce(tmp_path: Path, epochs: int) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_the_script_keeps_a_report_of_the_average_and_of_g_per_point_and_resumes_without_redoing_one(tmp_path):
+def test_the_script_keeps_a_report_of_the_average_and_of_g_per_point_resumes_without_redoing_one_and_tables_them(tmp_path):
     done = reproduce(tmp_path, epochs=2)
     assert done.returncode == 0, done.stderr[-2000:]
     reports = tmp_path / "run" / "reports"
@@ -60,3 +60,24 @@ def test_the_script_keeps_a_report_of_the_average_and_of_g_per_point_and_resumes
     assert sorted(p.name for p in reports.glob("parzen_*epoch_0003.json")) == ["parzen_epoch_0003.json", "parzen_raw_epoch_0003.json"]
     curve = [line.split(":")[0].split()[1] for line in done.stdout.splitlines() if "G itself" in line]
     assert curve == ["1", "2", "3"]  # the curve's printout: every kept point, the EMA's and G's
+
+    # --table: one column per point, each seed's figure per cell. The 4x4 images have no feature network, so the
+    # metrics reports the script would keep with METRICS are written here, with figures the test chooses.
+    for epoch in (1, 3):
+        for kind, fid in (("", 10.0), ("raw_", 20.0)):
+            models = json.loads((reports / f"parzen_{kind}epoch_{epoch:04d}.json").read_text())["models"]
+            models = [{**m, "fid": fid + epoch + i, "prdc": {"precision": 0.8, "recall": 0.7}} for i, m in enumerate(models)]
+            (reports / f"metrics_{kind}epoch_{epoch:04d}.json").write_text(json.dumps({"kind": "metrics", "models": models}))
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "parzen_curve.py"), str(tmp_path / "run"), "--table"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    table = {line.split(" | ")[0].strip("| "): line.strip(" |").split(" | ")[1:]
+             for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert table.pop("seed-0 / seed-1") == ["1", "2", "3"]
+    parzen = lambda kind, e: " / ".join(f"{m['mean']:.1f}" for m in json.loads((reports / f"parzen_{kind}epoch_{e:04d}.json").read_text())["models"])
+    assert table.pop("Parzen, EMA of G") == [parzen("", e) for e in (1, 2, 3)]
+    assert table.pop("Parzen, G itself") == [parzen("raw_", e) for e in (1, 2, 3)]
+    assert table.pop("FD, EMA of G") == ["11.0 / 12.0", "-", "13.0 / 14.0"]  # epoch 2 kept no metrics report
+    assert table.pop("FD, G itself") == ["21.0 / 22.0", "-", "23.0 / 24.0"]
+    assert table == {f"{name}, {who}": [value, "-", value] for name, value in (("precision", "0.800 / 0.800"), ("recall", "0.700 / 0.700"))
+                     for who in ("EMA of G", "G itself")}
