@@ -64,26 +64,34 @@ def per_seed(run: Path, kind: str = "") -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
+# The table's rows: (report stem, row name, figure's key, format); metrics figures are metrics.scalars' keys.
+TABLE_FIELDS = (("parzen", "Parzen", "mean", "{:.1f}"), ("metrics", "FD", "fid", "{:.1f}"),
+                ("metrics", "precision", "precision", "{:.3f}"), ("metrics", "recall", "recall", "{:.3f}"))
+
+
 def table(run: Path) -> str:
     """A Markdown table of every kept point, one column per epoch: Parzen, then FD, precision and recall where
     metrics_*epoch_*.json were kept, each for the EMA of G and for G itself when the run keeps both. A multi-seed
     run's cell holds each seed's figure, in seed order, joined by " / ": a dead seed stays visible, as a
     mean +- std would not show it."""
-    rows: dict[str, dict[int, str]] = {}
-    kinds = (("", "EMA of G"), ("raw_", "G itself")) if any((run / "reports").glob("parzen_raw_epoch_*.json")) else (("", "G"),)
-    for stem, fields in (("parzen", (("Parzen", "mean", "{:.1f}"),)),
-                         ("metrics", (("FD", "fid", "{:.1f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}")))):
-        for name, key, fmt in fields:
-            for kind, who in kinds:
-                for path in sorted((run / "reports").glob(f"{stem}_{kind}epoch_*.json")):
-                    models = json.loads(path.read_text())["models"]
-                    values = [m.get(key, m.get("prdc", {}).get(key)) for m in models]
-                    if None not in values:
-                        rows.setdefault(f"{name}, {who}", {})[models[0]["epoch"]] = " / ".join(fmt.format(v) for v in values)
-    epochs = sorted({e for row in rows.values() for e in row})
-    seeds = [Path(m["source"]).name for m in json.loads(next((run / "reports").glob("parzen_epoch_*.json")).read_text())["models"]]
+    from gancli import metrics  # the one owner of a metrics row's flat figures; only --table pays its import
+
+    reports = run / "reports"
+    kinds = (("", "EMA of G"), ("raw_", "G itself")) if any(reports.glob("parzen_raw_epoch_*.json")) else (("", "G"),)
+    cells: dict[str, dict[int, str]] = {}
+    for stem in ("parzen", "metrics"):
+        for kind, who in kinds:
+            for path in sorted(reports.glob(f"{stem}_{kind}epoch_*.json")):  # each report read once
+                models = json.loads(path.read_text())["models"]
+                flat = models if stem == "parzen" else [metrics.scalars(m) for m in models]
+                for _, name, key, fmt in (f for f in TABLE_FIELDS if f[0] == stem and all(f[2] in m for m in flat)):
+                    cells.setdefault(f"{name}, {who}", {})[models[0]["epoch"]] = " / ".join(fmt.format(seed[key]) for seed in flat)
+    rows = [(f"{name}, {who}", cells[f"{name}, {who}"]) for _, name, _, _ in TABLE_FIELDS for _, who in kinds
+            if f"{name}, {who}" in cells]
+    epochs = sorted({e for _, row in rows for e in row})
+    seeds = [Path(m["source"]).name for m in json.loads(next(reports.glob("parzen_epoch_*.json")).read_text())["models"]]
     lines = [f"| {' / '.join(seeds)} | " + " | ".join(map(str, epochs)) + " |", "|---" * (len(epochs) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(row.get(e, "-") for e in epochs) + " |" for name, row in rows.items()]
+    lines += [f"| {name} | " + " | ".join(row.get(e, "-") for e in epochs) + " |" for name, row in rows]
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def test_the_script_keeps_a_report_of_the_average_and_of_g_per_point_resumes_wit
     for epoch in (1, 3):
         for kind, fid in (("", 10.0), ("raw_", 20.0)):
             models = json.loads((reports / f"parzen_{kind}epoch_{epoch:04d}.json").read_text())["models"]
-            models = [{**m, "fid": fid + epoch + i, "prdc": {"precision": 0.8, "recall": 0.7}} for i, m in enumerate(models)]
+            models = [{**m, "fid": fid + epoch + i, "prdc": {"precision": 0.8, "recall": 0.7, "density": 0.9, "coverage": 0.6}} for i, m in enumerate(models)]
             (reports / f"metrics_{kind}epoch_{epoch:04d}.json").write_text(json.dumps({"kind": "metrics", "models": models}))
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "parzen_curve.py"), str(tmp_path / "run"), "--table"],
                           capture_output=True, text=True, timeout=120)
