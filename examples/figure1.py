@@ -41,7 +41,7 @@ def main() -> None:
             resume = (ckpt / "checkpoints").is_dir()
             train.train(config, ckpt, resume=resume)
             run = sampling.restore(ckpt)
-        samples = sampling.generate(run, 100_000, seed=1)[:, 0]
+        samples = sampling.draw(run, 100_000, 1)["samples"][:, 0]
         hist, edges = np.histogram(samples, bins=120, range=(xs[0], xs[-1]), density=True)
         ax.plot(xs, toy.toy1d_density(xs), "k:", label="p_data")
         ax.plot((edges[:-1] + edges[1:]) / 2, hist, color="tab:green", label="p_g")

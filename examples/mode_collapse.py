@@ -49,7 +49,7 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         modes, shares = [], []
         for s, run_dir in enumerate(checkpoint.find_runs(folder)):
-            samples = sampling.generate(sampling.restore(run_dir), 10_000, seed=0)
+            samples = sampling.draw(sampling.restore(run_dir), 10_000, 0)["samples"]
             cov = toy.mode_coverage(samples)
             modes.append(cov["modes_covered"])
             shares.append(cov["high_quality_share"])

@@ -473,7 +473,7 @@ def test_train_sample_and_evaluate_a_cifar_model_end_to_end(built_cifar, tmp_pat
     sampling.save_picture(sampling.draw_interpolation(run, 2, 4, 0), tmp_path / "interp.png")
     for picture in ("nearest.png", "interp.png"):
         assert plt.imread(tmp_path / picture).shape[-1] in (3, 4)
-    result = evaluate.evaluate_checkpoint(tmp_path / "run", n_samples=50, n_valid=20, data_dir=data_dir, calibration=False)
+    result = evaluate.evaluate_checkpoint(tmp_path / "run", [evaluate.Parzen(n_valid=20)], n_samples=50, data_dir=data_dir, calibration=False)["parzen"]
     (model,) = result.models
     assert model["n_test"] == 40 and model["dim"] == 3072 and np.isfinite(model["mean"])
     meta = checkpoint.load_run(tmp_path / "run").metadata

@@ -38,7 +38,7 @@ def nearest_mode(x) -> np.ndarray:
 def test_a_conditional_generator_puts_each_label_on_its_mode(ring8_run):
     run = sampling.restore(ring8_run)
     assert run.config.conditional and run.config.n_classes == 8  # set from the training labels
-    hits = [float(np.mean(nearest_mode(sampling.generate(run, 400, 1, label=m)) == m)) for m in range(8)]
+    hits = [float(np.mean(nearest_mode(sampling.draw(run, 400, 1, m)["samples"]) == m)) for m in range(8)]
     # Chance is 1/8: an unconditional G (or one that ignores its label) puts 12.5% of any label's samples there.
     assert min(hits) > 0.5 and np.mean(hits) > 0.8, hits
 

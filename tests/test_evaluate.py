@@ -62,15 +62,16 @@ def fake_runs(monkeypatch, root: Path, seeds: int | None, dataset: str = "mnist"
         cfg = SimpleNamespace(dataset=dataset, seed=int(path.name[5:]) if path.name.startswith("seed-") else 0, conditional=False)
         return SimpleNamespace(path=Path(path), config=cfg, metadata={"epoch": 7, "step": 700}, state={})
 
-    def generate(run, n, seed):
+    def draw(run, n, seed, label=None):
         out = np.random.default_rng(run.config.seed * 100 + seed).random((n, *SHAPE), dtype=np.float32)
         if broken:
             out[3, 0, 0, 0] = np.nan
-        return out
+        return {"samples": out}
 
     monkeypatch.setattr(checkpoint, "find_runs", lambda path: paths)
     monkeypatch.setattr(checkpoint, "load_run", load_run)
-    monkeypatch.setattr(sampling, "generate", generate)
+    monkeypatch.setattr(sampling, "draw", draw)
+    monkeypatch.setattr(sampling, "check_count", lambda run, n: None)
     return paths
 
 
@@ -80,7 +81,7 @@ def invoke(*args):
 
 
 def test_samples_file_report(npz):
-    ev = evaluate.evaluate_samples(npz, sigmas=SIGMAS, n_valid=50)
+    ev = evaluate.evaluate_samples(npz, [evaluate.Parzen(sigmas=SIGMAS, n_valid=50)])["parzen"]
     expected = parzen.protocol(_images(4, 120), SPLITS["validation"][:50], SPLITS["test"], SIGMAS)
     (model,) = ev.models
     assert model["mean"] == pytest.approx(expected.mean) and model["sigma"] == expected.sigma
@@ -112,14 +113,14 @@ def test_npz_key_choice_and_npy(tmp_path):
 
 
 def test_out_and_n_samples_and_no_calibration(npz, tmp_path):
-    ev = evaluate.evaluate_samples(npz, n_samples=40, sigmas=SIGMAS, n_valid=20, calibration=False, out=tmp_path / "r")
+    ev = evaluate.evaluate_samples(npz, [evaluate.Parzen(sigmas=SIGMAS, n_valid=20)], n_samples=40, calibration=False, out=tmp_path / "r")["parzen"]
     assert ev.calibration is None and ev.models[0]["n_samples"] == 40
     assert ev.paths["json"] == tmp_path / "r" / "parzen.json" and ev.paths["png"].exists()
 
 
 def test_checkpoint_single_run(monkeypatch, tmp_path):
     (run,) = fake_runs(monkeypatch, tmp_path / "ckpt", seeds=None)
-    ev = evaluate.evaluate_checkpoint(run, n_samples=100, sigmas=SIGMAS, n_valid=40, seed=3)
+    ev = evaluate.evaluate_checkpoint(run, [evaluate.Parzen(sigmas=SIGMAS, n_valid=40)], n_samples=100, seed=3)["parzen"]
     assert ev.paths["json"] == run / "reports" / "parzen.json" and ev.seed_paths == ()
     (model,) = json.loads(ev.paths["json"].read_text())["models"]
     assert (model["label"], model["epoch"], model["step"], model["n_samples"]) == ("ckpt", 7, 700, 100)
@@ -131,7 +132,7 @@ def test_checkpoint_single_run(monkeypatch, tmp_path):
 def test_checkpoint_multi_seed(monkeypatch, tmp_path):
     root = tmp_path / "ckpt"
     seeds = fake_runs(monkeypatch, root, seeds=3)
-    ev = evaluate.evaluate_checkpoint(root, n_samples=60, sigmas=SIGMAS, n_valid=30)
+    ev = evaluate.evaluate_checkpoint(root, [evaluate.Parzen(sigmas=SIGMAS, n_valid=30)], n_samples=60)["parzen"]
     means = [m["mean"] for m in ev.models]
     assert [m["label"] for m in ev.models] == ["seed-0", "seed-1", "seed-2"] and len(set(means)) == 3
     across = ev.report["across_seeds"]
@@ -207,10 +208,10 @@ BAD_FILES = [
 def test_bad_samples_files(tmp_path, name, content, message):
     path = _write(tmp_path / name, content)
     if message is None:
-        assert evaluate.evaluate_samples(path, sigmas=SIGMAS, n_valid=10).models[0]["n_samples"] == 10
+        assert evaluate.evaluate_samples(path, [evaluate.Parzen(sigmas=SIGMAS, n_valid=10)])["parzen"].models[0]["n_samples"] == 10
         return
     with pytest.raises(GancliError, match=message):
-        evaluate.evaluate_samples(path, sigmas=SIGMAS, n_valid=10)
+        evaluate.evaluate_samples(path, [evaluate.Parzen(sigmas=SIGMAS, n_valid=10)])["parzen"]
     result, out = invoke("--samples", path, "--sigmas", "0.5", "--n-valid", "10")
     assert result.exit_code == 1
     assert out.startswith("error:") and len(out.strip().splitlines()) == 1 and "Traceback" not in out
@@ -254,7 +255,7 @@ def test_bad_options(npz, args, message):
 def test_checkpoint_errors(monkeypatch, tmp_path):
     fake_runs(monkeypatch, tmp_path / "ckpt", seeds=None, dataset="mnist", broken=True)
     with pytest.raises(GancliError, match="generator of .* 1 of 50 samples contain NaN"):
-        evaluate.evaluate_checkpoint(tmp_path / "ckpt", n_samples=50, sigmas=SIGMAS, n_valid=10)
+        evaluate.evaluate_checkpoint(tmp_path / "ckpt", [evaluate.Parzen(sigmas=SIGMAS, n_valid=10)], n_samples=50)["parzen"]
     result, out = invoke(tmp_path / "ckpt", "--dataset", "fashion_mnist")
     assert result.exit_code == 1 and "trained on mnist, not fashion_mnist" in out
 
@@ -264,8 +265,8 @@ def test_generator_range_is_its_own(monkeypatch, tmp_path):
     fake_runs(monkeypatch, tmp_path / "ckpt", seeds=None)
     from gancli import sampling
 
-    monkeypatch.setattr(sampling, "generate", lambda run, n, seed: _images(9, n) * 1.2 - 0.1)
-    ev = evaluate.evaluate_checkpoint(tmp_path / "ckpt", n_samples=40, sigmas=SIGMAS, n_valid=10, calibration=False)
+    monkeypatch.setattr(sampling, "draw", lambda run, n, seed, label=None: {"samples": _images(9, n) * 1.2 - 0.1})
+    ev = evaluate.evaluate_checkpoint(tmp_path / "ckpt", [evaluate.Parzen(sigmas=SIGMAS, n_valid=10)], n_samples=40, calibration=False)["parzen"]
     assert math.isfinite(ev.models[0]["mean"])
 
 
@@ -343,7 +344,7 @@ def test_only_the_rows_used_are_read_from_a_npy(tmp_path):
     path = tmp_path / "s.npy"
     np.save(path, _images(5, 30))
     assert isinstance(evaluate.load_samples(path), np.memmap)
-    ev = evaluate.evaluate_samples(path, n_samples=12, sigmas=SIGMAS, n_valid=10, calibration=False)
+    ev = evaluate.evaluate_samples(path, [evaluate.Parzen(sigmas=SIGMAS, n_valid=10)], n_samples=12, calibration=False)["parzen"]
     assert ev.models[0]["n_samples"] == 12
 
 
@@ -355,7 +356,7 @@ def _curve(*args) -> subprocess.CompletedProcess:
 def test_the_table1_curve_draws_the_runs_own_reports_and_a_labelled_reference_file(monkeypatch, tmp_path):
     # examples/reproduce_table1.sh keeps each point's report as parzen_epoch_NNNN.json, then plots them.
     (run,) = fake_runs(monkeypatch, tmp_path / "ckpt", seeds=None)
-    ev = evaluate.evaluate_checkpoint(run, n_samples=100, sigmas=SIGMAS, n_valid=40)
+    ev = evaluate.evaluate_checkpoint(run, [evaluate.Parzen(sigmas=SIGMAS, n_valid=40)], n_samples=100)["parzen"]
     (run / "reports" / "parzen.json").rename(run / "reports" / "parzen_epoch_0007.json")
     ref = tmp_path / "ref.json"
     ref.write_text(json.dumps({"label": "a rerun", "source": "my notes", "points": {"25": 107, "100": 163.5}}))

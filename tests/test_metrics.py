@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gancli import feature_nets, metrics
+from gancli import evaluate, feature_nets, metrics
 from gancli.errors import GancliError
 
 # --- Fréchet distance ---
@@ -287,17 +287,18 @@ def small_mnist(mnist_data_dir, monkeypatch):
     return mnist_data_dir
 
 
-def test_compute_all_with_calibration_rows_on_real_mnist(small_mnist):
+def test_all_metrics_with_calibration_rows_on_real_mnist(small_mnist, tmp_path):
     """300 validation digits: every metric, the calibration rows on the right sides, the network's version
     recorded. Noise lands in a few real balls of this feature space (precision is high for it); recall,
     coverage and the Fréchet distances are what single it out."""
     from gancli import data
 
     samples = data.load("mnist", "validation", small_mnist)[0][:300]
-    out = metrics.compute(samples, "mnist", "all", small_mnist)
+    np.save(tmp_path / "valid.npy", samples)
+    out = evaluate.evaluate_samples(tmp_path / "valid.npy", [evaluate.Metrics("all")], data_dir=small_mnist)["metrics"].report
     assert out["reference"]["feature_net"]["version"] == feature_nets.SPECS["mnist"].version
     assert out["reference"]["n"] == 1_000 and out["metrics"] == list(metrics.METRICS)
-    real, train, noise = out["samples"], out["calibration"]["train"], out["calibration"]["noise"]
+    real, train, noise = out["models"][0], out["calibration"]["train"], out["calibration"]["noise"]
     assert real["n"] == train["n"] == noise["n"] == 300
     assert real["fid"] < noise["fid"] / 10 and train["fid"] < noise["fid"] / 10
     assert real["fid_logits"] < noise["fid_logits"] / 10

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import data, feature_nets, metrics, per_epoch, sampling
+from gancli import data, evaluate, feature_nets, metrics, per_epoch, sampling
 from gancli.cli import app
 
 SIZES = {"train": 3_000, "test": 1_000}
@@ -57,7 +58,7 @@ def _finite_numbers(x) -> bool:
     return not isinstance(x, float) or math.isfinite(x)
 
 
-def test_evaluate_metrics_writes_a_report_that_matches_metrics_compute(run, cut_mnist):
+def test_evaluate_metrics_of_a_checkpoint_equal_those_of_its_samples_in_a_file(run, cut_mnist, tmp_path):
     out = ok("evaluate", run, "--metrics", "all", "--n-samples", 300, "--data-dir", cut_mnist)
     assert "Sample-quality metrics on mnist" in out and "Parzen" not in out  # --metrics alone: no Parzen
     reports = run / "reports"
@@ -71,9 +72,10 @@ def test_evaluate_metrics_writes_a_report_that_matches_metrics_compute(run, cut_
     assert (model["epoch"], model["step"], model["generator_ema"], model["n"]) == (2, 60, 0.9, 300)
 
     # The same samples (the EMA's, noise seed 0, clipped to the network's [0, 1]) through the library directly.
-    drawn = np.clip(sampling.generate(sampling.restore(run), 300, 0), 0.0, 1.0)
-    expected = metrics.compute(drawn, "mnist", "all", cut_mnist)
-    for got, want in ((model, expected["samples"]), (rep["calibration"]["train"], expected["calibration"]["train"]),
+    drawn = np.clip(sampling.draw(sampling.restore(run), 300, 0)["samples"], 0.0, 1.0)
+    np.save(tmp_path / "drawn.npy", drawn)
+    expected = evaluate.evaluate_samples(tmp_path / "drawn.npy", [evaluate.Metrics("all")], data_dir=cut_mnist)["metrics"].report
+    for got, want in ((model, expected["models"][0]), (rep["calibration"]["train"], expected["calibration"]["train"]),
                       (rep["calibration"]["noise"], expected["calibration"]["noise"])):
         assert metrics.scalars(got) == pytest.approx(metrics.scalars(want), rel=1e-6, abs=1e-9)
         assert got["classes"]["histogram"] == want["classes"]["histogram"]
@@ -90,7 +92,7 @@ def test_json_no_ema_and_out(run, cut_mnist, tmp_path):
     assert rep["kind"] == "metrics" and rep["metrics"] == ["fid", "score"] and rep["calibration"] is None
     (model,) = rep["models"]
     assert model["generator_ema"] is None and "EMA" not in model["label"] and set(metrics.scalars(model)) == {"fid", "score", "score_std"}
-    raw = np.clip(sampling.generate(sampling.restore(run, ema=False), 200, 0), 0.0, 1.0)
+    raw = np.clip(sampling.draw(sampling.restore(run, ema=False), 200, 0)["samples"], 0.0, 1.0)
     ref = metrics.reference("mnist", ["fid"], cut_mnist)
     assert model["fid"] == pytest.approx(metrics.measure(raw, ref, ["fid"])["fid"], rel=1e-9)
     assert json.loads((tmp_path / "raw" / "metrics.json").read_text()) == rep
@@ -198,3 +200,23 @@ def test_eval_every_is_refused_at_the_start_where_there_is_no_feature_network(tm
     assert not (tmp_path / "ring").exists()  # nothing started
     result = invoke("train", "mnist", "--eval-every", 0, "--ckpt", tmp_path / "m")
     assert result.exit_code == 1 and "--eval-every must be >= 1" in result.output
+
+
+def test_parzen_and_all_metrics_restore_and_draw_each_seed_once(cut_mnist, tmp_path, monkeypatch):
+    """One runner: `evaluate --parzen --metrics all` restores each seed once and draws its samples once, and both
+    reports measure those same samples (the Parzen one unclipped, the metrics one clipped to [0, 1])."""
+    two = tmp_path / "two"
+    ok("train", "mnist", "--epochs", 1, "--seeds", 2, "--ckpt", two, "--data-dir", cut_mnist, *TINY)
+    draws, restores = [], []
+    draw, restore = sampling.draw, sampling.restore
+    monkeypatch.setattr(sampling, "draw", lambda run, n, seed, label=None: draws.append(run.path.name) or draw(run, n, seed, label))
+    monkeypatch.setattr(sampling, "restore", lambda path, ema=True: restores.append(Path(path).name) or restore(path, ema))
+    ok("evaluate", two, "--parzen", "--metrics", "all", "--n-samples", 200, "--n-valid", 100, "--sigmas", "0.2,0.3",
+       "--data-dir", cut_mnist)
+    assert sorted(draws) == sorted(restores) == ["seed-0", "seed-1"]
+    parzen = json.loads((two / "reports" / "parzen.json").read_text())
+    quality = json.loads((two / "reports" / "metrics.json").read_text())
+    assert [m["label"] for m in parzen["models"]] == [m["label"] for m in quality["models"]] == ["seed-0", "seed-1"]
+    assert parzen["across_seeds"]["n"] == quality["across_seeds"]["n"] == 2
+    for seed in ("seed-0", "seed-1"):  # and each seed's own reports
+        assert (two / seed / "reports" / "parzen.json").exists() and (two / seed / "reports" / "metrics.json").exists()

@@ -66,7 +66,7 @@ def test_one_dimensional_game_ends_with_d_one_half_where_the_data_lie(tmp_path):
     x_test, _ = data.load("toy1d", "test")
     d_x = sampling.discriminate(run, x_test)
     assert out.status == "done" and abs(float(d_x.mean()) - 0.5) < 0.05
-    samples = sampling.generate(run, 10_000, 0)
+    samples = sampling.draw(run, 10_000, 0)["samples"]
     assert abs(samples.mean() - toy.TOY1D_MEAN) < 0.2 and abs(samples.std() - toy.TOY1D_STD) < 0.15
 
 

@@ -309,42 +309,33 @@ def evaluate(
     from gancli import evaluate as evaluation
     from gancli import metrics as quality_metrics
     from gancli import parzen as parzen_window
-    from gancli import quality, report
+    from gancli import report
 
-    if classify:
-        _classify(ckpt, samples is not None or metrics is not None or bool(parzen), data_dir, data_file, out, force, ema, as_json)
-        return
+    if classify and (samples is not None or metrics is not None or bool(parzen)):
+        raise GancliError("--classify evaluates a run's D on its own: drop --samples, --metrics and --parzen")
     which = quality_metrics.parse(metrics) if metrics is not None else ()
-    parzen = (not which) if parzen is None else parzen  # Parzen unless only --metrics was asked for
-    if not (parzen or which):
+    parzen = (not which and not classify) if parzen is None else parzen  # Parzen unless only --metrics was asked for
+    if not (parzen or which or classify):
         raise GancliError("nothing to evaluate: ask for --parzen and/or --metrics")
     if samples is not None and ckpt is not None:
         raise GancliError("give a checkpoint or --samples, not both")
-    grid = parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS
+    evaluators = [evaluation.Parzen(parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS, n_valid)] if parzen else []
+    evaluators += [evaluation.Metrics(which)] if which else []
+    evaluators += [evaluation.Classify(ema)] if classify else []
     if data_file is not None:
         from gancli import data
 
-        data.use_file(data_file, data_dir, dataset)
+        data.use_file(data_file, data_dir, None if classify else dataset)
     # With --json, stdout carries the report alone: progress goes to stderr.
     talk = err_console if as_json else console
-    common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force,
+    common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force, seed=seed,
                   log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
-    if parzen and which and (out is not None or samples is not None):  # both reports' files, before either's work
-        report.check_out_dir(out if out is not None else samples.parent, force, report.METRICS_FILES)
-    results = {}
     if samples is not None:
-        dataset = "mnist" if dataset is None else dataset
-        if parzen:
-            results["parzen"] = evaluation.evaluate_samples(samples, dataset=dataset, n_samples=n_samples, sigmas=grid, n_valid=n_valid, **common)
-        if which:
-            results["metrics"] = quality.evaluate_samples(samples, which, dataset=dataset, n_samples=n_samples, seed=seed, **common)
+        results = evaluation.evaluate_samples(samples, evaluators, dataset="mnist" if dataset is None else dataset,
+                                              n_samples=n_samples, **common)
     else:
         n = evaluation.N_SAMPLES if n_samples is None else n_samples
-        run = ckpt or Path("ckpt")
-        if parzen:
-            results["parzen"] = evaluation.evaluate_checkpoint(run, dataset=dataset, n_samples=n, seed=seed, ema=ema, sigmas=grid, n_valid=n_valid, **common)
-        if which:
-            results["metrics"] = quality.evaluate_checkpoint(run, which, dataset=dataset, n_samples=n, seed=seed, ema=ema, **common)
+        results = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), evaluators, dataset=dataset, n_samples=n, ema=ema, **common)
     if as_json:
         reports = {kind: r.report for kind, r in results.items()}
         typer.echo(json.dumps(reports.popitem()[1] if len(reports) == 1 else reports, indent=2))
@@ -354,6 +345,9 @@ def evaluate(
             console.print(report.parzen_table(result.report))
             if (coverage := report.coverage_table(result.report)) is not None:
                 console.print(coverage)
+        elif kind == "classify":
+            for table in report.classify_tables(result.report):
+                console.print(table)
         else:
             console.print(report.metrics_table(result.report))
         if (judged := report.conditional_table(result.report)) is not None:
@@ -361,30 +355,6 @@ def evaluate(
         for paths in (*result.seed_paths, result.paths):
             line = "report: " + ", ".join(str(p) for p in paths.values())
             console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _classify(ckpt, other: bool, data_dir, data_file, out, force: bool, ema: bool, as_json: bool) -> None:
-    """evaluate --classify: a semi-supervised run's D on the test split."""
-    import json
-
-    from gancli import report, semi_supervised
-
-    if other:
-        raise GancliError("--classify evaluates a run's D on its own: drop --samples, --metrics and --parzen")
-    if data_file is not None:
-        from gancli import data
-
-        data.use_file(data_file, data_dir)
-    talk = err_console if as_json else console
-    result = semi_supervised.evaluate_checkpoint(ckpt or Path("ckpt"), data_dir=data_dir, out=out, force=force, ema=ema,
-                                                 log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
-    if as_json:
-        typer.echo(json.dumps(result.report, indent=2))
-        return
-    for table in report.classify_tables(result.report):
-        console.print(table)
-    for paths in (*result.seed_paths, result.paths):
-        console.print("report: " + ", ".join(str(p) for p in paths.values()), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

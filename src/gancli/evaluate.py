@@ -1,4 +1,9 @@
-"""Evaluation: samples from a checkpoint or a file, the reference data, the Parzen protocol and its report."""
+"""The one evaluation runner: restore each seed once, draw its samples once, give them to every evaluator asked for
+(Parzen, sample-quality metrics, D as a classifier), and write the per-seed and across-seed reports in one place.
+
+An evaluator is one class with `kind`, `files` and the hooks the runner calls in order: check (before any work),
+prepare (its reference data), measure (one model's row), calibrate (its calibration row), compose (the report
+dict); report files are written by gancli.report's writer of that kind."""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ import dataclasses
 import math
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
-from gancli import parzen, report
+from gancli import metrics, parzen, report
 from gancli.errors import GancliError
 from gancli.files import check_memory, human_bytes
 
@@ -161,7 +166,7 @@ def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> Referenc
 
 
 def _score(label: str, source, samples, ref: Reference, sigmas, epoch=None, step=None) -> dict:
-    """One model's report entry: its identity and its protocol result."""
+    """One model's Parzen entry: its identity and its protocol result."""
     result = parzen.protocol(samples, ref.valid, ref.test, sigmas)
     entry = {"label": label, "source": str(source), "epoch": epoch, "step": step, **result.to_dict()}
     if ref.dataset == "ring8":  # a mixture with known modes: say which ones the generator covers
@@ -171,41 +176,212 @@ def _score(label: str, source, samples, ref: Reference, sigmas, epoch=None, step
     return entry
 
 
-def _calibrate(ref: Reference, n: int, sigmas, log) -> dict:
-    """The protocol with the first n training images as the model, which shows the scale of the numbers."""
-    from gancli import data
-
-    train = np.asarray(data.load(ref.dataset, "train", ref.data_dir)[0][:n])
-    log(f"calibrating: the same protocol with {len(train):,} real training images as the model")
-    return _score(f"{len(train):,} training images", "train", train, ref, sigmas)
-
-
-def _check_counts(n_samples: int | None, sigmas) -> tuple:
-    """Validate the shared options early, before any slow work."""
+def check_count(n_samples: int | None) -> None:
+    """--n-samples, when given, is a count; before any slow work."""
     if n_samples is not None and n_samples < 1:
         raise GancliError(f"--n-samples must be >= 1 (got {n_samples})")
-    return parzen.check_sigmas(sigmas)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """What is evaluated: a name, where it came from, when (epoch, step of a checkpoint), and the run itself
+    (None for a samples file)."""
+
+    label: str
+    source: str
+    epoch: int | None = None
+    step: int | None = None
+    run: object = None
+
+    def identity(self) -> dict:
+        return {"label": self.label, "source": self.source, "epoch": self.epoch, "step": self.step}
+
+
+class Parzen:
+    """The 2014 paper's Parzen-window protocol: sigma chosen on validation images, log-likelihood of the test split."""
+
+    kind: ClassVar[str] = "parzen"
+    files: ClassVar[dict[str, str]] = report.FILES
+    draws: ClassVar[bool] = True
+
+    def __init__(self, sigmas=parzen.PAPER_SIGMAS, n_valid: int | None = None):
+        self.sigmas = parzen.check_sigmas(sigmas)
+        self.n_valid = n_valid
+
+    def check(self, dataset: str, configs) -> None:
+        pass
+
+    def prepare(self, dataset: str, data_dir, log) -> None:
+        self.ref = load_reference(dataset, self.n_valid, data_dir)
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(self.ref.test.shape[1:])
+
+    @property
+    def unit_range(self) -> bool:
+        return self.ref.unit_range
+
+    def measure(self, model: Model, samples, extra: dict) -> dict:
+        self.log(f"evaluating against {self.ref.dataset}: sigma over {len(self.sigmas)} values, then {len(self.ref.test):,} test images")
+        return {**_score(model.label, model.source, samples, self.ref, self.sigmas, model.epoch, model.step), **extra}
+
+    def calibrate(self, n: int, seed: int, log) -> dict:
+        """The protocol with the first n training images as the model, which shows the scale of the numbers."""
+        from gancli import data
+
+        train = np.asarray(data.load(self.ref.dataset, "train", self.ref.data_dir)[0][:n])
+        log(f"calibrating: the same protocol with {len(train):,} real training images as the model")
+        return _score(f"{len(train):,} training images", "train", train, self.ref, self.sigmas)
+
+    def compose(self, models: list[dict], calibration, info: dict, extra: dict) -> dict:
+        protocol = {"sigmas": list(self.sigmas), "n_valid": len(self.ref.valid), "n_test": len(self.ref.test),
+                    "n_samples": info["n_samples"], "sampling_seed": info["seed"]}
+        return {**report.parzen_report(self.ref.dataset, models, calibration, **protocol), **extra}
+
+    write = staticmethod(report.write_parzen)
+
+
+class Metrics:
+    """The sample-quality metrics (gancli.metrics) on the dataset's shipped feature network."""
+
+    kind: ClassVar[str] = "metrics"
+    files: ClassVar[dict[str, str]] = report.METRICS_FILES
+    draws: ClassVar[bool] = True
+
+    def __init__(self, which):
+        self.which = metrics.parse(which)
+
+    def check(self, dataset: str, configs) -> None:
+        from gancli import feature_nets
+
+        feature_nets.spec(dataset)  # before reading anything: the dataset must have a network
+
+    def prepare(self, dataset: str, data_dir, log) -> None:
+        from gancli import data
+
+        self.train = data.load(dataset, "train", data_dir)[0] if self.calibration or "memorisation" in self.which else None
+        self.ref = metrics.reference(dataset, self.which, data_dir, log=log, train=self.train)
+        self.dataset = dataset
+
+    example_shape = metrics.IMAGE_SHAPE
+    unit_range = True
+
+    def measure(self, model: Model, samples, extra: dict) -> dict:
+        # A generator's range is its own design (a linear output may overshoot); the network takes [0, 1].
+        x = samples if model.run is None else np.clip(samples, 0.0, 1.0)
+        self.log(f"measuring {model.label}: {', '.join(self.which)}")
+        return {**model.identity(), **extra, **metrics.measure(x, self.ref, self.which, model.label)}
+
+    def calibrate(self, n: int, seed: int, log) -> dict:
+        return metrics.calibrate(self.ref, self.train, n, self.which, seed, log)
+
+    def compose(self, models: list[dict], calibration, info: dict, extra: dict) -> dict:
+        header = {"dataset": self.dataset, "metrics": list(self.which), "reference": self.ref.info(),
+                  "settings": metrics.settings()}
+        sampling = {k: info[k] for k in ("source", "n_samples", "seed", "seconds")}
+        return report.metrics_report(header, models, calibration, sampling, **extra)
+
+    write = staticmethod(report.write_metrics)
+
+
+class Classify:
+    """A semi-supervised run's D (its moving average unless --no-ema) as a classifier of the test split."""
+
+    kind: ClassVar[str] = "classify"
+    files: ClassVar[dict[str, str]] = report.CLASSIFY_FILES
+    draws: ClassVar[bool] = False
+
+    def __init__(self, ema: bool = True):
+        self.ema = ema
+
+    def check(self, dataset: str, runs) -> None:
+        from gancli import semi_supervised
+
+        for run in runs:
+            semi_supervised.check_run(run.config, str(run.path))
+
+    def prepare(self, dataset: str, data_dir, log) -> None:
+        from gancli import data
+
+        self.dataset = dataset
+        self.images, self.labels = data.load(dataset, "test", data_dir)
+
+    def decay(self, run) -> float | None:
+        return run.config.d_ema if self.ema and "d_ema" in run.state else None
+
+    def measure(self, model: Model, samples, extra: dict) -> dict:
+        from gancli import sampling, semi_supervised
+
+        run = model.run
+        game = sampling.game_of(run.config, run.metadata)
+        decay = self.decay(run)
+        self.log(f"classifying {len(self.images):,} {self.dataset} test images with {run.path}'s D"
+                 + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
+        predicted = semi_supervised.predict(game, run.state, self.images, self.ema)
+        return {**model.identity(), "d_ema": decay, "labels": run.config.labels,
+                "label_seed": run.config.label_seed, **semi_supervised.scores(self.labels, predicted, run.config.n_classes)}
+
+    def calibrate(self, n: int, seed: int, log) -> None:
+        return None
+
+    def compose(self, models: list[dict], calibration, info: dict, extra: dict) -> dict:
+        return report.classify_report(self.dataset, models)
+
+    write = staticmethod(report.write_classify)
+
+
+def _prepare(evaluators, dataset: str, data_dir, calibration: bool, log) -> None:
+    for ev in evaluators:
+        ev.calibration, ev.log = calibration, log
+        ev.prepare(dataset, data_dir, log)
+
+
+def _kinds(evaluators) -> None:
+    if not evaluators:
+        raise GancliError("nothing to evaluate: ask for --parzen and/or --metrics")
+    kinds = [ev.kind for ev in evaluators]
+    if len(set(kinds)) != len(kinds):
+        raise GancliError(f"each evaluation once: got {', '.join(kinds)}")
+
+
+def _finish(evaluators, rows: dict, cals: dict, info: dict, extra: dict, out_dirs: dict, seed_dirs: dict) -> dict[str, Evaluation]:
+    """Every report of every evaluator: one per seed (of a multi-seed run) and one across seeds; written."""
+    results = {}
+    for ev in evaluators:
+        models, cal = rows[ev.kind], cals[ev.kind]
+        seed_paths = tuple(ev.write(ev.compose([m], cal, info, extra.get(ev.kind, {})), folder)
+                           for m, folder in zip(models, seed_dirs.get(ev.kind, ())))
+        rep = ev.compose(models, cal, info, extra.get(ev.kind, {}))
+        results[ev.kind] = Evaluation(info["dataset"], tuple(models), cal, rep, ev.write(rep, out_dirs[ev.kind]), seed_paths)
+    return results
 
 
 def evaluate_samples(
     path: Path,
+    evaluators: list,
     *,
     dataset: str = "mnist",
     n_samples: int | None = None,
-    sigmas=parzen.PAPER_SIGMAS,
-    n_valid: int | None = None,  # None: load_reference's default
     data_dir=None,
     calibration: bool = True,
+    seed: int = 0,
     out: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda _: None,
-) -> Evaluation:
-    """Parzen-evaluate the samples in a .npz/.npy file (the first n_samples, default all) against `dataset`.
+) -> dict[str, Evaluation]:
+    """Every evaluator's report on the samples in a .npz/.npy file (the first n_samples, default all) against
+    `dataset`, by kind. The reports go beside the file (or into out), never over an existing report there unless
+    force: a folder of sample files would otherwise keep only the last one's report, silently."""
+    import time
 
-    The report goes beside the file (or into out), and never over an existing report there unless force: a
-    folder of sample files would otherwise keep only the last one's report, silently."""
+    _kinds(evaluators)
+    if any(not ev.draws for ev in evaluators):
+        raise GancliError("--classify evaluates a run's D on its own: drop --samples")
     path = Path(path)
-    sigmas = _check_counts(n_samples, sigmas)
+    check_count(n_samples)
+    for ev in evaluators:
+        ev.check(dataset, [])
     raw = load_samples(path)
     if n_samples is not None and raw.ndim > 0:  # only these rows of a .npy are read from disk
         if len(raw) < n_samples:
@@ -213,16 +389,20 @@ def evaluate_samples(
         raw = raw[:n_samples]
     if raw.ndim > 0:
         check_memory(len(raw), 4 * math.prod(raw.shape[1:]), f"samples in {path}")  # as float32
-    ref = load_reference(dataset, n_valid, data_dir)
     out_dir = out if out is not None else path.parent
-    report.check_out_dir(out_dir, force)
-    samples = check_samples(raw, ref.test.shape[1:], str(path), ref.unit_range)
-    log(f"evaluating {len(samples):,} samples from {path} against {dataset}")
-    model = _score(path.stem, path, samples, ref, sigmas)
-    cal = _calibrate(ref, len(samples), sigmas, log) if calibration else None
-    rep = report.parzen_report(ref.dataset, [model], cal, **_protocol(ref, sigmas, len(samples), None))
-    paths = report.write_parzen(rep, out_dir)
-    return Evaluation(ref.dataset, (model,), cal, rep, paths)
+    for ev in evaluators:  # every report's files, before any evaluator's work
+        report.check_out_dir(out_dir, force, ev.files)
+    start = time.perf_counter()
+    _prepare(evaluators, dataset, data_dir, calibration, log)
+    first = evaluators[0]
+    samples = check_samples(raw, first.example_shape, str(path), any(ev.unit_range for ev in evaluators))
+    log(f"evaluating {len(samples):,} samples from {path} against {dataset}: {', '.join(ev.kind for ev in evaluators)}")
+    model = Model(path.stem, str(path))
+    rows = {ev.kind: [ev.measure(model, samples, {})] for ev in evaluators}
+    cals = {ev.kind: ev.calibrate(len(samples), seed, log) if calibration else None for ev in evaluators}
+    info = {"dataset": dataset, "source": f"file {path.name}", "n_samples": len(samples), "seed": None,
+            "seconds": round(time.perf_counter() - start, 2)}
+    return _finish(evaluators, rows, cals, info, {}, {ev.kind: out_dir for ev in evaluators}, {})
 
 
 def one_dataset(ckpt: Path, datasets: set[str]) -> str:
@@ -254,11 +434,10 @@ def model_label(path: Path, several: bool, decay: float | None) -> str:
 
 def evaluate_checkpoint(
     ckpt: Path,
+    evaluators: list,
     *,
     dataset: str | None = None,
     n_samples: int = N_SAMPLES,
-    sigmas=parzen.PAPER_SIGMAS,
-    n_valid: int | None = None,  # None: load_reference's default
     seed: int = 0,
     data_dir=None,
     calibration: bool = True,
@@ -266,61 +445,65 @@ def evaluate_checkpoint(
     force: bool = False,
     ema: bool = True,
     log: Callable[[str], None] = lambda _: None,
-) -> Evaluation:
-    """Parzen-evaluate a run's generator (every seed of a multi-seed run); reports go into the run's reports/.
-    The generator is the run's moving average of G when it keeps one and ema is True.
+) -> dict[str, Evaluation]:
+    """Every evaluator's report on a run (every seed of a multi-seed run), by kind. Each seed is restored once and
+    its n_samples drawn once (from G's moving average when the run keeps one and ema), whatever the evaluators.
 
-    A run's reports/parzen.* are its latest evaluation and are rewritten each time (reproduce_table1.sh evaluates
-    one run epoch after epoch); only a report in another folder (out) is kept unless force."""
-    from gancli import conditional, sampling  # the models load only for checkpoints
+    A run's reports/ hold its latest evaluation and are rewritten each time (reproduce_table1.sh evaluates one run
+    epoch after epoch); only a report in another folder (out) is kept unless force."""
+    import time
 
-    sigmas = _check_counts(n_samples, sigmas)
+    from gancli import conditional, judge, sampling
+
+    _kinds(evaluators)
+    check_count(n_samples)
     ckpt = Path(ckpt)
-    # The state too: a report names the step it sampled.
     runs, trained_on = restore_runs(ckpt, dataset, ema)
-    ref = load_reference(trained_on, n_valid, data_dir)
-    out_dir, seed_dirs = report.check_run_out_dirs(ckpt, [run.path for run in runs], out, force)
-    protocol = _protocol(ref, sigmas, n_samples, seed)
+    for ev in evaluators:
+        ev.check(trained_on, runs)
+    paths = [run.path for run in runs]
+    out_dirs, seed_dirs = {}, {}
+    for ev in evaluators:  # every report's files, before any evaluator's work
+        out_dirs[ev.kind], seed_dirs[ev.kind] = report.check_run_out_dirs(ckpt, paths, out, force, ev.files)
+    drawing = [ev for ev in evaluators if ev.draws]
+    for run in runs if drawing else ():
+        sampling.check_count(run, n_samples)
+    start = time.perf_counter()
+    _prepare(evaluators, trained_on, data_dir, calibration, log)
     # A conditional run's samples take the classes in turn (n_samples / n_classes each, as Mirza & Osindero's
     # 1,000 per class); a classifier then judges whether each obeys its label.
-    cond = runs[0].config if runs[0].config.conditional else None
-    judge = conditional.reference(ref.dataset, cond.n_classes, data_dir, log) if cond else None
+    cond = runs[0].config if drawing and runs[0].config.conditional else None
+    labels = conditional.class_labels(cond, n_samples) if cond else None
+    judged = judge.reference(trained_on, cond.n_classes, data_dir, log) if cond else None
 
-    models = []
+    rows = {ev.kind: [] for ev in evaluators}
     for run in runs:
-        log(f"drawing {n_samples:,} samples from {run.path} (seed {seed})" + (", the classes in turn" if cond else ""))
-        drawn = sampling.generate(run, n_samples, seed)
-        # A generator's range is its own design (e.g. a linear output layer): only NaN/inf make it unscorable.
-        samples = check_samples(drawn, ref.test.shape[1:], f"the generator of {run.path}", unit_range=False)
-        log(f"evaluating against {ref.dataset}: sigma over {len(sigmas)} values, then {len(ref.test):,} test images")
-        at = run.metadata.get("epoch"), run.metadata.get("step")
+        at = {"epoch": run.metadata.get("epoch"), "step": run.metadata.get("step")}
+        samples = None
+        if drawing:
+            log(f"drawing {n_samples:,} samples from {run.path} (seed {seed})" + (", the classes in turn" if cond else ""))
+            drawn = sampling.draw(run, n_samples, seed)["samples"]
+            # A generator's range is its own design (e.g. a linear output layer): only NaN/inf make it unscorable.
+            samples = check_samples(drawn, drawing[0].example_shape, f"the generator of {run.path}", unit_range=False)
         decay = sampling.ema_decay(run)
-        label = model_label(run.path, len(runs) > 1, decay)
-        models.append({**_score(label, run.path, samples, ref, sigmas, *at), "generator_ema": decay})
-        if judge is not None:
-            log(f"class accuracy and per-class Fréchet distance ({judge.judge.info['name']})")
-            models[-1]["conditional"] = conditional.measure(samples, conditional.class_labels(cond, n_samples), judge)
-    cal = _calibrate(ref, n_samples, sigmas, log) if calibration else None
+        extra = {"generator_ema": decay}
+        if judged is not None:
+            log(f"class accuracy and per-class Fréchet distance ({judged.judge.info['name']})")
+            extra["conditional"] = judge.measure(samples, labels, judged)
+        for ev in evaluators:
+            if ev.draws:
+                model = Model(model_label(run.path, len(runs) > 1, decay), str(run.path), run=run, **at)
+                rows[ev.kind].append(ev.measure(model, samples, extra))
+            else:
+                label = model_label(run.path, len(runs) > 1, ev.decay(run))
+                rows[ev.kind].append(ev.measure(Model(label, str(run.path), run=run, **at), None, {}))
+    cals = {ev.kind: ev.calibrate(n_samples, seed, log) if calibration and ev.draws else None for ev in evaluators}
     extra = {}
     if cond:
-        cond_cal = conditional.calibrate(judge, conditional.class_labels(cond, n_samples), data_dir) if judge and calibration else None
-        extra["conditional"] = conditional.section(cond, n_samples, judge, cond_cal)
-
-    seed_paths = tuple(
-        report.write_parzen({**report.parzen_report(ref.dataset, [m], cal, **protocol), **extra}, folder)
-        for m, folder in zip(models, seed_dirs)
-    )
-    rep = {**report.parzen_report(ref.dataset, models, cal, **protocol), **extra}
-    paths = report.write_parzen(rep, out_dir)
-    return Evaluation(ref.dataset, tuple(models), cal, rep, paths, seed_paths)
-
-
-def _protocol(ref: Reference, sigmas, n_samples: int, seed: int | None) -> dict:
-    """The protocol's settings as recorded in the report."""
-    return {
-        "sigmas": list(sigmas),
-        "n_valid": len(ref.valid),
-        "n_test": len(ref.test),
-        "n_samples": n_samples,
-        "sampling_seed": seed,
-    }
+        cond_cal = judge.calibrate(judged, labels, data_dir) if judged and calibration else None
+        section = {"conditional": judge.section(cond, n_samples, judged, cond_cal)}
+        extra = {ev.kind: section for ev in drawing}
+    what = "the moving average of G" if any(sampling.ema_decay(r) is not None for r in runs) else "G"
+    info = {"dataset": trained_on, "source": f"{what} of the checkpoint", "n_samples": n_samples, "seed": seed,
+            "seconds": round(time.perf_counter() - start, 2)}
+    return _finish(evaluators, rows, cals, info, extra, out_dirs, seed_dirs)

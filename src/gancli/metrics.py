@@ -100,14 +100,6 @@ def frechet_distance(mu1, cov1, mu2, cov2, sqrt_cov2: np.ndarray | None = None) 
     return max(d, 0.0)  # it is >= 0; equal inputs can round to -1e-13
 
 
-def frechet_distance_of(x, y) -> float:
-    """Fréchet distance between Gaussians fitted (ddof 1) to the rows of x and of y."""
-    return frechet_distance(*gaussian_stats(x), *gaussian_stats(y))
-
-
-# --- classifier score and class coverage ---
-
-
 def classifier_score(logits, splits: int = SCORE_SPLITS) -> dict:
     """exp(E_x KL(p(y|x) || p(y))) on each of `splits` consecutive parts: mean and std (ddof 0) over parts."""
     logits = np.asarray(logits, np.float64)
@@ -468,6 +460,9 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: feature_nets.
     return ref
 
 
+IMAGE_SHAPE = (28, 28, 1)  # what the shipped feature networks take
+
+
 def check_images(samples, source: str = "samples") -> np.ndarray:
     """Samples as float32 (N, 28, 28, 1) in [0, 1], or GancliError saying what is wrong."""
     x = np.asarray(samples)
@@ -518,30 +513,6 @@ def measure(samples, ref: Reference, which=METRICS, label: str = "samples", timi
 def noise_images(n: int, seed: int = 0) -> np.ndarray:
     """n images of independent uniform [0, 1] pixels: the useless generator of the calibration."""
     return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
-
-
-def compute(samples, dataset: str, which="all", data_dir=None, *, calibration: bool = True, seed: int = 0,
-            ref: Reference | None = None, log: Callable[[str], None] = lambda _: None,
-            timings: dict | None = None) -> dict:
-    """The chosen metrics of samples against dataset's test split, with calibration rows (real training
-    images, then uniform noise, as many as the samples) unless calibration is False."""
-    from gancli import data
-
-    which = parse(which)
-    x = check_images(samples)
-    train = data.load(dataset, "train", data_dir)[0] if calibration or (ref is None and "memorisation" in which) else None
-    ref = ref or reference(dataset, which, data_dir, log=log, timings=timings, train=train)
-    log(f"measuring {len(x):,} samples: {', '.join(which)}")
-    row = measure(x, ref, which, "samples", timings)
-    return {
-        "kind": "metrics",
-        "dataset": dataset,
-        "metrics": list(which),
-        "reference": ref.info(),
-        "settings": settings(),
-        "samples": row,
-        "calibration": calibrate(ref, train, len(x), which, seed, log, timings) if calibration else None,
-    }
 
 
 def calibrate(ref: Reference, train, n: int, which=METRICS, seed: int = 0,

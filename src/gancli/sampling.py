@@ -87,14 +87,6 @@ def decode(run: checkpoint.Run, z, labels=None) -> np.ndarray:
     return out
 
 
-def generate(run: checkpoint.Run, n: int, seed: int = 0, label: int | None = None) -> np.ndarray:
-    """n samples from the run's generator, float32 shaped (n, *data_shape); a conditional run's are of class
-    `label`, or of the classes in turn (conditional.class_labels)."""
-    check_count(run, n)
-    conditional.check_label(run.config, label, str(run.path))
-    return decode(run, latents(game_of(run.config, run.metadata), n, seed), conditional.class_labels(run.config, n, label))
-
-
 def count_nonfinite(samples: np.ndarray) -> int:
     """How many entries along the first axis hold NaN or inf, a batch at a time (no temporary as large as all)."""
     return sum(int((~np.isfinite(part.reshape(len(part), -1)).all(axis=1)).sum())

@@ -116,50 +116,6 @@ def check_run(config: RunConfig, where: str) -> None:
                           "classify with; train one with --preset semi-supervised")
 
 
-def evaluate_checkpoint(
-    ckpt: Path,
-    *,
-    data_dir=None,
-    out: Path | None = None,
-    force: bool = False,
-    ema: bool = True,
-    log: Callable[[str], None] = lambda _: None,
-):
-    """D of a semi-supervised run (each seed of a multi-seed run) as a classifier of the test split; the report goes
-    into the run's reports/ (always rewritten: it is the run's latest evaluation) or into out (kept unless force)."""
-    from gancli import checkpoint, data, report, sampling
-    from gancli.evaluate import Evaluation, model_label, one_dataset
-
-    ckpt = Path(ckpt)
-    paths = checkpoint.find_runs(ckpt)
-    configs = [checkpoint.newest_config(p) for p in paths]
-    for p, c in zip(paths, configs):
-        check_run(c, str(p))
-    dataset = one_dataset(ckpt, {c.dataset for c in configs})
-    out_dir, seed_dirs = report.check_run_out_dirs(ckpt, paths, out, force, report.CLASSIFY_FILES)
-    images, labels = data.load(dataset, "test", data_dir)
-    models = []
-    for path in paths:
-        run = sampling.restore(path)
-        game = sampling.game_of(run.config, run.metadata)
-        decay = run.config.d_ema if ema and "d_ema" in run.state else None
-        log(f"classifying {len(images):,} {dataset} test images with {path}'s D"
-            + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
-        models.append({
-            "label": model_label(path, len(paths) > 1, decay),
-            "source": str(path),
-            "epoch": run.metadata.get("epoch"),
-            "step": run.metadata.get("step"),
-            "d_ema": decay,
-            "labels": run.config.labels,
-            "label_seed": run.config.label_seed,
-            **scores(labels, predict(game, run.state, images, ema), run.config.n_classes),
-        })
-    seed_paths = tuple(report.write_classify(report.classify_report(dataset, [m]), folder) for m, folder in zip(models, seed_dirs))
-    rep = report.classify_report(dataset, models)
-    return Evaluation(dataset, tuple(models), None, rep, report.write_classify(rep, out_dir), seed_paths)
-
-
 def paper_row(dataset: str, labels: int) -> dict | None:
     """Salimans et al.'s result for this many labels on MNIST, or None."""
     if dataset != "mnist" or labels not in PAPER_MNIST:
