@@ -26,7 +26,7 @@ from typing import Any, Callable
 import jax
 import orbax.checkpoint as ocp
 
-from gancli import parallel
+from gancli import models, parallel
 from gancli.config import RunConfig
 from gancli.errors import GancliError
 
@@ -234,7 +234,7 @@ def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], 
     step_dir = run_dir / CHECKPOINTS / str(step)
     config_dict, metadata = _read_json(run_dir, step_dir, "config"), _read_json(run_dir, step_dir, "metadata")
     try:
-        config = RunConfig.from_dict(config_dict).validate()
+        config = models.check(RunConfig.from_dict(config_dict).validate())
     except (TypeError, ValueError, AttributeError, GancliError) as e:
         raise _Unusable(run_dir, f"its config is one gancli cannot use ({e})") from None
     if metadata.get("step", step) != step:

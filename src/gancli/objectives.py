@@ -97,3 +97,17 @@ G_LOSSES: dict[str, Objective] = {
 }
 # G objectives that read D's outputs on the real batch, so G's step must pass real data through D too.
 G_NEEDS_REAL = frozenset({"feature-matching"})
+
+
+def problems(config) -> list[str]:
+    """What is wrong with the config's objectives, in words: an unknown name, or a need the run does not meet."""
+    if config.d_loss not in D_LOSSES:
+        return [f"d_loss must be one of {', '.join(D_LOSSES)} (got {config.d_loss!r})"]
+    if config.g_loss not in G_LOSSES:
+        return [f"--g-loss must be one of {', '.join(G_LOSSES)} (got {config.g_loss!r})"]
+    if config.labels and config.d_loss not in D_NEEDS_LABELLED:
+        return [f"--labels is for semi-supervised training (d_loss {' or '.join(sorted(D_NEEDS_LABELLED))}; "
+                "preset semi-supervised)"]
+    if not config.labels and config.d_loss in D_NEEDS_LABELLED:
+        return [f"d_loss {config.d_loss} trains on labelled examples: give --labels N"]
+    return []

@@ -22,6 +22,7 @@ from gancli import checkpoint, conditional, data, images, optim, parallel, per_e
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.files import atomic_path
+from gancli import models
 from gancli.models import count_params
 
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
@@ -85,7 +86,7 @@ def resolve_config(
         if Path(ckpt_dir).is_dir() and rundir.leftovers(ckpt_dir) is None:
             raise GancliError(f"{ckpt_dir} is not empty and holds no gancli checkpoint: choose another --ckpt")
         base = preset(preset_name, dataset or "mnist")
-        return with_overrides(base, **overrides), False
+        return models.check(with_overrides(base, **overrides)), False
     stored = checkpoint.newest_config(runs[0])
     if len(runs) > 1:
         stored = with_overrides(stored, seed=stored.seed - int(runs[0].name[5:]), seeds=len(runs))
@@ -97,7 +98,7 @@ def resolve_config(
     conflicts = differences(asked, stored, ignore=RESUMABLE)
     if conflicts:
         raise GancliError(f"{ckpt_dir} holds a run whose config differs: {'; '.join(conflicts)}")
-    return asked, True
+    return models.check(asked), True
 
 
 def versions() -> dict[str, str]:

@@ -66,6 +66,16 @@ def build(config: RunConfig, data_shape: tuple[int, ...]) -> tuple[nn.Module, nn
     return g, d
 
 
+def check(config: RunConfig) -> RunConfig:
+    """config, once its model family and objectives are known to the registries and can be built as asked;
+    GancliError naming the first problem. RunConfig.validate checks the rest."""
+    if config.model not in MODELS:
+        raise GancliError(f"model must be one of {', '.join(MODELS)} (got {config.model!r})")
+    for message in [*objectives.problems(config), *problems(config)]:
+        raise GancliError(message)
+    return config
+
+
 def problems(config: RunConfig) -> list[str]:
     """Why the config's model cannot be built as asked, in words (none when it can)."""
     family = MODELS[config.model]
@@ -100,4 +110,4 @@ def count_params(params) -> int:
     return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
 
 
-__all__ = ["MODELS", "Family", "build", "count_params", "dropout", "logit_of_means", "per_example", "problems", "uniform_init"]
+__all__ = ["MODELS", "Family", "build", "check", "count_params", "dropout", "logit_of_means", "per_example", "problems", "uniform_init"]
