@@ -137,6 +137,7 @@ def train(
     from gancli import parallel
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
+    from gancli import per_epoch
     from gancli.progress import RichReporter
 
     parallel.start(distributed)  # before anything touches a device
@@ -173,7 +174,7 @@ def train(
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )
-    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs), resume=resuming, eval_every=eval_every, devices=devices)
+    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs), resume=resuming, evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":

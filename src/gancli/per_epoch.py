@@ -134,3 +134,16 @@ def build(config: RunConfig, game, data_dir, every: int | None) -> PerEpoch | No
     order = list(EVALUATIONS)
     measures = [(order.index(n), EVALUATIONS[n].describe, EVALUATIONS[n].build(config, game, data_dir)) for n in names]
     return PerEpoch(every, config.seeds, measures)
+
+
+@dataclasses.dataclass(frozen=True)
+class Every:
+    """The run's per-epoch evaluations every n epochs (train --eval-every), as train.train takes them."""
+
+    n: int
+
+    def check(self, config: RunConfig) -> list[str]:
+        return check(config, self.n)
+
+    def build(self, config: RunConfig, game, data_dir) -> PerEpoch | None:
+        return build(config, game, data_dir, self.n)

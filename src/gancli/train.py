@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, conditional, data, images, optim, parallel, per_epoch, rundir, semi_supervised, steps
+from gancli import checkpoint, conditional, data, images, optim, parallel, rundir, semi_supervised, steps
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.files import atomic_path
@@ -44,6 +44,15 @@ class Reporter(Protocol):
     def epoch_end(self, record: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
     def stop(self) -> None: ...
+
+
+class Evaluations(Protocol):
+    """Per-epoch measurements handed to the loop: checked before any work, built once the game is known; what
+    build returns has run(state, epoch, epoch_seconds, reporter) -> one dict of figures per seed, or None."""
+
+    def check(self, config: RunConfig) -> Any: ...
+
+    def build(self, config: RunConfig, game: steps.Game, data_dir) -> Any: ...
 
 
 class Silent:
@@ -138,25 +147,27 @@ def seed_config(config: RunConfig, i: int) -> RunConfig:
 
 
 def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False,
-          eval_every: int | None = None, devices: int | None = None) -> Outcome:
+          evaluations: Evaluations | None = None, devices: int | None = None) -> Outcome:
     """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM saves and stops.
-    eval_every: run the per-epoch evaluations (gancli.per_epoch) every this many epochs, into metrics.jsonl.
+    evaluations: what to measure at the end of some epochs, into metrics.jsonl (train --eval-every passes
+    gancli.per_epoch.Every); the loop runs whatever it is given and knows no evaluation itself.
     devices: how many to train on (None: all there are; gancli.parallel.plan says how the work is split over them).
 
     The folder is locked for this process first: a second writer is refused before it loads or compiles anything.
     Of several processes (jax.distributed) only process 0 locks it and writes its files; every process saves its
     part of each checkpoint.
     """
-    per_epoch.check(config, eval_every)
+    if evaluations is not None:
+        evaluations.check(config)
     primary = parallel.is_primary()
     with rundir.claim(ckpt_dir) if primary else nullcontext():
         if not resume and primary:
             rundir.start_fresh(ckpt_dir)
         parallel.barrier("gancli: run folder ready")
-        return _train(config, Path(ckpt_dir), data_dir, (reporter or Silent()) if primary else Silent(), resume, eval_every, devices)
+        return _train(config, Path(ckpt_dir), data_dir, (reporter or Silent()) if primary else Silent(), resume, evaluations, devices)
 
 
-def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, eval_every: int | None = None,
+def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, evaluations: Evaluations | None = None,
            devices: int | None = None) -> Outcome:
     reporter.status(f"loading {config.dataset}")
     train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
@@ -217,7 +228,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         "params": {"generator": count_params(state["g"]) // config.seeds, "discriminator": count_params(state["d"]) // config.seeds},
     }
 
-    evaluations = per_epoch.build(config, game, data_dir, eval_every)  # the reference statistics, once
+    evaluations = evaluations.build(config, game, data_dir) if evaluations is not None else None  # reference statistics, once
     reporter.status("compiling the training program")
 
     def program(length: int):
