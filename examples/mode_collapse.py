@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gancli import checkpoint, sampling, train  # noqa: E402
+from gancli import checkpoint, rundir, sampling, train  # noqa: E402
 from gancli.config import preset, with_overrides  # noqa: E402
 from gancli.data import toy  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
         train.train(config, folder, resume=folder.exists())
         seconds = time.perf_counter() - t0
         modes, shares = [], []
-        for s, run_dir in enumerate(checkpoint.find_runs(folder)):
+        for s, run_dir in enumerate(rundir.find_runs(folder)):
             samples = sampling.draw(sampling.restore(run_dir), 10_000, 0)["samples"]
             cov = toy.mode_coverage(samples)
             modes.append(cov["modes_covered"])

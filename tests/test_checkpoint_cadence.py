@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gancli import checkpoint, steps, train
+from gancli import checkpoint, rundir, steps, train
 from gancli.cli import app
 from helpers import FAKE_DATA, TINY, SignalAt, leaves_equal, tiny
 
@@ -47,7 +47,7 @@ def state_at(run_dir: Path, step: int | None = None):
 
 
 def unfinished(run_dir: Path) -> list[str]:
-    return [p.name for p in (run_dir / "checkpoints").iterdir() if checkpoint.UNFINISHED in p.name]
+    return [p.name for p in (run_dir / "checkpoints").iterdir() if rundir.UNFINISHED in p.name]
 
 
 # --- the decision, as a pure function of the clock ---
@@ -79,7 +79,7 @@ def test_the_loop_saves_when_the_clock_says(tmp_path, monkeypatch):
     fake_time.monotonic = lambda: clock[0]
     monkeypatch.setattr(train, "time", fake_time)
     out = train.train(tiny(epochs=2, ckpt_minutes=2.5, keep=10), tmp_path / "run", reporter=MinutePerChunk())
-    assert out.status == "done" and checkpoint.steps(tmp_path / "run") == [12, 24, 36, 40]
+    assert out.status == "done" and rundir.checkpoint_steps(tmp_path / "run") == [12, 24, 36, 40]
 
 
 # --- what the default cadence writes, and exact resumes from background saves ---
@@ -87,7 +87,7 @@ def test_the_loop_saves_when_the_clock_says(tmp_path, monkeypatch):
 
 def test_the_default_cadence_saves_once_at_the_end_and_waits_for_it(whole):
     run = whole(3)
-    assert checkpoint.steps(run) == [60] and unfinished(run) == []  # complete on disk when train() returned
+    assert rundir.checkpoint_steps(run) == [60] and unfinished(run) == []  # complete on disk when train() returned
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
     assert sorted(p.name for p in (run / "samples").iterdir()) == [f"epoch_000{i}.png" for i in (1, 2, 3)]
 
@@ -96,10 +96,10 @@ def test_sigterm_with_the_default_cadence_saves_and_an_immediate_resume_is_exact
     run = tmp_path / "run"
     out = train.train(tiny(epochs=2), run, reporter=SignalAt(signal.SIGTERM, 7))  # mid-epoch 2, no save due
     assert (out.status, out.step, out.signal) == ("interrupted", 28, signal.SIGTERM)
-    assert checkpoint.steps(run) == [28] and unfinished(run) == []
+    assert rundir.checkpoint_steps(run) == [28] and unfinished(run) == []
     config, resuming = train.resolve_config(run, None, None, {}, resume=True)
     done = train.train(config, run, resume=resuming)
-    assert done.status == "done" and checkpoint.steps(run) == [28, 40]
+    assert done.status == "done" and rundir.checkpoint_steps(run) == [28, 40]
     assert leaves_equal(state_at(run), state_at(whole(2)))
 
 
@@ -108,7 +108,7 @@ def test_background_saves_hold_the_state_of_their_step(tmp_path, whole):
     still holds exactly the state of its own step."""
     run = tmp_path / "run"
     train.train(tiny(epochs=3, ckpt_every=1), run)
-    assert checkpoint.steps(run) == [20, 40, 60]
+    assert rundir.checkpoint_steps(run) == [20, 40, 60]
     for epochs in (1, 2, 3):
         assert leaves_equal(state_at(run, 20 * epochs), state_at(whole(epochs)))
 
@@ -130,7 +130,7 @@ def test_a_kill_during_a_background_save_leaves_the_previous_checkpoint(tmp_path
     )
     killed = subprocess.run([sys.executable, "-c", script, str(run)], capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    saved = checkpoint.steps(run)
+    saved = rundir.checkpoint_steps(run)
     assert saved in ([20], [40]), saved
     if saved == [20]:  # killed mid-write: what Orbax had written is a temporary folder, not a checkpoint
         assert unfinished(run)
@@ -150,10 +150,10 @@ def test_ckpt_every_still_saves_every_n_epochs_and_ckpt_minutes_takes_over_on_re
     run = tmp_path / "run"
     result = invoke("train", "tiny", "--ckpt", run, "--epochs", 2, "--ckpt-every", 1, *SET_TINY)
     assert result.exit_code == 0, result.output
-    assert checkpoint.steps(run) == [20, 40]
+    assert rundir.checkpoint_steps(run) == [20, 40]
     result = invoke("train", "--ckpt", run, "--epochs", 4, "--ckpt-minutes", 10)
     assert result.exit_code == 0, result.output
-    assert checkpoint.steps(run) == [20, 40, 80]  # the epoch cadence the run stored gave way to the clock
+    assert rundir.checkpoint_steps(run) == [20, 40, 80]  # the epoch cadence the run stored gave way to the clock
     stored = checkpoint.load_run(run).config
     assert (stored.ckpt_every, stored.ckpt_minutes) == (0, 10.0)
 

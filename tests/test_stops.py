@@ -154,7 +154,7 @@ def test_a_signal_saves_once_and_the_run_resumes_exactly(tmp_path, whole, monkey
         out, stopped_at = train.train(tiny(epochs=2), run), 12
         monkeypatch.undo()
     assert (out.status, out.step, out.signal) == ("interrupted", stopped_at, signum)
-    assert checkpoint.steps(run) == [stopped_at]
+    assert rundir.checkpoint_steps(run) == [stopped_at]
     assert signal.getsignal(signum) == before  # handed back (a background job starts with SIGINT ignored)
     done = resume(run)
     assert done.status == "done" and done.step == 40
@@ -179,7 +179,7 @@ def test_the_cli_says_one_line_and_exits_128_plus_the_signal(copy_of, monkeypatc
     name = signal.Signals(signum).name
     assert f"interrupted by {name}: saved step 60 (epoch 3) in {run}/; run the same command to resume." in result.stdout
     assert result.stderr == "" and "Traceback" not in result.output
-    assert checkpoint.steps(run) == [20, 40, 60]
+    assert rundir.checkpoint_steps(run) == [20, 40, 60]
 
 
 def test_sigterm_from_outside_saves_and_exits_143(copy_of):
@@ -216,7 +216,7 @@ def test_seeds_resume_together_from_their_newest_common_step(tmp_path, whole, wa
     for seed in ("seed-0", "seed-1"):
         restored = checkpoint.load_run(run / seed, lambda c, m: steps.abstract_state(GAME))
         reference = checkpoint.load_run(whole(3, 2) / seed, lambda c, m: steps.abstract_state(GAME))
-        assert checkpoint.steps(run / seed) == [20, 40, 60]
+        assert rundir.checkpoint_steps(run / seed) == [20, 40, 60]
         assert int(restored.state["step"]) == restored.metadata["step"] == 60
         assert leaves_equal(restored.state, reference.state)
         assert losses(run / seed) == losses(whole(3, 2) / seed) and len(losses(run / seed)) == 3
@@ -307,7 +307,7 @@ def test_the_cli_refuses_a_second_writer_in_one_line(copy_of):
     with rundir.claim(run):  # a second open file description: flock sees two holders even in one process
         result = invoke("train", "--ckpt", run, "--epochs", 3)
     one_line_error(result, f"error: {run} is being written by another gancli train (pid {os.getpid()})")
-    assert checkpoint.steps(run) == [20, 40]
+    assert rundir.checkpoint_steps(run) == [20, 40]
 
 
 # --- 10. a killed run can always be started again ---
@@ -326,7 +326,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
     )
     killed = subprocess.run([sys.executable, "-c", kill, str(run)], capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert checkpoint.steps(run) == [] and len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert rundir.checkpoint_steps(run) == [] and len((run / "metrics.jsonl").read_text().splitlines()) == 2
     (run / "checkpoints" / "60.orbax-checkpoint-tmp-1").mkdir()  # as a kill in the middle of a save leaves it
 
     config, resuming = train.resolve_config(run, "tiny", None, {**TINY, "epochs": 3, "ckpt_every": 3}, resume=False)
@@ -334,7 +334,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
     out = train.train(config, run)
     assert out.status == "done"
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
-    assert checkpoint.steps(run) == [60]
+    assert rundir.checkpoint_steps(run) == [60]
 
     (run / "notes.txt").write_text("mine")  # anything not gancli's is still refused
     shutil.rmtree(run / "checkpoints")

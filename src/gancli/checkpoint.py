@@ -26,13 +26,11 @@ from typing import Any, Callable
 import jax
 import orbax.checkpoint as ocp
 
-from gancli import models, parallel
+from gancli import models, parallel, rundir
+from gancli.rundir import CHECKPOINTS, UNFINISHED, checkpoint_steps, find_runs
 from gancli.config import RunConfig
 from gancli.errors import GancliError
 
-CHECKPOINTS = "checkpoints"
-METRICS = "metrics.jsonl"
-UNFINISHED = ".orbax-checkpoint-tmp"  # in the name of a save Orbax had not finished
 
 # Orbax logs routine notes (every save, read-only restores) through absl; they are not for the user.
 logging.getLogger("absl").setLevel(logging.ERROR)
@@ -102,53 +100,8 @@ class Writer:
 
 def latest_step(run_dir: Path) -> int | None:
     """The newest complete checkpoint's step in a run folder, or None if it has none."""
-    found = steps(run_dir)
+    found = checkpoint_steps(run_dir)
     return found[-1] if found else None
-
-
-def steps(run_dir: Path) -> list[int]:
-    """The steps of the complete checkpoints in a run folder, oldest first."""
-    root = Path(run_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
-
-
-def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
-    """The metrics.jsonl records (one per epoch) and how many lines could not be read."""
-    path = Path(run_dir) / METRICS
-    if not path.is_file():
-        return [], 0
-    records, skipped = [], 0
-    for line in path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
-            records.append(record)
-        else:
-            skipped += 1
-    return records, skipped
-
-
-def find_runs(path: Path) -> list[Path]:
-    """[path] for a single run, its seed-N folders (in seed order) for a multi-seed run."""
-    path = Path(path)
-    if not path.exists():
-        raise GancliError(f"{path} does not exist: give a checkpoint folder written by 'gancli train'")
-    if not path.is_dir():
-        raise GancliError(f"{path} is not a folder: give a checkpoint folder written by 'gancli train'")
-    seeds = sorted(
-        (p for p in path.iterdir() if p.is_dir() and p.name.startswith("seed-") and p.name[5:].isdigit()),
-        key=lambda p: int(p.name[5:]),
-    )
-    if seeds:
-        return seeds
-    return [path]
 
 
 class _Unusable(Exception):
@@ -157,20 +110,6 @@ class _Unusable(Exception):
     def __init__(self, run_dir: Path, reason: str):
         super().__init__(reason)
         self.run_dir, self.reason = run_dir, reason
-
-
-def check_path(path: Path) -> None:
-    """GancliError if Orbax cannot write complete checkpoints under path.
-
-    Orbax finds the per-process parts of a saved state with glob on the folder's full path, so [ ] * ? in any
-    folder name make it match nothing: the save skips its final merge and every later restore fails.
-    """
-    odd = sorted(set("[]*?") & set(str(Path(path).absolute())))
-    if odd:
-        raise GancliError(
-            f"{path}: its path holds {' '.join(odd)}, which Orbax reads as a glob pattern (its checkpoints there "
-            "would be incomplete): choose a --ckpt without them"
-        )
 
 
 def load_run(path: Path, abstract_state: Callable[[RunConfig, dict], Any] | None = None) -> Run:
@@ -193,7 +132,7 @@ def load_common(dirs: list[Path], abstract_state: Callable[[RunConfig, dict], An
     """
     dirs = [Path(d) for d in dirs]
     where = dirs[0] if len(dirs) == 1 else dirs[0].parent
-    found = [steps(d) for d in dirs]
+    found = [checkpoint_steps(d) for d in dirs]
     if not any(found):
         raise GancliError(f"{where} holds no gancli checkpoint (no {CHECKPOINTS}/<step> folder inside)")
     failed: list[tuple[Path, int, str]] = []
@@ -222,7 +161,7 @@ def load_common(dirs: list[Path], abstract_state: Callable[[RunConfig, dict], An
 
 def newest_config(run_dir: Path) -> RunConfig:
     """The config of the newest checkpoint whose config reads; quietly (load_run warns about what it skips)."""
-    for step in reversed(steps(run_dir)):
+    for step in reversed(checkpoint_steps(run_dir)):
         try:
             return _load(Path(run_dir), step).config
         except _Unusable:

@@ -204,7 +204,7 @@ def sample(
     data_file: DataFile = None,
 ):
     """Draw samples from a checkpoint's generator: an .npz (samples, z, seed; labels for a conditional run) and a PNG grid beside it."""
-    from gancli import checkpoint, conditional, sampling
+    from gancli import checkpoint, conditional, rundir, sampling
 
     if interpolate is not None and interpolate < 2:
         raise GancliError(f"--interpolate needs at least 2 steps (got {interpolate})")
@@ -213,7 +213,7 @@ def sample(
     count = n if n is not None else (10 if interpolate else 100)
     if count < 1:
         raise GancliError(f"--n must be >= 1 (got {count})")
-    dirs = checkpoint.find_runs(ckpt)
+    dirs = rundir.find_runs(ckpt)
     if data_file is not None and nearest:
         from gancli import data
 

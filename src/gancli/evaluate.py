@@ -416,9 +416,9 @@ def one_dataset(ckpt: Path, datasets: set[str]) -> str:
 def restore_runs(ckpt: Path, dataset: str | None, ema: bool) -> tuple[list, str]:
     """Each seed's run in ckpt, restored (G's moving average when the run keeps one and ema), and the dataset they
     were trained on; GancliError when that is not `dataset` (None: any)."""
-    from gancli import checkpoint, sampling  # Orbax and the models load only for checkpoints
+    from gancli import rundir, sampling  # Orbax and the models load only for checkpoints
 
-    runs = [sampling.restore(p, ema) for p in checkpoint.find_runs(ckpt)]
+    runs = [sampling.restore(p, ema) for p in rundir.find_runs(ckpt)]
     trained_on = one_dataset(ckpt, {r.config.dataset for r in runs})
     if dataset is not None and dataset != trained_on:
         raise GancliError(f"{ckpt} was trained on {trained_on}, not {dataset}: drop --dataset or pass --samples")

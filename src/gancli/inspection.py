@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gancli import checkpoint, parallel, sampling, train  # noqa: E402
+from gancli import checkpoint, parallel, rundir, sampling, train  # noqa: E402
 from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
 from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402
@@ -26,7 +26,7 @@ CURVES = "curves.png"
 
 def summarize(path: Path, curves: bool = True) -> dict[str, Any]:
     """The summary of a run folder; for a multi-seed folder {"path", "seeds": [one summary per seed]}."""
-    runs = checkpoint.find_runs(path)
+    runs = rundir.find_runs(path)
     if len(runs) == 1 and runs[0] == Path(path):
         return summarize_run(runs[0], curves)
     return {"path": str(path), "seeds": [summarize_run(r, curves) for r in runs]}
@@ -37,7 +37,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
     run = sampling.restore(run_dir)
     meta = run.metadata
-    history, skipped = checkpoint.read_metrics(run_dir)
+    history, skipped = rundir.read_metrics(run_dir)
     summary = {
         "path": str(run_dir),
         "dataset": run.config.dataset,
@@ -45,7 +45,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "epoch": meta.get("epoch"),
         "step": meta.get("step"),
         "partial_epoch": "partial_epoch" in meta,
-        "checkpoints": checkpoint.steps(run_dir),
+        "checkpoints": rundir.checkpoint_steps(run_dir),
         "seed": meta.get("seed", run.config.seed),
         "data_shape": meta.get("data_shape"),
         "n_train": meta.get("n_train"),
@@ -63,7 +63,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "epoch_grids": len(list((run_dir / "samples").glob("epoch_*.png"))),
         "parzen": parzen_report(run_dir),
         "sample_quality": metrics_report(run_dir),
-        "reports": sorted(p.name for p in (run_dir / "reports").glob("*")) if (run_dir / "reports").is_dir() else [],
+        "reports": sorted(p.name for p in rundir.reports_dir(run_dir).glob("*")) if rundir.reports_dir(run_dir).is_dir() else [],
         "curves": None,
     }
     if curves and history:
@@ -111,7 +111,7 @@ def metric_names(history: list[dict[str, Any]]) -> list[str]:
 def parzen_report(run_dir: Path) -> dict[str, Any] | None:
     """{"path", "headline": report.parzen_headline} of the latest Parzen report (reports/parzen.json, else the
     newest parzen*.json), {"path", "error"} if it cannot be read, None if there is none."""
-    reports = Path(run_dir) / "reports"
+    reports = rundir.reports_dir(run_dir)
     path = reports / "parzen.json"
     if not path.is_file():
         found = sorted(reports.glob("parzen*.json"), key=lambda p: p.stat().st_mtime) if reports.is_dir() else []
@@ -130,7 +130,7 @@ def parzen_report(run_dir: Path) -> dict[str, Any] | None:
 def metrics_report(run_dir: Path) -> dict[str, Any] | None:
     """{"path", "headline": report.metrics_headline} of the run's latest sample-quality report (reports/metrics.json),
     {"path", "error"} if it cannot be read, None if there is none."""
-    path = Path(run_dir) / "reports" / "metrics.json"
+    path = rundir.reports_dir(run_dir) / "metrics.json"
     if not path.is_file():
         return None
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from gancli import rundir
 from gancli.errors import GancliError
 from gancli.files import atomic_path, check_writable
 
@@ -108,9 +109,9 @@ def check_run_out_dirs(ckpt: Path, run_paths: list[Path], out: Path | None, forc
     """Before any work: (out_dir, seed_dirs) for a checkpoint's report, checked as check_out_dir. out_dir is out
     (kept unless force) or the checkpoint's reports/; seed_dirs, each seed's reports/ of a multi-seed run. A run's
     reports/ hold its latest evaluation and are always rewritten."""
-    out_dir = out if out is not None else Path(ckpt) / "reports"
+    out_dir = out if out is not None else rundir.reports_dir(ckpt)
     check_out_dir(out_dir, force or out is None, files)
-    seed_dirs = [Path(p) / "reports" for p in run_paths] if len(run_paths) > 1 else []
+    seed_dirs = [rundir.reports_dir(p) for p in run_paths] if len(run_paths) > 1 else []
     for folder in seed_dirs:
         check_out_dir(folder, True, files)
     return out_dir, seed_dirs

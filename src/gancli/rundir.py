@@ -1,42 +1,145 @@
-"""The run folder as training sees it: checked before the work starts, one writer at a time, a fresh start
-cleared of what a killed run left, newer checkpoints set aside when a resume falls back to an older one.
+"""The run folder, owned here: its layout, its seed folders, which checkpoints are complete, the metrics log, the
+lock; checked before the work starts, one writer at a time, a fresh start cleared of what a killed run left,
+newer checkpoints set aside when a resume falls back to an older one. Train, sample, evaluate, inspect and the
+reports find everything in a run through this module.
 
-Its layout is in checkpoint.py.
+    RUN/checkpoints/<step>/   Orbax checkpoints (gancli.checkpoint writes and reads them)
+    RUN/metrics.jsonl         one record per epoch
+    RUN/samples/              a PNG grid per epoch
+    RUN/reports/              evaluation reports
+    RUN/seed-<i>/             a multi-seed run: one such folder per seed, each laid out as above
+    RUN/.gancli.lock          locked by the training process that writes the folder
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
 import shutil
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
-from gancli import checkpoint
 from gancli.errors import GancliError
-from gancli.files import check_writable
+from gancli.files import atomic_path, check_writable
 
-LOCK = ".gancli.lock"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
 SAMPLES = "samples"
+REPORTS = "reports"
+LOCK = ".gancli.lock"
+UNFINISHED = ".orbax-checkpoint-tmp"  # in the name of a save Orbax had not finished
 SEED = re.compile(r"seed-\d+")
 log = logging.getLogger("gancli")
+
+
+def check_path(path: Path) -> None:
+    """GancliError if Orbax cannot write complete checkpoints under path.
+
+    Orbax finds the per-process parts of a saved state with glob on the folder's full path, so [ ] * ? in any
+    folder name make it match nothing: the save skips its final merge and every later restore fails.
+    """
+    odd = sorted(set("[]*?") & set(str(Path(path).absolute())))
+    if odd:
+        raise GancliError(
+            f"{path}: its path holds {' '.join(odd)}, which Orbax reads as a glob pattern (its checkpoints there "
+            "would be incomplete): choose a --ckpt without them"
+        )
+
+
+def find_runs(path: Path) -> list[Path]:
+    """[path] for a single run, its seed-N folders (in seed order) for a multi-seed run."""
+    path = Path(path)
+    if not path.exists():
+        raise GancliError(f"{path} does not exist: give a checkpoint folder written by 'gancli train'")
+    if not path.is_dir():
+        raise GancliError(f"{path} is not a folder: give a checkpoint folder written by 'gancli train'")
+    seeds = sorted(
+        (p for p in path.iterdir() if p.is_dir() and p.name.startswith("seed-") and p.name[5:].isdigit()),
+        key=lambda p: int(p.name[5:]),
+    )
+    if seeds:
+        return seeds
+    return [path]
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """The steps of the complete checkpoints in a run folder, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def read_metrics(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
+    """The metrics.jsonl records (one per epoch) and how many lines could not be read."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return [], 0
+    records, skipped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+            records.append(record)
+        else:
+            skipped += 1
+    return records, skipped
+
+
+def seed_dirs(ckpt_dir: Path, seeds: int) -> list[Path]:
+    """One run folder per seed: the folder itself for one seed, seed-i inside it for several."""
+    ckpt_dir = Path(ckpt_dir)
+    return [ckpt_dir] if seeds == 1 else [ckpt_dir / f"seed-{i}" for i in range(seeds)]
+
+
+def reports_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / REPORTS
+
+
+def history(run_dir: Path, upto_epoch: int, rewrite: bool = True) -> list[dict[str, Any]]:
+    """The metrics log up to a checkpoint's epoch; with rewrite, later or unreadable lines are dropped on disk too
+    (a resumed run logs those epochs again)."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    logged, unreadable = read_metrics(run_dir)
+    records = [r for r in logged if r["epoch"] <= upto_epoch]
+    if (unreadable or len(records) < len(logged)) and rewrite:
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    """One epoch's record at the end of the run's metrics log."""
+    path = Path(run_dir) / METRICS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def check(ckpt_dir: Path) -> None:
     """Before any work: gancli can keep checkpoints at ckpt_dir, and write in it and in what it holds."""
     ckpt_dir = Path(ckpt_dir)
-    checkpoint.check_path(ckpt_dir)
+    check_path(ckpt_dir)
     check_writable(ckpt_dir)
     if not ckpt_dir.is_dir():
         return
-    for run_dir in checkpoint.find_runs(ckpt_dir):
-        for folder in (run_dir, run_dir / checkpoint.CHECKPOINTS, run_dir / SAMPLES):
+    for run_dir in find_runs(ckpt_dir):
+        for folder in (run_dir, run_dir / CHECKPOINTS, run_dir / SAMPLES):
             if folder.is_dir():
                 check_writable(folder)
-        metrics = run_dir / checkpoint.METRICS
+        metrics = run_dir / METRICS
         if metrics.exists():
             try:
                 open(metrics, "a").close()
@@ -76,11 +179,11 @@ def leftovers(ckpt_dir: Path, top: bool = True) -> list[Path] | None:
     Orbax's unfinished saves, the lock, seed folders of these), or None when it holds anything else."""
     found = []
     for p in sorted(Path(ckpt_dir).iterdir()):
-        if p.is_file() and p.name in (checkpoint.METRICS, LOCK):
+        if p.is_file() and p.name in (METRICS, LOCK):
             found.append(p)
         elif p.is_dir() and p.name == SAMPLES and all(q.name.startswith(("epoch_", ".epoch_")) for q in p.iterdir()):
             found.append(p)
-        elif p.is_dir() and p.name == checkpoint.CHECKPOINTS and all(checkpoint.UNFINISHED in q.name for q in p.iterdir()):
+        elif p.is_dir() and p.name == CHECKPOINTS and all(UNFINISHED in q.name for q in p.iterdir()):
             found.append(p)
         elif top and p.is_dir() and SEED.fullmatch(p.name) and leftovers(p, top=False) is not None:
             found.append(p)
@@ -93,7 +196,7 @@ def start_fresh(ckpt_dir: Path) -> None:
     """Clear what a run stopped before its first checkpoint left, so that none of it mixes with the new run;
     refuse a folder that holds a checkpoint or anything not gancli's."""
     ckpt_dir = Path(ckpt_dir)
-    if any(checkpoint.steps(d) for d in checkpoint.find_runs(ckpt_dir)):
+    if any(checkpoint_steps(d) for d in find_runs(ckpt_dir)):
         raise GancliError(f"{ckpt_dir} already holds a gancli checkpoint: resume it, or choose another --ckpt")
     found = leftovers(ckpt_dir)
     if found is None:
@@ -108,9 +211,9 @@ def set_aside(run_dirs: list[Path], step: int) -> list[Path]:
     out of the way of the saves that will reach their steps again, and of Orbax's keeping of the newest."""
     moved = []
     for run_dir in run_dirs:
-        for s in checkpoint.steps(run_dir):
+        for s in checkpoint_steps(run_dir):
             if s > step:
-                source = run_dir / checkpoint.CHECKPOINTS / str(s)
+                source = run_dir / CHECKPOINTS / str(s)
                 target = source.with_name(f"{s}.skipped")
                 n = 1
                 while target.exists():

@@ -88,8 +88,8 @@ def resolve_config(
     stopped before its first checkpoint left is a fresh start. The folder is checked writable here, before any work.
     """
     rundir.check(ckpt_dir)
-    runs = checkpoint.find_runs(ckpt_dir) if Path(ckpt_dir).is_dir() else [Path(ckpt_dir)]
-    if not any(checkpoint.steps(r) for r in runs):
+    runs = rundir.find_runs(ckpt_dir) if Path(ckpt_dir).is_dir() else [Path(ckpt_dir)]
+    if not any(rundir.checkpoint_steps(r) for r in runs):
         if resume:
             raise GancliError(f"--resume: {ckpt_dir} holds no checkpoint to resume")
         if Path(ckpt_dir).is_dir() and rundir.leftovers(ckpt_dir) is None:
@@ -133,12 +133,6 @@ def auto_chunk(game: steps.Game) -> int:
         return game.iters_per_epoch
     c = game.config
     return max(1, min(game.iters_per_epoch, 10_000 // (c.batch_size * c.k)))
-
-
-def seed_dirs(ckpt_dir: Path, seeds: int) -> list[Path]:
-    """One run folder per seed: the folder itself for one seed, seed-i inside it for several."""
-    ckpt_dir = Path(ckpt_dir)
-    return [ckpt_dir] if seeds == 1 else [ckpt_dir / f"seed-{i}" for i in range(seeds)]
 
 
 def seed_config(config: RunConfig, i: int) -> RunConfig:
@@ -185,7 +179,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     primary = parallel.is_primary()
     if placement is not None:
         reporter.message(f"on {parallel.words(parallel.describe(placement))}")
-    dirs = seed_dirs(ckpt_dir, config.seeds)
+    dirs = rundir.seed_dirs(ckpt_dir, config.seeds)
     if resume:
         state, partial = _restore(game, dirs, placement)
     else:
@@ -193,7 +187,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         state, partial = _stack(states, config.seeds), None
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
-    history = [_read_history(d, step // ipe) for d in dirs]
+    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary()) for d in dirs]
     warned: set[int] = set()  # seeds whose D rejects every sample, told once
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
@@ -297,7 +291,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
                     if primary:
                         painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
-                        _append(d / checkpoint.METRICS, records[s])
+                        rundir.append_metrics(d, records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 for s, d in enumerate(dirs):
@@ -395,7 +389,7 @@ def _restore(game: steps.Game, dirs: list[Path], placement: parallel.Placement |
         raise GancliError(
             f"{runs[0].path}: step {step}, the newest checkpoint that restores, was trained with another config than "
             f"the newest one's ({'; '.join(conflicts)}): to resume from step {step}, move the newer ones out of "
-            f"{runs[0].path / checkpoint.CHECKPOINTS}"
+            f"{runs[0].path / rundir.CHECKPOINTS}"
         )
     if parallel.is_primary():
         rundir.set_aside(dirs, step)
@@ -415,25 +409,6 @@ def _stack(states: list, seeds: int):
     if seeds == 1:
         return states[0]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-
-
-def _read_history(run_dir: Path, upto_epoch: int) -> list[dict[str, Any]]:
-    """The metrics log up to the checkpoint's epoch; later or unreadable lines are dropped on disk too."""
-    path = Path(run_dir) / checkpoint.METRICS
-    if not path.exists():
-        return []
-    logged, unreadable = checkpoint.read_metrics(run_dir)
-    records = [r for r in logged if r["epoch"] <= upto_epoch]
-    if (unreadable or len(records) < len(logged)) and parallel.is_primary():
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return records
-
-
-def _append(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 @contextmanager
