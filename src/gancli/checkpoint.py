@@ -26,8 +26,8 @@ from typing import Any, Callable
 import jax
 import orbax.checkpoint as ocp
 
-from gancli import models, parallel, rundir
-from gancli.rundir import CHECKPOINTS, UNFINISHED, checkpoint_steps, find_runs
+from gancli import models, parallel
+from gancli.rundir import CHECKPOINTS, checkpoint_steps, find_runs
 from gancli.config import RunConfig
 from gancli.errors import GancliError
 

@@ -204,7 +204,7 @@ def sample(
     data_file: DataFile = None,
 ):
     """Draw samples from a checkpoint's generator: an .npz (samples, z, seed; labels for a conditional run) and a PNG grid beside it."""
-    from gancli import checkpoint, conditional, rundir, sampling
+    from gancli import conditional, rundir, sampling
 
     if interpolate is not None and interpolate < 2:
         raise GancliError(f"--interpolate needs at least 2 steps (got {interpolate})")

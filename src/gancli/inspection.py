@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gancli import checkpoint, parallel, rundir, sampling, train  # noqa: E402
+from gancli import parallel, rundir, sampling, train  # noqa: E402
 from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
 from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402

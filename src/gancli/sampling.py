@@ -13,6 +13,7 @@ import numpy as np
 from gancli import checkpoint, conditional, steps
 from gancli.config import SEEDS, RunConfig
 from gancli.errors import GancliError
+from gancli.knn import TrainIndex
 from gancli.files import atomic_path, check_memory, check_writable
 
 BATCH = 10_000  # samples per compiled call; the host arrays are filled batch by batch, never concatenated
@@ -102,24 +103,6 @@ def discriminate(run: checkpoint.Run, x) -> np.ndarray:
     return np.asarray(jax.nn.sigmoid(outputs["logit"]))
 
 
-@jax.jit
-def _nearest_chunk(x, train, train_sq):
-    # Full float32 matmul: TF32 or bf16 would swamp the small differences between close images.
-    dots = jnp.matmul(x, train.T, precision=jax.lax.Precision.HIGHEST)
-    d2 = jnp.maximum(jnp.sum(x * x, axis=1, keepdims=True) + train_sq[None, :] - 2.0 * dots, 0.0)
-    idx = jnp.argmin(d2, axis=1)
-    return idx, jnp.sqrt(jnp.take_along_axis(d2, idx[:, None], axis=1)[:, 0])
-
-
-def nearest(samples: np.ndarray, train: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Index of and pixel L2 distance to each sample's nearest training example."""
-    x = samples.reshape(samples.shape[0], -1)  # moved to the device chunk by chunk
-    t = jnp.asarray(train.reshape(train.shape[0], -1))
-    t_sq = jnp.sum(t * t, axis=1)
-    idx, dist = zip(*(_nearest_chunk(x[i : i + chunk], t, t_sq) for i in range(0, x.shape[0], chunk)))
-    return np.concatenate([np.asarray(i) for i in idx]), np.concatenate([np.asarray(d) for d in dist])
-
-
 # --- What `gancli sample` writes: arrays in an npz and a PNG beside it. ---
 
 GRID_MAX = 100  # pictures show at most this many samples (rows, for interpolation); the npz holds them all
@@ -143,7 +126,7 @@ def with_nearest(drawn: dict[str, np.ndarray], train: np.ndarray) -> dict[str, n
             f"the training data is shaped {tuple(train.shape[1:])} but the generator makes "
             f"{tuple(drawn['samples'].shape[1:])}: not the data this checkpoint was trained on"
         )
-    idx, dist = nearest(drawn["samples"], train)
+    idx, dist = TrainIndex(train).nearest(drawn["samples"])
     return {**drawn, "nearest_index": idx.astype(np.int64), "nearest_distance": dist.astype(np.float32)}
 
 

@@ -11,7 +11,6 @@ that code; the training step draws one labelled batch per D step from the subset
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 
 import numpy as np

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import signal
 import time
@@ -21,7 +20,6 @@ import numpy as np
 from gancli import checkpoint, conditional, data, images, optim, parallel, rundir, semi_supervised, steps
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
-from gancli.files import atomic_path
 from gancli import models
 from gancli.models import count_params
 
