@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gancli import evaluate, feature_nets, metrics
+from gancli import evaluate, feature_nets, knn, metrics
 from gancli.errors import GancliError
 
 # --- Fréchet distance ---
@@ -168,8 +168,8 @@ def test_nearest_training_image_is_exact_on_both_search_paths():
     ]).astype(np.float32)
     q64, t64 = queries.astype(np.float64), train.astype(np.float64)
     d2 = np.sum(q64**2, axis=1)[:, None] + np.sum(t64**2, axis=1)[None, :] - 2 * q64 @ t64.T
-    index = metrics.TrainIndex(train, dims=16)
-    for max_candidates in (metrics.MAX_CANDIDATES, 0):
+    index = knn.TrainIndex(train, dims=16)
+    for max_candidates in (knn.MAX_CANDIDATES, 0):
         idx, dist = index.nearest(queries, block_elements=40_000, max_candidates=max_candidates)
         np.testing.assert_allclose(dist, np.sqrt(np.maximum(d2.min(axis=1), 0)), atol=1e-5)
         np.testing.assert_array_equal(idx, d2.argmin(axis=1))
