@@ -23,7 +23,7 @@ LAYERS = (
                     "gancli.per_epoch")),
     ("reports", ("gancli.report",)),
     ("runners", ("gancli.evaluate", "gancli.inspection")),
-    ("cli", ("gancli.cli", "gancli.progress")),
+    ("cli", ("gancli.cli",)),
 )
 
 

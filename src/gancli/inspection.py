@@ -1,4 +1,4 @@
-"""What a checkpoint folder holds: a plain-data summary, its training curves as a PNG, and a Rich view of both."""
+"""What a checkpoint folder holds: a plain-data summary, its training curves as a PNG, and the text of a view of both."""
 
 from __future__ import annotations
 
@@ -215,33 +215,16 @@ def _plain(x):
     return x
 
 
-# --- The Rich view (the CLI prints these) ---
+# --- The text of the terminal view: gancli.cli.render draws it ---
 
 
-def renderables(summary: dict[str, Any]) -> list:
-    """Rich renderables showing a summary: one block per run, and a comparison table for multi-seed runs."""
-    if "seeds" not in summary:
-        return _run_view(summary)
-    out = [_seeds_table(summary)]
-    for s in summary["seeds"]:
-        out += _run_view(s)
-    return out
-
-
-def _run_view(s: dict[str, Any]) -> list:
-    from rich.rule import Rule
-    from rich.table import Table
-    from rich.text import Text
-
+def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows telling what a run summary's run is: its checkpoint, data, models, settings and device,
+    and a warning when D has rejected every generated sample for a while."""
     c = s["config"]
     shape = "x".join(str(d) for d in s["data_shape"] or [])
-    info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold", no_wrap=True)
-    info.add_column(overflow="fold")
-
-    def add(label: str, text: str) -> None:  # plain text, not markup: provenance or paths may hold brackets
-        info.add_row(label, Text(text))
-
+    rows = []
+    add = lambda label, text: rows.append((label, text))
     partial = " (saved mid-epoch)" if s["partial_epoch"] else ""
     add("checkpoint", f"epoch {s['epoch']}, step {s['step']}{partial}; kept steps "
         f"{', '.join(map(str, s['checkpoints']))}; saved {s['saved_at']}")
@@ -271,21 +254,21 @@ def _run_view(s: dict[str, Any]) -> list:
     if since is not None:
         add("warning", f"D has rejected every generated sample since epoch {since} (mean D(G(z)) below "
             f"{train.D_REJECTS:g} in every epoch since): this run has likely failed; look at its samples")
-    out = [Rule(Text(s["path"], style="bold"), align="left"), info, *_history_tables(s["metrics"])]
-    tail = Table.grid(padding=(0, 2))
-    tail.add_column(style="bold", no_wrap=True)
-    tail.add_column(overflow="fold")
-    tail.add_row("parzen", Text(_parzen_text(s["parzen"], s["step"], s["ema"])))
-    tail.add_row("metrics", Text(_quality_text(s.get("sample_quality"), s["step"])))
+    return rows
+
+
+def run_outputs(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows telling what a run summary's run has produced: its reports, sample grids and curves."""
+    rows = [("parzen", _parzen_text(s["parzen"], s["step"], s["ema"])),
+            ("metrics", _quality_text(s.get("sample_quality"), s["step"]))]
     shown = {Path(r["path"]).name for r in (s["parzen"], s.get("sample_quality")) if r}
     others = [r for r in s["reports"] if r not in shown]
     if others:
-        tail.add_row("reports", Text(", ".join(others)))
-    tail.add_row("samples", Text(f"{s['epoch_grids']} per-epoch grids in {Path(s['path']) / 'samples'}"))
+        rows.append(("reports", ", ".join(others)))
+    rows.append(("samples", f"{s['epoch_grids']} per-epoch grids in {Path(s['path']) / 'samples'}"))
     no_curves = "none: no metrics recorded" if not s["metrics"]["epochs"] else "not written this time"
-    tail.add_row("curves", Text(s["curves"] or s.get("curves_error") or no_curves))
-    out.append(tail)
-    return out
+    rows.append(("curves", s["curves"] or s.get("curves_error") or no_curves))
+    return rows
 
 
 # Headings of the metrics the table knows; any other metric shows under its own name. Min and max rows are
@@ -302,12 +285,12 @@ HEADINGS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": 
 COLUMNS_PER_TABLE = 7
 
 
-def _history_tables(m: dict[str, Any]) -> list:
-    from rich.table import Table
-    from rich.text import Text
-
+def history_tables(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """A metrics summary's shown epochs as tables of at most COLUMNS_PER_TABLE metrics, each {"title" (the first
+    table's; None for the others), "columns" (headings after "epoch"), "rows" (an epoch and its cells), "extremes"
+    (min, at epoch, max, at epoch)}; [] when no metrics were recorded."""
     if not m["epochs"]:
-        return [Text("metrics: none recorded (no metrics.jsonl)", style="yellow")]
+        return []
     shown = len(m["rows"])
     title = f"metrics: {_plural(m['epochs'], 'epoch')}" + ("" if shown == m["epochs"] else f", {shown} shown")
     if m["unreadable_lines"]:
@@ -316,18 +299,17 @@ def _history_tables(m: dict[str, Any]) -> list:
     tables = []
     for start in range(0, len(names), COLUMNS_PER_TABLE):
         columns = names[start:start + COLUMNS_PER_TABLE]
-        table = Table(title=title if start == 0 else None, title_justify="left")
-        table.add_column("epoch", justify="right")
-        for name in columns:
-            table.add_column(HEADINGS.get(name, name), justify="right", no_wrap=True)
-        for r in m["rows"]:
-            table.add_row(str(r["epoch"]), *[_num(r.get(k)) for k in columns])
-        table.add_section()
+        extremes = []
         for which in ("min", "max"):
             found = [m[which].get(k) if k in m["names"] else None for k in columns]
-            table.add_row(which, *[_num(v["value"]) if v else "" for v in found])
-            table.add_row("at epoch", *[str(v["epoch"]) if v else "" for v in found], style="dim")
-        tables.append(table)
+            extremes.append([which, *[_num(v["value"]) if v else "" for v in found]])
+            extremes.append(["at epoch", *[str(v["epoch"]) if v else "" for v in found]])
+        tables.append({
+            "title": title if start == 0 else None,
+            "columns": [HEADINGS.get(name, name) for name in columns],
+            "rows": [[str(r["epoch"]), *[_num(r.get(k)) for k in columns]] for r in m["rows"]],
+            "extremes": extremes,
+        })
     return tables
 
 
@@ -335,18 +317,17 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def _seeds_table(summary: dict[str, Any]):
-    from rich.table import Table
-    from rich.text import Text
+SEEDS_COLUMNS = ("folder", "seed", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "parzen")
 
-    table = Table(title=Text(f"{summary['path']}: {len(summary['seeds'])} seeds"), title_justify="left")
-    for col in ("folder", "seed", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "parzen"):
-        table.add_column(col, justify="left" if col == "folder" else "right")
+
+def seeds_rows(summary: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    """(title, a row of SEEDS_COLUMNS per seed) comparing the seeds of a multi-seed summary."""
+    rows = []
     for s in summary["seeds"]:
         last = s["metrics"].get("last", {})
-        table.add_row(Text(Path(s["path"]).name), str(s["seed"]), str(s["epoch"]),
-                      *[_num(last.get(k)) for k in ("d_loss", "g_loss", "d_real", "d_fake")], _parzen_short(s["parzen"], s["ema"]))
-    return table
+        rows.append([Path(s["path"]).name, str(s["seed"]), str(s["epoch"]),
+                     *[_num(last.get(k)) for k in ("d_loss", "g_loss", "d_real", "d_fake")], _parzen_short(s["parzen"], s["ema"])])
+    return f"{summary['path']}: {len(summary['seeds'])} seeds", rows
 
 
 def _parzen_text(p: dict[str, Any] | None, step: int | None, ema: float | None = None) -> str:

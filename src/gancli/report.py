@@ -1,4 +1,4 @@
-"""Evaluation reports, each as a JSON record, a Markdown page, a PNG and a Rich table: the Parzen protocol's
+"""Evaluation reports, each as a JSON record, a Markdown page, a PNG and rows for a terminal table: the Parzen protocol's
 (log-likelihood against sigma) and the sample-quality metrics' (class histogram, precision against recall)."""
 
 from __future__ import annotations
@@ -7,9 +7,6 @@ import json
 import math
 import statistics
 from pathlib import Path
-
-from rich.markup import escape
-from rich.table import Table
 
 from gancli import rundir
 from gancli.errors import GancliError
@@ -200,19 +197,6 @@ def _coverage_rows(report: dict) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def coverage_table(report: dict) -> Table | None:
-    """Mode coverage as a Rich table, for datasets with known modes (ring8); None otherwise."""
-    rows = _coverage_rows(report)
-    if not rows:
-        return None
-    table = Table(title=f"Mode coverage on {report['dataset']}", caption=rows[0][3])
-    for name, justify in (("model", "left"), ("modes covered", "right"), ("high-quality samples", "right")):
-        table.add_column(name, justify=justify)
-    for name, modes, share, _ in rows:
-        table.add_row(escape(name), modes, share)
-    return table
-
-
 def _conditional_grid(report: dict) -> tuple[list[str], list[list[str]]] | None:
     """(header, rows) of a conditional run's class accuracy and per-class Fréchet distance: a row per class and one
     over all, two columns per model and for the real-image calibration; None when nothing was judged."""
@@ -253,21 +237,6 @@ def conditional_markdown(report: dict) -> list[str]:
     header, rows = grid
     return lines + [_conditional_caption(cond) + ".", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|",
                     *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def conditional_table(report: dict) -> Table | None:
-    """A conditional run's class accuracy and per-class Fréchet distance as a Rich table; None when not judged."""
-    grid = _conditional_grid(report)
-    if grid is None:
-        return None
-    header, rows = grid
-    table = Table(title=f"Conditional samples on {report['dataset']}: class accuracy and per-class Fréchet distance",
-                  caption=_conditional_caption(report["conditional"]))
-    for i, name in enumerate(header):
-        table.add_column(escape(name), justify="left" if i == 0 else "right")
-    for i, row in enumerate(rows):
-        table.add_row(*map(escape, row), style="bold" if i == len(rows) - 1 else None)
-    return table
 
 
 def plot_parzen(report: dict, path: Path) -> Path:
@@ -315,18 +284,6 @@ def _write_files(report: dict, out_dir: Path, names: dict[str, str], markdown, p
 def write_parzen(report: dict, out_dir: Path) -> dict[str, Path]:
     """Write parzen.json, parzen.md and parzen.png into out_dir; return their paths by kind."""
     return _write_files(report, out_dir, FILES, parzen_markdown, plot_parzen)
-
-
-def parzen_table(report: dict) -> Table:
-    """The report's result rows as a Rich table for the terminal."""
-    table = Table(title=f"Parzen-window log-likelihood on {report['dataset']} (nats)", caption=report["note"])
-    for name, justify in (("model", "left"), ("sigma", "right"), ("log-likelihood", "right"), ("samples", "right")):
-        table.add_column(name, justify=justify)
-    n_models = len(report["models"]) + (report["across_seeds"] is not None)
-    for i, row in enumerate(_rows(report)):
-        table.add_row(*map(escape, row), style="bold" if i < n_models else "dim" if "paper" in row[0] else None,
-                      end_section=i == n_models - 1)
-    return table
 
 
 # --- sample-quality metrics (gancli.metrics) ---
@@ -469,21 +426,6 @@ def _entries(report: dict) -> list[tuple[str, dict]]:
     """(name, row) of every model and calibration row."""
     out = [(m["label"], m) for m in report["models"]]
     return out + [(f"calibration: {c['label']}", c) for c in (report.get("calibration") or {}).values()]
-
-
-def metrics_table(report: dict) -> Table:
-    """The report as a Rich table for the terminal: a row per metric, a column per model and calibration row
-    (a dozen metrics side by side would not fit a terminal's width)."""
-    cols = _metric_columns(report)
-    rows = _metric_rows(report)
-    n_models = len(report["models"]) + (report.get("across_seeds") is not None)
-    table = Table(title=f"Sample-quality metrics on {report['dataset']}", caption=escape(_metrics_caption(report)))
-    table.add_column("metric")
-    for i, (name, _) in enumerate(rows):
-        table.add_column(escape(name), justify="right", style="bold" if i < n_models else None)
-    for j, k in enumerate(cols):
-        table.add_row(METRIC_HEADINGS[k], *(cells[j] for _, cells in rows))
-    return table
 
 
 def plot_metrics(report: dict, path: Path) -> Path:
@@ -645,19 +587,43 @@ def write_classify(report: dict, out_dir: Path) -> dict[str, Path]:
     return _write_files(report, out_dir, CLASSIFY_FILES, classify_markdown, plot_confusion)
 
 
-def classify_tables(report: dict) -> list[Table]:
-    """The error counts and the confusion matrix (the sum over seeds for several) as Rich tables."""
-    errors = Table(title=f"A semi-supervised D on the {report['dataset']} test split", caption=report["note"])
-    for name, justify in (("model", "left"), ("labelled examples", "right"), ("test errors", "right"), ("error rate", "right")):
-        errors.add_column(name, justify=justify)
-    n_models = len(report["models"]) + (report["across_seeds"] is not None)
-    for i, row in enumerate(_classify_rows(report)):
-        errors.add_row(*map(escape, row), style="bold" if i < n_models else "dim", end_section=i == n_models - 1)
-    what, matrix = _summed_confusion(report)
-    confusion = Table(title=f"Confusion matrix ({escape(what)}): rows true class, columns D's class")
-    confusion.add_column("", justify="right", style="bold")
-    for j in range(len(matrix)):
-        confusion.add_column(str(j), justify="right")
-    for i, row in enumerate(matrix):
-        confusion.add_row(str(i), *(f"[bold]{v}[/]" if i == j else (f"[red]{v}[/]" if v else "[dim]0[/]") for j, v in enumerate(row)))
-    return [errors, confusion]
+# --- rows of the terminal's tables: the CLI draws them (gancli.cli.render) from the rows the Markdown uses ---
+
+
+def model_row_count(report: dict) -> int:
+    """How many of a report's first rows are its models' own: one per model, and the mean over seeds."""
+    return len(report["models"]) + (report.get("across_seeds") is not None)
+
+
+def parzen_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(model, sigma, log-likelihood, samples): the models', the mean over seeds, the calibration's, the paper's."""
+    return _rows(report)
+
+
+def coverage_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(model, modes covered, share of high-quality samples, rule) of each entry with a mode coverage; [] for
+    datasets without known modes."""
+    return _coverage_rows(report)
+
+
+def conditional_grid(report: dict) -> tuple[list[str], list[list[str]], str] | None:
+    """(header, rows, caption) of a conditional run's class accuracy and per-class Fréchet distance; None when
+    nothing was judged."""
+    grid = _conditional_grid(report)
+    return None if grid is None else (*grid, _conditional_caption(report["conditional"]))
+
+
+def metric_rows(report: dict) -> tuple[list[str], list[tuple[str, list[str]]], str]:
+    """(metric headings, (row name, a cell per metric) of every model, the mean over seeds and the calibration
+    rows, caption) of a metrics report."""
+    return [METRIC_HEADINGS[k] for k in _metric_columns(report)], _metric_rows(report), _metrics_caption(report)
+
+
+def classify_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(model, labelled examples, test errors, error rate): the models', the mean over seeds, the paper's."""
+    return _classify_rows(report)
+
+
+def summed_confusion(report: dict) -> tuple[str, list[list[int]]]:
+    """(what it is, matrix): the one model's confusion matrix, or the sum over seeds."""
+    return _summed_confusion(report)

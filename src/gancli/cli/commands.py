@@ -1,11 +1,11 @@
-"""The gancli command line: parse options, call the library, print. Nothing else imports Typer."""
+"""The gancli commands: parse options, call the library, print (through gancli.cli.render). Nothing outside
+gancli.cli imports Typer or Rich."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -61,10 +61,8 @@ def one_line_errors(fn):
 def datasets(data_dir: DataDir = None, data_file: DataFile = None):
     """List datasets with their splits, sizes, state and provenance; --data-file builds the one that file holds."""
     # Imported here: TFDS takes about a second to import and other commands may not need it.
-    from rich.table import Table
-    from rich.text import Text
-
     from gancli import data
+    from gancli.cli import render
 
     root = data.resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
@@ -75,20 +73,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
         entries = data.describe(root)
     except OSError as e:  # e.g. a folder in it that cannot be read
         raise GancliError(f"cannot read the data dir {root}: {e.strerror or e}: {e.filename}") from None
-    colours = {"ready": "green", "buildable": "yellow", "needs a file": "yellow", "unavailable": "red"}
-    # Paths, sources and hints are text, not Rich markup: "[x]" in a folder name must show.
-    table = Table(title=Text(f"Datasets in {root}"), title_justify="left")
-    for column in ("name", "splits", "state"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("source", overflow="fold")
-    table.add_column("sha256", overflow="fold")
-    for e in entries:
-        splits = "\n".join(f"{split} {n:,}" if n is not None else split for split, n in e["splits"].items())  # None: told by the file
-        # Prefixes only, one per source file in provenance order; `provenance()` has the full digests.
-        sums = "\n".join(digest[:12] for digest in e["sha256"].values()) or "-"
-        state = f"[{colours.get(e['state'], 'white')}]{e['state']}[/]"
-        table.add_row(Text(e["name"]), splits, state, Text(e["source"]), sums)
-    console.print(table)
+    console.print(render.datasets_table(root, entries))
     for e in entries:
         if e["hint"]:
             console.print(f"{e['name']}: {e['hint']}", markup=False, highlight=False, soft_wrap=True)
@@ -138,7 +123,7 @@ def train(
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
     from gancli import per_epoch
-    from gancli.progress import RichReporter
+    from gancli.cli.progress import RichReporter
 
     parallel.start(distributed)  # before anything touches a device
 
@@ -310,7 +295,7 @@ def evaluate(
     from gancli import evaluate as evaluation
     from gancli import metrics as quality_metrics
     from gancli import parzen as parzen_window
-    from gancli import report
+    from gancli.cli import render
 
     if classify and (samples is not None or metrics is not None or bool(parzen)):
         raise GancliError("--classify evaluates a run's D on its own: drop --samples, --metrics and --parzen")
@@ -343,15 +328,15 @@ def evaluate(
         return
     for kind, result in results.items():
         if kind == "parzen":
-            console.print(report.parzen_table(result.report))
-            if (coverage := report.coverage_table(result.report)) is not None:
+            console.print(render.parzen_table(result.report))
+            if (coverage := render.coverage_table(result.report)) is not None:
                 console.print(coverage)
         elif kind == "classify":
-            for table in report.classify_tables(result.report):
+            for table in render.classify_tables(result.report):
                 console.print(table)
         else:
-            console.print(report.metrics_table(result.report))
-        if (judged := report.conditional_table(result.report)) is not None:
+            console.print(render.metrics_table(result.report))
+        if (judged := render.conditional_table(result.report)) is not None:
             console.print(judged)
         for paths in (*result.seed_paths, result.paths):
             line = "report: " + ", ".join(str(p) for p in paths.values())
@@ -369,12 +354,13 @@ def inspect(
     import json
 
     from gancli import inspection
+    from gancli.cli import render
 
     summary = inspection.summarize(ckpt, curves=curves)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
-    for part in inspection.renderables(summary):
+    for part in render.summary_view(summary):
         console.print(part)
 
 
@@ -382,17 +368,14 @@ def inspect(
 @one_line_errors
 def presets():
     """List the named recipes that train --preset takes, with what each sets."""
-    from rich.table import Table
-
+    from gancli.cli import render
     from gancli.config import PRESETS, RunConfig, changed_fields
 
-    table = Table(title="Presets (gancli train DATASET --preset NAME; --set section.field=value changes any field)", title_justify="left")
-    for column in ("name", "what it is", "differs from the defaults in"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for name, p in PRESETS.items():
         changed = changed_fields(p.make("mnist"), RunConfig(), ignore=("preset",))
-        table.add_row(name, p.description, ", ".join(f"{field}={value!r}" for field, value, _ in changed) or "-")
-    console.print(table)
+        rows.append((name, p.description, ", ".join(f"{field}={value!r}" for field, value, _ in changed) or "-"))
+    console.print(render.presets_table(rows))
 
 
 def _generator_words(run) -> str:
@@ -404,6 +387,3 @@ def _generator_words(run) -> str:
         return f"the moving average of G's weights (decay {decay:g}; --no-ema for G itself)"
     return "G's own weights" + (" (--no-ema)" if run.config.ema else "")
 
-
-def main():  # pragma: no cover - the console script calls app directly
-    sys.exit(app())

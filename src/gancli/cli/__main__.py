@@ -1,0 +1,5 @@
+"""`python -m gancli.cli`: the same commands as the `gancli` script."""
+
+from gancli.cli import app
+
+app(prog_name="gancli")
