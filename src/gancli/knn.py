@@ -7,7 +7,6 @@ import numpy as np
 
 from gancli.errors import GancliError
 
-# noise images searched for their nearest training image (brute force)
 # Principal directions in the lower bound of pixel distances: 128 leaves ~20 exact distances per generated
 # digit to compute (64 leaves ~90), which more than pays for the wider matmul.
 PCA_DIMS = 128

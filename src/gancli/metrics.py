@@ -34,7 +34,7 @@ K_DC = 5
 SCORE_SPLITS = 10
 CLASS_MIN_SHARE = 0.01
 COPY_PERCENTILE = 1.0
-N_NOISE_MEMORISATION = 1_000  
+N_NOISE_MEMORISATION = 1_000  # noise images searched for their nearest training image (brute force)
 _FEATURE_METRICS = {"fid", "fid_logits", "score", "prdc", "classes"}
 
 
