@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import conditional, images, sampling, steps, train
+from gancli import conditional, images, models, sampling, steps, train
 from gancli.cli import app
 from gancli.config import preset, with_overrides
 from gancli.data import toy
@@ -123,7 +123,7 @@ def test_cgan_preset_is_mirza_and_osinderos_mnist_model():
     assert shapes(state["g"]) == {"z_hidden": (100, 200), "label_hidden": (10, 1000), "Dense_0": (1200, 1200), "out": (1200, 784)}
     assert shapes(state["d"]) == {"x_hidden": (784, 240 * 5), "label_hidden": (10, 50 * 5), "Dense_0": (290, 240 * 4), "out": (240, 1)}
     with pytest.raises(GancliError, match="conditional by design"):
-        with_overrides(config, conditional=False)
+        models.check(with_overrides(config, conditional=False))
 
 
 @pytest.mark.parametrize("extra", [TINY_CGAN | {"model": "cgan", "generator.keep_hidden": 0.5},

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import objectives, sampling, semi_supervised, steps
+from gancli import models, objectives, sampling, semi_supervised, steps
 from gancli.cli import app
 from gancli.config import preset, with_overrides
 from gancli.errors import GancliError
@@ -132,11 +132,11 @@ def test_preset_is_the_released_mnist_code():
     assert c.train_split == "train_full"  # the code's unlabelled data: mnist.pkl.gz's train and validation sets
     assert steps.Game(c, (28, 28, 1), 60_000).iters_per_epoch == 600  # an epoch: one pass over the unlabelled data
     with pytest.raises(GancliError, match="--labels is for semi-supervised training"):
-        with_overrides(preset("paper", "mnist"), labels=100)
+        models.check(with_overrides(preset("paper", "mnist"), labels=100))
     with pytest.raises(GancliError, match="trains on labelled examples: give --labels"):
-        with_overrides(c, labels=0)
+        models.check(with_overrides(c, labels=0))
     with pytest.raises(GancliError, match="needs a D with class logits"):
-        with_overrides(c, model="mlp", **{"discriminator.input_noise": 0.0, "discriminator.hidden_noise": 0.0})
+        models.check(with_overrides(c, model="mlp", **{"discriminator.input_noise": 0.0, "discriminator.hidden_noise": 0.0}))
 
 
 @pytest.fixture(scope="module")

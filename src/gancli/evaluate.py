@@ -24,7 +24,7 @@ N_VALID = 1_000
 
 
 @dataclasses.dataclass(frozen=True)
-class Reference:
+class ParzenData:
     """The real data the protocol needs: validation images that choose sigma, and the test images."""
 
     dataset: str
@@ -150,7 +150,7 @@ def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_ran
 WHOLE_VALIDATION = ("tfd", "tfd96")
 
 
-def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> Reference:
+def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> ParzenData:
     """The first n_valid validation images (None: the paper's choice, N_VALID or all for TFD) and the test split."""
     from gancli import data  # the TFDS stack loads only when data is needed
 
@@ -162,10 +162,10 @@ def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> Referenc
     if n_valid > len(valid):
         raise GancliError(f"--n-valid {n_valid} exceeds the {len(valid)} validation images of {dataset}")
     test = data.load(dataset, "test", data_dir)[0]
-    return Reference(dataset, np.asarray(valid[:n_valid]), np.asarray(test), data_dir)
+    return ParzenData(dataset, np.asarray(valid[:n_valid]), np.asarray(test), data_dir)
 
 
-def _score(label: str, source, samples, ref: Reference, sigmas, epoch=None, step=None) -> dict:
+def _score(label: str, source, samples, ref: ParzenData, sigmas, epoch=None, step=None) -> dict:
     """One model's Parzen entry: its identity and its protocol result."""
     result = parzen.protocol(samples, ref.valid, ref.test, sigmas)
     entry = {"label": label, "source": str(source), "epoch": epoch, "step": step, **result.to_dict()}

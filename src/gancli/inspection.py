@@ -13,7 +13,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gancli import parallel, rundir, sampling, train  # noqa: E402
+from gancli import metrics, parallel, rundir, sampling, train  # noqa: E402
 from gancli.files import atomic_path  # noqa: E402
 from gancli.models import count_params  # noqa: E402
 from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402
@@ -150,12 +150,8 @@ def _quality_text(q: dict[str, Any] | None, step: int | None) -> str:
     h = q["headline"]
 
     def figures(e: dict) -> str:
-        parts = [f"{name} {_num(e[key])}" for key, name in (("fid", "FD"), ("fid_logits", "FD logits"), ("score", "score"),
-                 ("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage"),
-                 ("copy_share", "likely copies")) if _finite(e.get(key))]
-        if e.get("classes_covered") is not None:
-            parts.append(f"classes {e['classes_covered']}")
-        return ", ".join(parts)
+        return ", ".join(f"{c.short} {_num(e[key])}" for key, c in metrics.COLUMNS.items()
+                         if c.short and _finite(e.get(key)))
 
     text = "; ".join(f"{m['label']}" + (f" (step {m['step']})" if m.get("step") is not None else "") + f": {figures(m)}"
                      for m in h["models"])

@@ -58,7 +58,7 @@ def judge(dataset: str) -> Judge | None:
 
 
 @dataclasses.dataclass(eq=False)
-class Reference:
+class ClassReference:
     """The test split as the judge sees it: its features' statistics per class and the judge's test accuracy."""
 
     dataset: str
@@ -69,7 +69,7 @@ class Reference:
     test_accuracy: float
 
 
-def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], None] = lambda _: None) -> Reference | None:
+def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], None] = lambda _: None) -> ClassReference | None:
     """The test split's per-class feature statistics under the dataset's judge; None when it has no judge."""
     from gancli import data, metrics
 
@@ -85,10 +85,10 @@ def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], 
         mask = y == c
         counts.append(int(mask.sum()))
         stats.append(metrics.gaussian_stats(features[mask]) if mask.sum() >= 2 else None)
-    return Reference(dataset, j, n_classes, stats, counts, float(np.mean(predicted == y)))
+    return ClassReference(dataset, j, n_classes, stats, counts, float(np.mean(predicted == y)))
 
 
-def measure(samples, labels, ref: Reference) -> dict:
+def measure(samples, labels, ref: ClassReference) -> dict:
     """Class accuracy and per-class Fréchet distance of samples drawn for labels."""
     from gancli import metrics
 
@@ -111,7 +111,7 @@ def measure(samples, labels, ref: Reference) -> dict:
     }
 
 
-def calibrate(ref: Reference, labels, data_dir=None) -> dict:
+def calibrate(ref: ClassReference, labels, data_dir=None) -> dict:
     """measure() with real training images in place of the samples, as many of each class as labels asks for."""
     from gancli import data
 
@@ -122,7 +122,7 @@ def calibrate(ref: Reference, labels, data_dir=None) -> dict:
     return {"label": f"{len(picked):,} training images", **row}
 
 
-def section(config: RunConfig, n_samples: int, ref: Reference | None, calibration: dict | None) -> dict:
+def section(config: RunConfig, n_samples: int, ref: ClassReference | None, calibration: dict | None) -> dict:
     """What a report records of a conditional run's evaluation besides each model's measure(): how the samples'
     labels were chosen and, when the dataset has a classifier, what judged them and the calibration."""
     counts = np.bincount(class_labels(config, n_samples), minlength=config.n_classes)

@@ -18,16 +18,16 @@ import contextlib
 import dataclasses
 import math
 import time
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
-from gancli import feature_nets
 from gancli.knn import BLOCK_ELEMENTS, TrainIndex, centred_sets, right_operand, rows_per_block, sq_dists
 from gancli.errors import GancliError
 
-METRICS = ("fid", "fid_logits", "score", "prdc", "classes", "memorisation")
-CHEAP = ("fid", "score", "classes")  # seconds on 2,000 samples: what a training loop can afford per epoch
+if TYPE_CHECKING:
+    from gancli import feature_nets
+
 N_CHEAP = 2_000
 K_PR = 3
 K_DC = 5
@@ -35,7 +35,6 @@ SCORE_SPLITS = 10
 CLASS_MIN_SHARE = 0.01
 COPY_PERCENTILE = 1.0
 N_NOISE_MEMORISATION = 1_000  # noise images searched for their nearest training image (brute force)
-_FEATURE_METRICS = {"fid", "fid_logits", "score", "prdc", "classes"}
 
 
 def parse(which: str | Iterable[str]) -> tuple[str, ...]:
@@ -215,6 +214,78 @@ def memorisation(sample_distances, test_distances, percentile: float = COPY_PERC
 # --- the reference and the entry points ---
 
 
+# --- the registry: what each metric computes, how it shows, which way is better ---
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One scalar a metric contributes to tables, metrics.jsonl and summaries."""
+
+    key: str
+    heading: str  # in report tables
+    better: str  # "lower" or "higher"
+    short: str | None = None  # in inspect's one-line summary; None: not shown there
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What a metric may read: the images, the network's features and logits of them, the reference."""
+
+    x: np.ndarray
+    features: np.ndarray | None
+    logits: np.ndarray | None
+    ref: "FeatureReference"
+    memorisation_n: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One --metrics name: what it measures, its value in a row, the scalars it shows, whether the training loop
+    can afford it every few epochs (train --eval-every), whether it reads the network's features."""
+
+    describe: str
+    compute: Callable[[Inputs], Any]
+    scalars: Callable[[Any], dict]
+    columns: tuple[Column, ...]
+    cheap: bool = False
+    features: bool = True
+
+
+def _memorisation(m: Inputs) -> dict:
+    if m.ref.train is None:
+        raise GancliError("the reference was built without the training images; build it for memorisation")
+    return memorisation(m.ref.train.nearest(m.x[: m.memorisation_n])[1], m.ref.test_nearest)
+
+
+REGISTRY: dict[str, Metric] = {
+    "fid": Metric("Fréchet distance", lambda m: frechet_distance(*gaussian_stats(m.features), *m.ref.feature_stats),
+                  lambda v: {"fid": v}, (Column("fid", "FD features", "lower", "FD"),), cheap=True),
+    "fid_logits": Metric("Fréchet distance of the logits", lambda m: frechet_distance(*gaussian_stats(m.logits), *m.ref.logit_stats),
+                         lambda v: {"fid_logits": v}, (Column("fid_logits", "FD logits", "lower", "FD logits"),)),
+    "score": Metric("classifier score", lambda m: classifier_score(m.logits),
+                    lambda v: {"score": v["mean"], "score_std": v["std"]},  # the std shows inside the score's cell
+                    (Column("score", "class. score", "higher", "score"),), cheap=True),
+    "prdc": Metric("precision, recall, density, coverage", lambda m: prdc(m.features, m.ref.features, real_radii=m.ref.radii),
+                   lambda v: {k: v[k] for k in ("precision", "recall", "density", "coverage")},
+                   tuple(Column(k, k, "higher", k) for k in ("precision", "recall", "density", "coverage"))),
+    "classes": Metric("class coverage", lambda m: class_coverage(m.logits),
+                      lambda v: {"classes_covered": v["covered"], "classes_kl": v["kl_uniform"]},
+                      (Column("classes_covered", f"classes >= {CLASS_MIN_SHARE:.0%}", "higher", "classes"),
+                       Column("classes_kl", "KL to uniform", "lower")), cheap=True),
+    "memorisation": Metric("memorisation", _memorisation,
+                           lambda v: {"copy_share": v["copy_share"], "nn_median": v["median_distance"]},
+                           (Column("copy_share", "likely copies", "lower", "likely copies"),
+                            Column("nn_median", "median NN L2", "higher")), features=False),
+}
+METRICS = tuple(REGISTRY)
+CHEAP = tuple(name for name, m in REGISTRY.items() if m.cheap)  # seconds on 2,000 samples
+COLUMNS = {c.key: c for m in REGISTRY.values() for c in m.columns}
+
+
+def describe(names) -> str:
+    return ", ".join(REGISTRY[n].describe for n in names)
+
+
 @contextlib.contextmanager
 def _timed(timings: dict | None, name: str):
     """Add the seconds spent in the block to timings[name], when timings is a dict."""
@@ -227,11 +298,11 @@ def _timed(timings: dict | None, name: str):
 
 
 @dataclasses.dataclass(eq=False)
-class Reference:
+class FeatureReference:
     """Real-data statistics of a dataset's test split, computed once and shared by every row of a call."""
 
     dataset: str
-    network: feature_nets.Network
+    network: "feature_nets.Network"
     provenance: dict
     n_test: int
     features: np.ndarray | None = None
@@ -247,18 +318,20 @@ class Reference:
                 "feature_net": self.network.info}
 
 
-def reference(dataset: str, which=METRICS, data_dir=None, network: feature_nets.Network | None = None,
-              log: Callable[[str], None] = lambda _: None, timings: dict | None = None, train=None) -> Reference:
+def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets.Network | None" = None,
+              log: Callable[[str], None] = lambda _: None, timings: dict | None = None, train=None) -> FeatureReference:
     """The test split's features, statistics and radii, and (for memorisation) the training-image index;
     train: the training split's images when the caller has them loaded already."""
     from gancli import data  # the TFDS stack loads only when data is needed
 
     which = parse(which)
+    from gancli import feature_nets  # JAX and Flax load only when a network is needed
+
     network = network or feature_nets.shipped(dataset)
     with _timed(timings, "reference: load test split"):
         test = data.load(dataset, "test", data_dir)[0]
-        ref = Reference(dataset, network, data.provenance(dataset, data_dir), len(test))
-    if _FEATURE_METRICS & set(which):
+        ref = FeatureReference(dataset, network, data.provenance(dataset, data_dir), len(test))
+    if any(REGISTRY[name].features for name in parse(which)):
         log(f"features of the {len(test):,} test images ({network.spec.version})")
         with _timed(timings, "reference: features"):
             features, logits = network.features_and_logits(test)
@@ -296,34 +369,23 @@ def check_images(samples, source: str = "samples") -> np.ndarray:
     return x
 
 
-def measure(samples, ref: Reference, which=METRICS, label: str = "samples", timings: dict | None = None,
+def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples", timings: dict | None = None,
             memorisation_n: int | None = None) -> dict:
     """One row: the chosen metrics of samples (float32 images in [0, 1]) against the reference; memorisation
     on the first memorisation_n samples when given."""
     which = parse(which)
     x = check_images(samples, label)
     row: dict = {"label": label, "n": len(x)}
-    if _FEATURE_METRICS & set(which):
+    features = logits = None
+    if any(REGISTRY[name].features for name in which):
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
             features, logits = ref.network.features_and_logits(x)
+    inputs = Inputs(x, features, logits, ref, memorisation_n)
     for name in which:
         with _timed(timings, name):
-            if name == "fid":
-                row["fid"] = frechet_distance(*gaussian_stats(features), *ref.feature_stats)
-            elif name == "fid_logits":
-                row["fid_logits"] = frechet_distance(*gaussian_stats(logits), *ref.logit_stats)
-            elif name == "score":
-                row["score"] = classifier_score(logits)
-            elif name == "classes":
-                row["classes"] = class_coverage(logits)
-            elif name == "prdc":
-                row["prdc"] = prdc(features, ref.features, real_radii=ref.radii)
-            elif name == "memorisation":
-                if ref.train is None:
-                    raise GancliError("the reference was built without the training images; build it for memorisation")
-                row["memorisation"] = memorisation(ref.train.nearest(x[:memorisation_n])[1], ref.test_nearest)
+            row[name] = REGISTRY[name].compute(inputs)
     return row
 
 
@@ -332,7 +394,7 @@ def noise_images(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
 
 
-def calibrate(ref: Reference, train, n: int, which=METRICS, seed: int = 0,
+def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0,
               log: Callable[[str], None] = lambda _: None, timings: dict | None = None) -> dict:
     """The calibration rows for n samples: {"train": the first n training images, "noise": n uniform-noise images}."""
     which = parse(which)
@@ -351,19 +413,14 @@ def calibrate(ref: Reference, train, n: int, which=METRICS, seed: int = 0,
 
 def scalars(row: dict) -> dict[str, float]:
     """A row's headline numbers as flat {name: number}: what logs, summaries and means over seeds use."""
-    out = {k: row[k] for k in ("fid", "fid_logits") if k in row}
-    if "score" in row:
-        out.update(score=row["score"]["mean"], score_std=row["score"]["std"])
-    if "prdc" in row:
-        out.update({k: row["prdc"][k] for k in ("precision", "recall", "density", "coverage")})
-    if "classes" in row:
-        out.update(classes_covered=row["classes"]["covered"], classes_kl=row["classes"]["kl_uniform"])
-    if "memorisation" in row:
-        out.update(copy_share=row["memorisation"]["copy_share"], nn_median=row["memorisation"]["median_distance"])
+    out = {}
+    for name, metric in REGISTRY.items():
+        if name in row:
+            out.update(metric.scalars(row[name]))
     return out
 
 
-def quick(samples, ref: Reference, n: int = N_CHEAP) -> dict:
+def quick(samples, ref: FeatureReference, n: int = N_CHEAP) -> dict:
     """The cheap subset (fid, score, classes) on the first n samples, for a training loop's per-epoch log."""
     return measure(np.asarray(samples)[:n], ref, CHEAP, "samples")
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gancli import metrics
 from gancli.config import RunConfig
 from gancli.errors import GancliError
 
@@ -42,9 +43,9 @@ def _quality_applies(config: RunConfig) -> str | None:
 
 
 def _quality_build(config: RunConfig, game, data_dir) -> Callable:
-    """metrics.quick (Fréchet distance, classifier score, class coverage) of N_CHEAP samples of the generator that
+    """metrics.quick (the registry's cheap metrics) of N_CHEAP samples of the generator that
     `sample` draws from (the moving average of G when the run keeps one); a conditional run's take the classes in turn."""
-    from gancli import conditional, metrics, sampling, steps
+    from gancli import conditional, sampling, steps
 
     ref = metrics.reference(config.dataset, metrics.CHEAP, data_dir)
     labels = conditional.class_labels(config, metrics.N_CHEAP)
@@ -75,7 +76,7 @@ def _classify_build(config: RunConfig, game, data_dir) -> Callable:
 
 # Append new entries at the end: an entry's position is part of its key.
 EVALUATIONS: dict[str, Evaluation] = {
-    "quality": Evaluation("Fréchet distance, classifier score, class coverage", _quality_applies, _quality_build),
+    "quality": Evaluation(metrics.describe(metrics.CHEAP), _quality_applies, _quality_build),
     "classify": Evaluation("D's test error", _classify_applies, _classify_build),
 }
 

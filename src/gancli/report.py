@@ -8,7 +8,7 @@ import math
 import statistics
 from pathlib import Path
 
-from gancli import rundir
+from gancli import metrics, rundir
 from gancli.errors import GancliError
 from gancli.files import atomic_path, check_writable
 
@@ -24,6 +24,12 @@ NOTE = (
     "Parzen-window estimates are high-variance and easy to game; the same protocol with real training "
     "images as the model calibrates the scale (Theis et al. 2016, 'A note on the evaluation of generative models')."
 )
+
+
+def across_seeds(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1) of one figure over the seeds of a run: the one statistic every
+    report gives across seeds."""
+    return statistics.fmean(values), statistics.stdev(values)
 
 
 def parzen_report(dataset: str, models: list[dict], calibration: dict | None = None, **protocol) -> dict:
@@ -44,10 +50,8 @@ def parzen_report(dataset: str, models: list[dict], calibration: dict | None = N
         "note": NOTE,
     }
     if len(models) > 1:
-        means = [m["mean"] for m in models]
-        mean = sum(means) / len(means)
-        std = math.sqrt(sum((v - mean) ** 2 for v in means) / (len(means) - 1))
-        report["across_seeds"] = {"n": len(means), "mean": mean, "std": std, "ddof": 1}
+        mean, std = across_seeds([m["mean"] for m in models])
+        report["across_seeds"] = {"n": len(models), "mean": mean, "std": std, "ddof": 1}
     if dataset == "mnist":
         report["paper_table1"] = [{"model": n, "mean": m, "stderr": s} for n, m, s in PAPER_TABLE1_MNIST]
     return report
@@ -293,19 +297,9 @@ METRICS_NOTE = (
     "Measured on the penultimate features and logits of a fixed, shipped classifier against the test split; "
     "the calibration rows put real training images, then uniform noise, in place of the samples."
 )
-# Column headings of metrics.scalars' names; score_std is shown inside the score's cell.
-METRIC_HEADINGS = {
-    "fid": "FD features", "fid_logits": "FD logits", "score": "class. score", "precision": "precision",
-    "recall": "recall", "density": "density", "coverage": "coverage", "classes_covered": "classes >= 1%",
-    "classes_kl": "KL to uniform", "copy_share": "likely copies", "nn_median": "median NN L2",
-}
-
-
 def metrics_report(header: dict, models: list[dict], calibration: dict | None, sampling: dict, **extra) -> dict:
-    """The report as plain data. header: {dataset, metrics, reference (metrics.Reference.info()), settings}; models:
+    """The report as plain data. header: {dataset, metrics, reference (metrics.FeatureReference.info()), settings}; models:
     each a metrics.measure row plus label/source/epoch/step; calibration: metrics.calibrate's {"train", "noise"}."""
-    from gancli import metrics
-
     report = {
         "kind": "metrics",
         "dataset": header["dataset"],
@@ -322,17 +316,14 @@ def metrics_report(header: dict, models: list[dict], calibration: dict | None, s
     }
     if len(models) > 1:
         flat = [metrics.scalars(m) for m in models]
-        values = {k: [f[k] for f in flat] for k in flat[0]}
-        report["across_seeds"] = {"n": len(models), "ddof": 1,
-                                  **{k: {"mean": statistics.fmean(v), "std": statistics.stdev(v)} for k, v in values.items()}}
+        spread = {k: across_seeds([f[k] for f in flat]) for k in flat[0]}
+        report["across_seeds"] = {"n": len(models), "ddof": 1, **{k: {"mean": m, "std": s} for k, (m, s) in spread.items()}}
     return report
 
 
 def metrics_headline(report: dict) -> dict:
     """{"feature_net", "n_samples", "models": [label, epoch, step, scalars...], "calibration": {"train", "noise"}
     or None} of a metrics report, for a summary; ValueError for anything metrics_report did not write."""
-    from gancli import metrics
-
     if not (isinstance(report, dict) and report.get("kind") == "metrics" and isinstance(report.get("models"), list)
             and report["models"] and all(isinstance(m, dict) for m in report["models"])):
         raise ValueError("not a metrics report written by 'gancli evaluate --metrics'")
@@ -351,9 +342,7 @@ def metrics_headline(report: dict) -> dict:
 
 
 def _metric_columns(report: dict) -> list[str]:
-    from gancli import metrics
-
-    return [k for k in metrics.scalars(report["models"][0]) if k != "score_std"]
+    return [k for k in metrics.scalars(report["models"][0]) if k in metrics.COLUMNS]
 
 
 def _metric_cell(flat: dict, key: str) -> str:
@@ -371,8 +360,6 @@ def _metric_cell(flat: dict, key: str) -> str:
 
 def _metric_rows(report: dict) -> list[tuple[str, list[str]]]:
     """(row name, cells) for every model, the mean over seeds, and the calibration rows."""
-    from gancli import metrics
-
     cols = _metric_columns(report)
     rows = [(_model_name(m), [_metric_cell(metrics.scalars(m), k) for k in cols]) for m in report["models"]]
     if s := report.get("across_seeds"):
@@ -400,7 +387,7 @@ def metrics_markdown(report: dict, plot_name: str | None = METRICS_FILES["png"])
         "",
         _metrics_caption(report) + ".",
         "",
-        "| model | " + " | ".join(METRIC_HEADINGS[k] for k in cols) + " |",
+        "| model | " + " | ".join(metrics.COLUMNS[k].heading for k in cols) + " |",
         "|---" * (len(cols) + 1) + "|",
         *(f"| {name} | {' | '.join(cells)} |" for name, cells in _metric_rows(report)),
         "",
@@ -408,7 +395,9 @@ def metrics_markdown(report: dict, plot_name: str | None = METRICS_FILES["png"])
         f"exp E KL(p(y|x) || p(y)), mean ± std over {st['score_splits']} splits; precision/recall with "
         f"k = {st['k_precision_recall']}, density/coverage with k = {st['k_density_coverage']}; classes holding >= "
         f"{st['class_min_share']:.0%} of the samples; likely copies: samples nearer a training image than the "
-        f"{st['copy_threshold']}.",
+        f"{st['copy_threshold']}. Better: " + "; ".join(
+            f"{way} {', '.join(metrics.COLUMNS[k].heading for k in cols if metrics.COLUMNS[k].better == way)}"
+            for way in ("lower", "higher") if any(metrics.COLUMNS[k].better == way for k in cols)) + ".",
     ]
     classes = [(name, m["classes"]["histogram"]) for name, m in _entries(report) if "classes" in m]
     if classes:
@@ -500,9 +489,8 @@ def classify_report(dataset: str, models: list[dict]) -> dict:
         "note": CLASSIFY_NOTE,
     }
     if len(models) > 1:
-        errors = [m["errors"] for m in models]
-        report["across_seeds"] = {"n": len(errors), "errors_mean": statistics.fmean(errors),
-                                  "errors_std": statistics.stdev(errors), "ddof": 1}
+        mean, std = across_seeds([m["errors"] for m in models])
+        report["across_seeds"] = {"n": len(models), "errors_mean": mean, "errors_std": std, "ddof": 1}
     return report
 
 
@@ -616,7 +604,7 @@ def conditional_grid(report: dict) -> tuple[list[str], list[list[str]], str] | N
 def metric_rows(report: dict) -> tuple[list[str], list[tuple[str, list[str]]], str]:
     """(metric headings, (row name, a cell per metric) of every model, the mean over seeds and the calibration
     rows, caption) of a metrics report."""
-    return [METRIC_HEADINGS[k] for k in _metric_columns(report)], _metric_rows(report), _metrics_caption(report)
+    return [metrics.COLUMNS[k].heading for k in _metric_columns(report)], _metric_rows(report), _metrics_caption(report)
 
 
 def classify_rows(report: dict) -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
 from gancli.errors import GancliError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train, sample, evaluate and inspect GANs.")
@@ -112,7 +113,7 @@ def train(
     ckpt_minutes: Annotated[Optional[float], typer.Option(help="Save a checkpoint every this many minutes of training (default 5), in the background.")] = None,
     keep: Annotated[Optional[int], typer.Option(help="Checkpoints kept.")] = None,
     chunk: Annotated[Optional[int], typer.Option(help="Iterations per compiled call (default: an epoch on a GPU, a few seconds of work on a CPU).")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Every this many epochs, measure the cheap sample-quality metrics (Fréchet distance, classifier score, class coverage on 2,000 samples; mnist and fashion_mnist) into metrics.jsonl.")] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help=f"Every this many epochs, measure the cheap sample-quality metrics ({metric_registry.describe(metric_registry.CHEAP)} on {metric_registry.N_CHEAP:,} samples; mnist and fashion_mnist) into metrics.jsonl.")] = None,
     devices: Annotated[Optional[int], typer.Option(help="Devices to train on (default: all; with one process, the most that divide the work). --seeds are split over them; one seed's batch is split over them, the networks replicated. Counted over all processes of a --distributed run.")] = None,
     distributed: Annotated[bool, typer.Option("--distributed", help="Join a multi-process run (jax.distributed.initialize: coordinator and process ids from SLURM, Open MPI, a TPU pod or JAX_COORDINATOR_ADDRESS). Under srun or mpirun with several processes it is joined without the flag.")] = False,
     data_dir: DataDir = None,
@@ -268,7 +269,7 @@ def sample(
 def evaluate(
     ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint folder: a run or a multi-seed run (default: ckpt).")] = None,
     parzen: Annotated[Optional[bool], typer.Option("--parzen/--no-parzen", help="Parzen-window log-likelihood (the paper's; the default unless --metrics is given).")] = None,
-    metrics: Annotated[Optional[str], typer.Option("--metrics", help="Sample-quality metrics on the shipped feature network (mnist, fashion_mnist): 'all' or a comma list of fid, fid_logits, score, prdc, classes, memorisation. Report in metrics.json/.md/.png.")] = None,
+    metrics: Annotated[Optional[str], typer.Option("--metrics", help=f"Sample-quality metrics on the shipped feature network (mnist, fashion_mnist): 'all' or a comma list of {', '.join(metric_registry.METRICS)}. Report in metrics.json/.md/.png.")] = None,
     samples: Annotated[Optional[Path], typer.Option(help="Evaluate this .npz/.npy file instead of a checkpoint.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Reference data for --samples (default: mnist).")] = None,
     n_samples: Annotated[
