@@ -7,16 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-matplotlib.use("Agg")  # files only; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from gancli import checkpoint, parallel, sampling, train  # noqa: E402
-from gancli.files import atomic_path  # noqa: E402
-from gancli.models import count_params  # noqa: E402
-from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402
+from gancli import checkpoint, parallel, sampling, train
+from gancli.files import atomic_path
+from gancli.models import count_params
+from gancli.report import format_ll, metrics_headline, parzen_headline
 
 BOOKKEEPING = ("epoch", "step")
 SCHEDULE = ("it_per_s", "lr", "momentum")  # logged beside what the objectives report
@@ -172,7 +169,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     """Per-epoch D and G losses, and mean D(x) and D(G(z)), as one PNG written atomically."""
     epochs = [r["epoch"] for r in history]
     style = {"marker": "o", "markersize": 3} if len(history) < 30 else {}
-    fig, (losses, outputs) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    fig = Figure(figsize=(10, 3.8), dpi=100)
+    losses, outputs = fig.subplots(1, 2)
     for ax, keys, labels, equilibrium, name in (
         (losses, ("d_loss", "g_loss"), ("D loss", "G loss"), math.log(2.0), "D loss log 2"),
         (outputs, ("d_real", "d_fake"), ("mean D(x)", "mean D(G(z))"), 0.5, "1/2"),
@@ -190,11 +188,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 

@@ -1,4 +1,4 @@
-"""A Rich progress bar for training: epoch, iterations/s, ETA, losses and D's outputs."""
+"""The Rich progress bar train draws (a gancli.train.Reporter): epoch, iterations/s, ETA, losses and D's outputs."""
 
 from __future__ import annotations
 
