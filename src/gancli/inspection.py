@@ -241,7 +241,7 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
             + (f" with its average of decay {c['d_ema']!r} (evaluate --classify)" if c.get("d_ema") else " (evaluate --classify)"))
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))
-    add("optimizer", _pairs(c["optimizer"]))
+    add("optimizer", _pairs(_optimizer_settings(c["optimizer"])))
     add("versions", _pairs(s["versions"]) if isinstance(s["versions"], dict) else str(s["versions"]))
     add("device", f"{s['device']}" + (f", compiled in {s['compile_s']} s" if s.get("compile_s") else ""))
     add("mesh", parallel.words(s.get("mesh")))
@@ -250,6 +250,13 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
         add("warning", f"D has rejected every generated sample since epoch {since} (mean D(G(z)) below "
             f"{train.D_REJECTS:g} in every epoch since): this run has likely failed; look at its samples")
     return rows
+
+
+def _optimizer_settings(o: dict[str, Any]) -> dict[str, Any]:
+    """The optimiser's settings that act on the run: momentum and its ramp are sgd's alone."""
+    if o.get("name") == "sgd":
+        return o
+    return {k: v for k, v in o.items() if not k.startswith("momentum")}
 
 
 def run_outputs(s: dict[str, Any]) -> list[tuple[str, str]]:
