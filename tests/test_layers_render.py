@@ -1,4 +1,5 @@
-"""The layers: Rich (and Typer) only in gancli.cli; the library returns data that the CLI draws."""
+"""The layers: Rich (and Typer) only in gancli.cli, the library returning data that the CLI draws; matplotlib only
+through Figure objects, never pyplot (the training loop draws pictures on a worker thread; pyplot is not thread-safe)."""
 
 from __future__ import annotations
 
@@ -69,5 +70,44 @@ assert not seen, seen
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             imported = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            found += [f"{path.name}:{node.lineno} {i}" for i in imported if i.split(".")[0] in UI]
+            found += [f"{path.name}:{node.lineno} {i}" for i in imported if i.split(".")[0] in UI or i == "matplotlib.pyplot"]
+            if isinstance(node, ast.ImportFrom) and node.module == "matplotlib" and any(a.name == "pyplot" for a in node.names):
+                found.append(f"{path.name}:{node.lineno} matplotlib.pyplot")
+            if isinstance(node, ast.Attribute) and node.attr == "use" and getattr(node.value, "id", None) == "matplotlib":
+                found.append(f"{path.name}:{node.lineno} matplotlib.use")
     assert not found, found
+
+
+def test_pictures_are_drawn_without_pyplot(tmp_path):
+    code = f"""
+import importlib, json, sys
+import numpy as np
+for name in {library_modules()!r}:
+    importlib.import_module(name)
+from gancli import images, inspection
+from pathlib import Path
+out = Path({str(tmp_path)!r})
+images.save_grid(np.random.default_rng(0).random((12, 8, 8, 1)), out / "grid.png")
+images.save_samples(np.random.default_rng(0).normal(size=(200, 2)), out / "scatter.png", "t", np.zeros((50, 2)))
+history = [{{"epoch": e, "step": 10 * e, "d_loss": 0.6, "g_loss": 0.9, "d_real": 0.55, "d_fake": 0.45}} for e in (1, 2, 3)]
+inspection.plot_curves(history, out / "curves.png", "run")
+assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
+"""
+    result = run_fresh(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from PIL import Image
+
+    from gancli.images import MIN_WIDTH
+
+    width, height = 4 * 9 + 1, 3 * 9 + 1  # 12 tiles of 8 px, 4 by 3, 1 px apart
+    scale = MIN_WIDTH // width  # small grids are enlarged by whole pixels
+    assert Image.open(tmp_path / "grid.png").size == (width * scale, height * scale)
+    assert Image.open(tmp_path / "curves.png").size == (1000, 380)  # 10 x 3.8 inches at 100 dpi
+    assert Image.open(tmp_path / "scatter.png").size[0] > 100
+
+
+def test_python_m_gancli_cli_runs_the_commands():
+    result = subprocess.run([sys.executable, "-m", "gancli.cli", "presets"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(SRC.parent), "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("Presets (gancli train DATASET --preset NAME")

@@ -164,7 +164,7 @@ def test_a_signal_saves_once_and_the_run_resumes_exactly(tmp_path, whole, monkey
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_the_cli_says_one_line_and_exits_128_plus_the_signal(copy_of, monkeypatch, signum, code):
-    from gancli import progress
+    from gancli.cli import progress
 
     class Signalling(progress.RichReporter):
         def advance(self, done, epoch, metrics, it_per_s):

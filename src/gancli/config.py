@@ -502,20 +502,21 @@ def settings(config: RunConfig, assignments: list[str]) -> dict[str, Any]:
         name = name.strip()
         if not sep or not name:
             raise GancliError(f"--set {text!r}: write it as section.field=value, e.g. discriminator.minibatch=100,5")
-        out[name] = _parse_value(value, _field_value(config, name), name)
+        out[name] = _parse_value(value, _field_value(config, name, f"--set {name}"), name)
     return out
 
 
-def _field_value(config: RunConfig, name: str) -> Any:
-    """The current value of a dotted config field, or GancliError listing the fields there are."""
+def _field_value(config: RunConfig, name: str, where: str) -> Any:
+    """The current value of a dotted config field, or GancliError, starting with where (the --set or --config
+    file it was named in), listing the fields there are."""
     node: Any = config
     for part in name.split("."):
         if not dataclasses.is_dataclass(node) or part not in {f.name for f in fields(node)}:
             known = ", ".join(f.name for f in fields(node)) if dataclasses.is_dataclass(node) else ""
-            raise GancliError(f"--set {name}: no such config field" + (f" (there: {known})" if known else ""))
+            raise GancliError(f"{where}: no such config field" + (f" (there: {known})" if known else ""))
         node = getattr(node, part)
     if dataclasses.is_dataclass(node):
-        raise GancliError(f"--set {name}: a section, not a field; set one of its fields, e.g. {name}.{fields(node)[0].name}")
+        raise GancliError(f"{where}: a section, not a field; set one of its fields, e.g. {name}.{fields(node)[0].name}")
     return node
 
 
@@ -536,7 +537,7 @@ def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for sub, v in items:
             name = key if sub is None else f"{key}.{sub}"
-            current = _field_value(base, name)
+            current = _field_value(base, name, f"--config {path}: {name}")
             out[name] = tuple(v) if isinstance(v, list) else v
             if type(out[name]) is not type(current) and not (isinstance(current, float) and isinstance(v, int)):
                 raise GancliError(f"--config {path}: {name} must be {_kind(current)} (got {v!r})")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+# Figures, not pyplot: the training loop draws its sample pictures on a worker thread, and pyplot's global figure
+# state is not thread-safe; a Figure saved through the Agg canvas needs no backend and opens no window.
+from matplotlib.figure import Figure
 
 
 MIN_WIDTH = 560  # pixels: a 10 x 10 grid of 28 x 28 digits is shown at twice its size
@@ -45,10 +44,14 @@ def save_grid(images: np.ndarray, path: Path, cols: int | None = None) -> Path:
     tiled = tiled.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # One pixel per element, unscaled and unsmoothed: the figure takes the array's size (resize). A power-of-two dpi
+    # keeps pixels / dpi * dpi exact, so no edge column falls outside the canvas; the file says 100 dpi regardless.
+    fig = Figure(dpi=64, frameon=False)
     if tiled.shape[-1] == 1:
-        plt.imsave(path, tiled[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        fig.figimage(tiled[..., 0], cmap="gray", vmin=0.0, vmax=1.0, resize=True)
     else:
-        plt.imsave(path, tiled)
+        fig.figimage(tiled, resize=True)
+    fig.savefig(path, dpi=fig.dpi, format="png", transparent=True, pil_kwargs={"dpi": (100, 100)})
     return path
 
 
@@ -77,7 +80,8 @@ def save_samples(samples: np.ndarray, path: Path, title: str = "", reference: np
         return save_grid(tiles, path, cols)
     flat = samples.reshape(samples.shape[0], -1)
     ref = None if reference is None else reference.reshape(reference.shape[0], -1)
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig = Figure(figsize=(4, 4), dpi=100)
+    ax = fig.subplots()
     if flat.shape[1] == 1:
         if ref is not None:
             ax.hist(ref[:, 0], bins=50, density=True, color="0.8", label="data")
@@ -98,5 +102,4 @@ def save_samples(samples: np.ndarray, path: Path, title: str = "", reference: np
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
     return path

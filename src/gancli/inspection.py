@@ -7,16 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-matplotlib.use("Agg")  # files only; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from gancli import metrics, parallel, rundir, sampling, train  # noqa: E402
-from gancli.files import atomic_path  # noqa: E402
-from gancli.models import count_params  # noqa: E402
-from gancli.report import format_ll, metrics_headline, parzen_headline  # noqa: E402
+from gancli import metrics, parallel, rundir, sampling, train
+from gancli.files import atomic_path
+from gancli.models import count_params
+from gancli.report import format_ll, metrics_headline, parzen_headline
 
 BOOKKEEPING = ("epoch", "step")
 SCHEDULE = ("it_per_s", "lr", "momentum")  # logged beside what the objectives report
@@ -168,7 +165,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     """Per-epoch D and G losses, and mean D(x) and D(G(z)), as one PNG written atomically."""
     epochs = [r["epoch"] for r in history]
     style = {"marker": "o", "markersize": 3} if len(history) < 30 else {}
-    fig, (losses, outputs) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
+    fig = Figure(figsize=(10, 3.8), dpi=100)
+    losses, outputs = fig.subplots(1, 2)
     for ax, keys, labels, equilibrium, name in (
         (losses, ("d_loss", "g_loss"), ("D loss", "G loss"), math.log(2.0), "D loss log 2"),
         (outputs, ("d_real", "d_fake"), ("mean D(x)", "mean D(G(z))"), 0.5, "1/2"),
@@ -186,11 +184,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -242,7 +237,7 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
             + (f" with its average of decay {c['d_ema']!r} (evaluate --classify)" if c.get("d_ema") else " (evaluate --classify)"))
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))
-    add("optimizer", _pairs(c["optimizer"]))
+    add("optimizer", _pairs(_optimizer_settings(c["optimizer"])))
     add("versions", _pairs(s["versions"]) if isinstance(s["versions"], dict) else str(s["versions"]))
     add("device", f"{s['device']}" + (f", compiled in {s['compile_s']} s" if s.get("compile_s") else ""))
     add("mesh", parallel.words(s.get("mesh")))
@@ -251,6 +246,13 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
         add("warning", f"D has rejected every generated sample since epoch {since} (mean D(G(z)) below "
             f"{train.D_REJECTS:g} in every epoch since): this run has likely failed; look at its samples")
     return rows
+
+
+def _optimizer_settings(o: dict[str, Any]) -> dict[str, Any]:
+    """The optimiser's settings that act on the run: momentum and its ramp are sgd's alone."""
+    if o.get("name") == "sgd":
+        return o
+    return {k: v for k, v in o.items() if not k.startswith("momentum")}
 
 
 def run_outputs(s: dict[str, Any]) -> list[tuple[str, str]]:

@@ -43,6 +43,28 @@ DataFile = Annotated[
 ]
 
 
+def _preset_help() -> str:
+    """--preset's help, from the registry: every preset, with the datasets it is the default for."""
+    from gancli.config import DATASET_PRESETS, PRESETS, TOY_DATASETS, default_preset
+
+    defaults: dict[str, list[str]] = {}
+    for dataset in (*TOY_DATASETS, *DATASET_PRESETS):
+        defaults.setdefault(default_preset(dataset), []).append(dataset)
+    fallback = default_preset("")  # what any other dataset gets
+    words = []
+    for name in PRESETS:
+        if name == fallback:
+            words.append(f"{name} (default for the other datasets)")
+        elif name in defaults:
+            words.append(f"{name} (default for {', '.join(defaults[name])})")
+        else:
+            words.append(name)
+    return "Recipe (see 'gancli presets'): " + ", ".join(words) + "."
+
+
+PRESET_HELP = _preset_help()
+
+
 def one_line_errors(fn):
     """Turn a GancliError into 'error: ...' on stderr and exit code 1, never a traceback."""
 
@@ -84,7 +106,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
 @one_line_errors
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Recipe (see 'gancli presets'): paper (default for images), fast, adam, toy (default for toy1d and ring8), cifar-conv (default for cifar10_gcn), cifar-fc, tfd (default for tfd, tfd96), dcgan (default for cifar10), cgan, semi-supervised.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help=PRESET_HELP)] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
     g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, switch (nonsaturating, then minimax), or feature-matching (Salimans et al. 2016).")] = None,
@@ -106,7 +128,7 @@ def train(
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
     label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and [generator], [discriminator], [optimizer] tables) over the preset.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and \\[generator], \\[discriminator], \\[optimizer] tables; 'gancli presets --fields' lists them) over the preset.")] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs (default: every --ckpt-minutes). The end and Ctrl-C/SIGTERM always save.")] = None,
@@ -160,7 +182,8 @@ def train(
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )
-    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs), resume=resuming, evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs, config.optimizer.name), resume=resuming,
+                             evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
@@ -367,10 +390,21 @@ def inspect(
 
 @app.command()
 @one_line_errors
-def presets():
-    """List the named recipes that train --preset takes, with what each sets."""
+def presets(
+    fields: Annotated[bool, typer.Option("--fields", help="List every config field instead: the names --set and --config take, with type, default and meaning.")] = False,
+):
+    """List the named recipes that train --preset takes, with what each sets; --fields, every config field."""
     from gancli.cli import render
     from gancli.config import PRESETS, RunConfig, changed_fields
+
+    if fields:
+        import typer.main
+
+        from gancli.cli.fields import config_fields
+
+        options = typer.main.get_command(app).commands["train"].params
+        console.print(render.fields_table(config_fields({o.name: o.help for o in options if o.help})))
+        return
 
     rows = []
     for name, p in PRESETS.items():

@@ -1,11 +1,11 @@
-"""A Rich progress bar for training: epoch, iterations/s, ETA, losses and D's outputs."""
+"""The Rich progress bar train draws (a gancli.train.Reporter): epoch, iterations/s, ETA, losses and D's outputs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 # Short names of the game's metrics; an objective's other metrics show under their own names.
@@ -19,12 +19,16 @@ def describe(metrics: dict[str, float], digits: int) -> str:
 
 
 class RichReporter:
-    """Shows one bar over all iterations of the run, refreshed after every compiled chunk."""
+    """Shows a bar over the current epoch's iterations, refreshed after every compiled chunk, and a line of the
+    epoch's mean metrics after every epoch. optimizer: the run's; its momentum is shown for sgd alone (Adam's
+    record holds b1 there)."""
 
-    def __init__(self, console: Console, epochs: int):
+    def __init__(self, console: Console, epochs: int, optimizer: str = "sgd"):
         self.console = console
         self.epochs = epochs
-        self._log_every = max(1, epochs // 50)  # about 50 epoch lines for a long run
+        self.optimizer = optimizer
+        self._per_epoch = 0
+        self._epoch = None  # the epoch the bar is counting
         self._status = None
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -32,8 +36,7 @@ class RichReporter:
             MofNCompleteColumn(),
             TextColumn("{task.fields[speed]} it/s"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             TextColumn("{task.fields[losses]}"),
             console=console,
             transient=False,
@@ -52,24 +55,32 @@ class RichReporter:
 
     def start(self, total: int, done: int, epoch: int) -> None:
         self._end_status()
+        self._per_epoch = total // self.epochs  # train counts total as epochs x iterations per epoch
+        self._epoch = epoch
         self._progress.start()
         self._task = self._progress.add_task(
-            "train", total=total, completed=done, epoch=epoch + 1, epochs=self.epochs, speed="-", losses=""
+            "train", total=self._per_epoch, completed=done - epoch * self._per_epoch, epoch=epoch + 1,
+            epochs=self.epochs, speed="-", eta="-:--:--", losses="",
         )
 
     def advance(self, done: int, epoch: int, metrics: dict[str, float], it_per_s: float) -> None:
-        losses = describe(metrics, 3)
+        # epoch: the one the chunk ran in (a chunk never spans two), so its last chunk shows it full
+        completed = done - epoch * self._per_epoch
+        if epoch != self._epoch:  # a new epoch: its own bar, clock and ETA
+            self._epoch = epoch
+            self._progress.reset(self._task, total=self._per_epoch, completed=0)
+        left = (self._per_epoch - completed) / it_per_s if it_per_s > 0 else None
         self._progress.update(
-            self._task, completed=done, epoch=min(epoch + 1, self.epochs), speed=f"{it_per_s:,.0f}", losses=losses
+            self._task, completed=completed, epoch=epoch + 1, speed=f"{it_per_s:,.0f}",
+            eta="-:--:--" if left is None else _clock(left), losses=describe(metrics, 3),
         )
 
     def epoch_end(self, record: dict[str, Any]) -> None:
-        if record["epoch"] % self._log_every and record["epoch"] != self.epochs:
-            return
+        momentum = f"  momentum {record['momentum']:.3f}" if self.optimizer == "sgd" else ""
         self._progress.console.print(
             f"epoch {record['epoch']}: {describe({k: v for k, v in record.items() if k not in NOT_METRICS}, 4)}  "
             f"{record['it_per_s']:,.1f} it/s  "
-            f"lr {record['lr']:.5f}  momentum {record['momentum']:.3f}",
+            f"lr {record['lr']:.5f}{momentum}",
             highlight=False,
         )
 
@@ -79,3 +90,10 @@ class RichReporter:
     def stop(self) -> None:
         self._end_status()
         self._progress.stop()
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS, as Rich's own time columns show it."""
+    minutes, s = divmod(int(seconds + 0.5), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}:{m:02d}:{s:02d}"

@@ -173,3 +173,18 @@ def presets_table(rows: list[tuple[str, str, str]]) -> Table:
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def fields_table(rows: list[tuple[str, str, str, str]]) -> Table:
+    """(section.field, type, default, meaning) of every config field; all plain text (defaults and comments may
+    hold brackets)."""
+    table = Table(title=Text("Config fields: --set section.field=value, or in a --config TOML file as top-level keys "
+                             "and [generator], [discriminator], [optimizer] tables; presets change some of the "
+                             "defaults (gancli presets)"), title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("default", overflow="fold")
+    table.add_column("meaning", overflow="fold")
+    for row in rows:
+        table.add_row(*map(Text, row))
+    return table
