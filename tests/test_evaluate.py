@@ -71,7 +71,7 @@ def fake_runs(monkeypatch, root: Path, seeds: int | None, dataset: str = "mnist"
     monkeypatch.setattr(checkpoint, "find_runs", lambda path: paths)
     monkeypatch.setattr(checkpoint, "load_run", load_run)
     monkeypatch.setattr(sampling, "draw", draw)
-    monkeypatch.setattr(sampling, "check_count", lambda run, n: None)
+    monkeypatch.setattr(sampling, "check_draw", lambda run, n: None)
     return paths
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from gancli import metrics, parzen, report
 from gancli.errors import GancliError
-from gancli.files import check_memory, human_bytes
+from gancli.files import check_count, check_memory, human_bytes
 
 N_SAMPLES = 10_000
 N_VALID = 1_000
@@ -154,8 +154,7 @@ def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> ParzenDa
     """The first n_valid validation images (None: the paper's choice, N_VALID or all for TFD) and the test split."""
     from gancli import data  # the TFDS stack loads only when data is needed
 
-    if n_valid is not None and n_valid < 1:
-        raise GancliError(f"--n-valid must be >= 1 (got {n_valid})")
+    check_count(n_valid, "--n-valid")
     valid = data.load(dataset, "validation", data_dir)[0]
     if n_valid is None:
         n_valid = len(valid) if dataset in WHOLE_VALIDATION else min(N_VALID, len(valid))
@@ -174,12 +173,6 @@ def _score(label: str, source, samples, ref: ParzenData, sigmas, epoch=None, ste
 
         entry["mode_coverage"] = toy.mode_coverage(samples)
     return entry
-
-
-def check_count(n_samples: int | None) -> None:
-    """--n-samples, when given, is a count; before any slow work."""
-    if n_samples is not None and n_samples < 1:
-        raise GancliError(f"--n-samples must be >= 1 (got {n_samples})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,7 +372,7 @@ def evaluate_samples(
     if any(not ev.draws for ev in evaluators):
         raise GancliError("--classify evaluates a run's D on its own: drop --samples")
     path = Path(path)
-    check_count(n_samples)
+    check_count(n_samples, "--n-samples")
     for ev in evaluators:
         ev.check(dataset, [])
     raw = load_samples(path)
@@ -456,7 +449,7 @@ def evaluate_checkpoint(
     from gancli import conditional, judge, sampling
 
     _kinds(evaluators)
-    check_count(n_samples)
+    check_count(n_samples, "--n-samples")
     ckpt = Path(ckpt)
     runs, trained_on = restore_runs(ckpt, dataset, ema)
     for ev in evaluators:
@@ -467,7 +460,7 @@ def evaluate_checkpoint(
         out_dirs[ev.kind], seed_dirs[ev.kind] = report.check_run_out_dirs(ckpt, paths, out, force, ev.files)
     drawing = [ev for ev in evaluators if ev.draws]
     for run in runs if drawing else ():
-        sampling.check_count(run, n_samples)
+        sampling.check_draw(run, n_samples)
     start = time.perf_counter()
     _prepare(evaluators, trained_on, data_dir, calibration, log)
     # A conditional run's samples take the classes in turn (n_samples / n_classes each, as Mirza & Osindero's

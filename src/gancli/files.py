@@ -91,3 +91,9 @@ def human_bytes(n: float) -> str:
     while n >= 1000 and i < len(units) - 1:
         n, i = n / 1000, i + 1
     return f"{n:.3g} {units[i]}" if i and n < 1000 else f"{n:,.0f} {units[i]}"
+
+
+def check_count(n: int | None, what: str) -> None:
+    """GancliError unless n (when given) is a count of at least one: the one rule for every --n-like option."""
+    if n is not None and n < 1:
+        raise GancliError(f"{what} must be >= 1 (got {n})")

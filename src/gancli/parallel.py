@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from gancli.errors import GancliError
+from gancli.files import check_count
 
 DEVICES = "devices"  # the mesh's one axis
 REPLICATE_SHARE = 0.25  # a data set replicated on every device may take this much of a device's memory
@@ -125,8 +126,7 @@ def plan(config, devices: int | None, data_bytes: int) -> Placement | None:
     """
     available = jax.devices()
     processes = jax.process_count()
-    if devices is not None and devices < 1:
-        raise GancliError(f"--devices must be >= 1 (got {devices})")
+    check_count(devices, "--devices")
     if devices is not None and devices > len(available):
         raise GancliError(f"--devices {devices}: this machine has {len(available)} {available[0].platform} device(s)")
     if processes > 1 and devices not in (None, len(available)):

@@ -14,7 +14,7 @@ from gancli import checkpoint, conditional, steps
 from gancli.config import SEEDS, RunConfig
 from gancli.errors import GancliError
 from gancli.knn import TrainIndex
-from gancli.files import atomic_path, check_memory, check_writable
+from gancli.files import atomic_path, check_count, check_memory, check_writable
 
 BATCH = 10_000  # samples per compiled call; the host arrays are filled batch by batch, never concatenated
 
@@ -52,11 +52,10 @@ def _generator_fn(game: steps.Game):
     return jax.jit(lambda state, z, label: steps.sample(game, state, z, label))
 
 
-def check_count(run: checkpoint.Run, n: int, nearest: bool = False) -> int:
+def check_draw(run: checkpoint.Run, n: int, nearest: bool = False) -> int:
     """Before drawing: n >= 1, and n samples with their latents (float32; with nearest, their neighbours' index and
     distance) fit in memory. Returns the bytes they take, about the size of their npz (np.savez does not compress)."""
-    if n < 1:
-        raise GancliError(f"the number of samples must be >= 1 (got {n})")
+    check_count(n, "the number of samples")
     game = game_of(run.config, run.metadata)
     per_sample = 4 * (math.prod(game.data_shape) + game.config.generator.z_dim) + (12 if nearest else 0)
     per_sample += 8 if game.config.conditional else 0  # each sample's label (int64)
@@ -112,7 +111,7 @@ POINTS_MAX = 10_000  # points in a toy-data scatter plot
 def draw(run: checkpoint.Run, n: int, seed: int, label: int | None = None) -> dict[str, np.ndarray]:
     """n samples and their latents, as the arrays the npz stores; for a conditional run, their labels too (all
     `label`, or the classes in turn)."""
-    check_count(run, n)
+    check_draw(run, n)
     conditional.check_label(run.config, label, str(run.path))
     z = latents(game_of(run.config, run.metadata), n, seed)
     labels = conditional.class_labels(run.config, n, label)
@@ -143,7 +142,7 @@ def draw_interpolation(run: checkpoint.Run, rows: int, steps_: int, seed: int, l
     """rows x steps_ samples along lines in z, with the latents and the interpolation weights t. A conditional run
     keeps each row's label fixed: `label`, or the classes in turn (row r of class r % n_classes); labels are
     stored per sample, (rows, steps_)."""
-    check_count(run, rows * steps_)
+    check_draw(run, rows * steps_)
     conditional.check_label(run.config, label, str(run.path))
     z = interpolation_latents(game_of(run.config, run.metadata), rows, steps_, seed)
     row_labels = conditional.class_labels(run.config, rows, label)

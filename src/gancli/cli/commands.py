@@ -14,6 +14,7 @@ from rich.console import Console
 
 from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
 from gancli.errors import GancliError
+from gancli.files import check_count
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Train, sample, evaluate and inspect GANs.")
 console = Console()
@@ -220,8 +221,7 @@ def sample(
     if interpolate is not None and nearest:
         raise GancliError("--nearest and --interpolate cannot be combined: run them one at a time")
     count = n if n is not None else (10 if interpolate else 100)
-    if count < 1:
-        raise GancliError(f"--n must be >= 1 (got {count})")
+    check_count(count, "--n")
     dirs = rundir.find_runs(ckpt)
     if data_file is not None and nearest:
         from gancli import data
@@ -243,7 +243,7 @@ def sample(
             target = run_dir / "samples" / f"{kind}.npz"
         else:
             target = out if len(dirs) == 1 else out.with_name(f"{out.stem}.{run_dir.name}{out.suffix}")
-        need = sampling.check_count(run, count * (interpolate or 1), nearest)
+        need = sampling.check_draw(run, count * (interpolate or 1), nearest)
         plan.append((run, sampling.output_paths(target, force, need)))
         if nearest and run.config.dataset not in train_sets:
             from gancli import data
