@@ -261,7 +261,7 @@ def _why_not_restored(step_dir: Path, stored: dict[str, tuple[int, ...]] | None,
     return f"its config does not match the stored state ({differ[0]}{more})"
 
 
-# Checkpoints written before commit e4c44e6 (the one training core) kept Flax's {"params": ...} level inside
+# Checkpoints written before the one training core kept Flax's {"params": ...} level inside
 # each network's tree and its optimiser's, e.g. g.params.out.kernel and g_opt.velocity.params.out.kernel where
 # gancli now keeps g.out.kernel: such runs (a long training resumed with the gancli it began with, say) are read
 # by their stored names and given the tree of today's config.

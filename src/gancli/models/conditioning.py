@@ -5,8 +5,7 @@ joins the noise at G's input. It starts small (EMBED_INIT), so the noise, not th
 moves. The 2014 G collapses onto one image in its first epoch and escapes as D pushes its samples apart, along
 whatever input varies. Started N(0, 1) (a tenth of the energy of 100-d unit-variance noise), the label took that
 role: G split into one image per class, D's push was then the same for every z of a class, z's weights shrank, and
-D won for good (issue 15, paper preset: D(G(z)) 0.01 by epoch 8; as much with a label-blind D, so the cause was
-G's input). Started small, z spreads the samples as in the unconditional run, and the label's use grows once D's
+D won for good (with a label-blind D as much, so the cause was G's input; docs/mirza2014.md). Started small, z spreads the samples as in the unconditional run, and the label's use grows once D's
 projection tells the classes apart. Small rather than zero, so that the label is an input from the first step
 (the gradient of its first-layer weights is E_y times the error).
 

@@ -1,0 +1,22 @@
+"""A run's configuration: the schema (config.schema), the named recipes (config.presets) and the ways to change one
+(config.overrides). Everything is importable from gancli.config."""
+
+from gancli.config.overrides import changed_fields, differences, from_toml, settings, with_overrides
+from gancli.config.presets import DATASET_PRESETS, PRESETS, TOY_DATASETS, Preset, default_preset, preset
+from gancli.config.schema import (
+    NOISES,
+    OPTIMIZERS,
+    OUTPUTS,
+    SEEDS,
+    UPDATES,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    OptimizerConfig,
+    RunConfig,
+)
+
+__all__ = [
+    "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "UPDATES",
+    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "Preset", "RunConfig", "changed_fields",
+    "default_preset", "differences", "from_toml", "preset", "settings", "with_overrides",
+]

@@ -1,0 +1,199 @@
+"""A run's typed, frozen configuration: the dataclasses stored in every checkpoint, their JSON round-trip and the
+schema's validation. A leaf: no registry, no JAX; the model family and objectives check their own names
+(gancli.models.check)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from gancli.errors import GancliError
+
+UPDATES = ("simultaneous", "alternating")
+# Objectives and model families are registries that check their own names (gancli.objectives.problems,
+# gancli.models.check): this module is a leaf, free of JAX, below everything that reads a config.
+OPTIMIZERS = ("sgd", "adam")
+NOISES = ("uniform", "gaussian", "uniform01")  # uniform: U(-sqrt3, sqrt3); uniform01: U[0, 1)
+OUTPUTS = ("sigmoid", "linear")
+SEEDS = 2**32  # distinct seeds: a JAX key holds 32 bits of one
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """MLP generator: z -> ReLU hidden layers -> output activation."""
+
+    z_dim: int = 100
+    hidden: tuple[int, ...] = (1200, 1200)
+    noise: str = "uniform"  # uniform U(-sqrt3, sqrt3) has unit variance, as in the final mnist.yaml
+    output: str = "sigmoid"
+    init_scale: float = 0.05  # weights U(-s, s)
+    output_bias_from_data: bool = True  # logit of the training pixel means
+    batchnorm: bool = False  # before each hidden ReLU; its statistics live beside the parameters, not in them
+    keep_hidden: float = 1.0  # inverted dropout on the input of every layer above the first, in training only
+    max_col_norm: float = 0.0  # after each update, cap the L2 norm of the weights into each unit (pylearn2); 0: none
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Maxout discriminator with dropout on the input of every layer."""
+
+    units: tuple[int, ...] = (240, 240)
+    pieces: int = 5
+    keep_input: float = 0.8
+    keep_hidden: float = 0.5
+    init_scale: float = 0.005  # weights U(-s, s); N(0, s^2) in model ssl-mlp
+    batchnorm: bool = False  # before each maxout
+    minibatch: tuple[int, ...] = (0, 0)  # minibatch discrimination: (B kernels, C dims); (0, 0) is off
+    max_col_norm: float = 0.0  # after each update, cap the L2 norm of the weights into each unit (pylearn2); 0: none
+    input_noise: float = 0.0  # std of Gaussian noise added to D's input in training (model ssl-mlp)
+    hidden_noise: float = 0.0  # ... and to each hidden layer's output
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """One optimiser for each network (same settings for both)."""
+
+    name: str = "sgd"
+    lr: float = 0.1
+    lr_decay: float = 1.000004  # lr_t = lr / decay^t per update, floored at lr_min
+    lr_min: float = 1e-6
+    momentum: float = 0.5  # sgd: classical momentum at the start...
+    momentum_final: float = 0.7  # ...rising linearly to this...
+    momentum_saturate_epoch: int = 250  # ...by this epoch
+    b1: float = 0.5  # adam
+    b2: float = 0.999
+    eps: float = 1e-8  # adam: added to sqrt(v)...
+    eps_root: float = 0.0  # ...and to v inside the square root (improved-gan's Adam: 1e-8 there, none outside)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run; stored in every checkpoint."""
+
+    dataset: str = "mnist"
+    train_split: str = "train"  # the split training draws from (mnist's train_full: train + validation, 60,000)
+    preset: str = "paper"
+    model: str = "mlp"  # the model family (gancli.models.MODELS)
+    conditional: bool = False  # G and D take the class label (gancli.models.conditioning); fakes get the real batch's
+    n_classes: int = 0  # of a conditional run; 0: from the training labels (max + 1) when training starts
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    k: int = 1
+    update: str = "simultaneous"
+    d_loss: str = "gan"  # gancli.objectives.D_LOSSES
+    g_loss: str = "nonsaturating"  # gancli.objectives.G_LOSSES
+    switch_epoch: int = 10
+    epochs: int = 100
+    batch_size: int = 100
+    seed: int = 0
+    seeds: int = 1
+    ema: float = 0.0  # decay of an exponential moving average of G's weights per G update (0: none kept)
+    d_ema: float = 0.0  # decay of a moving average of D's weights per D update, from zero (0: none kept)
+    ema_start: int = 0  # epoch from which the averages move; before it, each equals its network
+    labels: int = 0  # semi-supervised: labelled training examples, as many of each class (0: none)
+    label_seed: int = 0  # which ones: the first labels/K of each class in this seed's permutation of the training set
+    g_batch: str = "same"  # the real batch G's step compares with: "same" as the D step's, or "own" (its own pass)
+    chunk: int = 0  # iterations per compiled call (0: chosen for the device); bounds the time between refreshes
+    ckpt_every: int = 0  # epochs between checkpoints; 0: every ckpt_minutes of training instead
+    # A save costs ~0.2 s (the paper model): one per 5 minutes is < 0.1% of the run, and a crash that no signal
+    # announces (power, OOM killer) loses at most 5 minutes. The end and SIGINT/SIGTERM always save.
+    ckpt_minutes: float = 5.0
+    keep: int = 3  # checkpoints kept
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return _from_dict(cls, d)
+
+    def validate(self) -> "RunConfig":
+        """Raise GancliError naming the first bad field; return self when all is well. What a registry knows (the
+        model family, the objectives and what they need) is checked by gancli.models.check."""
+        o, g, d = self.optimizer, self.generator, self.discriminator
+        checks = [
+            (0 <= self.ema < 1, f"--ema must be in [0, 1) (got {self.ema})"),
+            (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
+            (self.labels >= 0, f"--labels must be >= 0 (got {self.labels})"),
+            (0 <= self.label_seed < SEEDS, f"--label-seed must be in [0, {SEEDS - 1:,}] (got {self.label_seed})"),
+            (self.g_batch in ("same", "own"), f"g_batch must be same or own (got {self.g_batch!r})"),
+            (self.g_batch == "same" or self.update == "alternating",
+             "g_batch own needs alternating updates (simultaneous ones take both gradients from one batch)"),
+            (all(_finite(v) and v >= 0 for v in (d.input_noise, d.hidden_noise)),
+             f"discriminator input_noise and hidden_noise must be finite numbers >= 0 (got {d.input_noise} and {d.hidden_noise})"),
+            (all(_finite(v) and v >= 0 for v in (o.eps, o.eps_root)) and o.eps + o.eps_root > 0,
+             f"optimizer eps and eps_root must be finite numbers >= 0, not both 0 (got {o.eps} and {o.eps_root})"),
+            (self.ema_start >= 0, f"ema_start must be an epoch >= 0 (got {self.ema_start})"),
+            (len(d.minibatch) == 2 and (all(v >= 1 for v in d.minibatch) or tuple(d.minibatch) == (0, 0)),
+             f"discriminator.minibatch must be two numbers B,C >= 1 (kernels, dims), or 0,0 for none (got {d.minibatch})"),
+            (self.k >= 1, f"--k must be >= 1 (got {self.k})"),
+            (self.update in UPDATES, f"--update must be one of {', '.join(UPDATES)} (got {self.update!r})"),
+            (self.switch_epoch >= 0, f"--switch-epoch must be >= 0 (got {self.switch_epoch})"),
+            (self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1 (got {self.batch_size})"),
+            (self.seeds >= 1, f"--seeds must be >= 1 (got {self.seeds})"),
+            # JAX keys hold 32 bits: seed 2**32 would silently repeat seed 0.
+            (0 <= self.seed and self.seed + self.seeds <= SEEDS,
+             f"--seed must be in [0, {SEEDS - self.seeds:,}]" + (f" with --seeds {self.seeds}" if self.seeds > 1 else "")
+             + f" (got {self.seed})"),
+            (self.chunk >= 0, f"--chunk must be >= 0 (got {self.chunk})"),
+            (self.ckpt_every >= 0, f"--ckpt-every must be >= 0, 0 for every --ckpt-minutes (got {self.ckpt_every})"),
+            (_finite(self.ckpt_minutes) and self.ckpt_minutes > 0,
+             f"--ckpt-minutes must be a finite number > 0 (got {self.ckpt_minutes})"),
+            (self.keep >= 1, f"--keep must be >= 1 (got {self.keep})"),
+            (o.name in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)} (got {o.name!r})"),
+            # Every schedule constant, NaN and inf included: a bad one only shows as a broken run hours later.
+            (_finite(o.lr) and o.lr > 0, f"--lr must be a finite number > 0 (got {o.lr})"),
+            (_finite(o.lr_decay) and o.lr_decay >= 1.0, f"--lr-decay must be a finite number >= 1 (got {o.lr_decay})"),
+            (_finite(o.lr_min) and 0 <= o.lr_min <= o.lr, f"optimizer lr_min must be in [0, lr {o.lr}] (got {o.lr_min})"),
+            (0 <= o.momentum < 1, f"--momentum must be in [0, 1) (got {o.momentum})"),
+            (0 <= o.momentum_final < 1, f"--momentum-final must be in [0, 1) (got {o.momentum_final})"),
+            (o.momentum_saturate_epoch >= 1, f"--momentum-saturate must be an epoch >= 1 (got {o.momentum_saturate_epoch})"),
+            (0 <= o.b1 < 1 and 0 <= o.b2 < 1, f"--b1 and --b2 must be in [0, 1) (got {o.b1} and {o.b2})"),
+            (g.z_dim >= 1, f"generator z_dim must be >= 1 (got {g.z_dim})"),
+            (all(h >= 1 for h in g.hidden), f"generator hidden layers must have >= 1 unit each (got {g.hidden})"),
+            (g.noise in NOISES, f"generator noise must be one of {', '.join(NOISES)} (got {g.noise!r})"),
+            (g.output in OUTPUTS, f"generator output must be one of {', '.join(OUTPUTS)} (got {g.output!r})"),
+            (_finite(g.init_scale) and g.init_scale > 0, f"generator init_scale must be a finite number > 0 (got {g.init_scale})"),
+            (all(u >= 1 for u in d.units), f"discriminator layers must have >= 1 unit each (got {d.units})"),
+            (d.pieces >= 1, f"discriminator pieces must be >= 1 (got {d.pieces})"),
+            (0 < d.keep_input <= 1 and 0 < d.keep_hidden <= 1 and 0 < g.keep_hidden <= 1, "dropout keep probabilities must be in (0, 1]"),
+            (_finite(d.init_scale) and d.init_scale > 0, f"discriminator init_scale must be a finite number > 0 (got {d.init_scale})"),
+            (all(_finite(v) and v >= 0 for v in (g.max_col_norm, d.max_col_norm)),
+             f"max_col_norm must be a finite number >= 0, 0 for none (got {g.max_col_norm} and {d.max_col_norm})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GancliError(message)
+        return self
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _from_dict(cls, d: dict[str, Any]):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(d) - set(known)
+    if unknown:
+        raise GancliError(f"unknown config field(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in d.items():
+        sub = _NESTED.get((cls, name))
+        if sub is not None:
+            kwargs[name] = _from_dict(sub, value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_NESTED = {
+    (RunConfig, "generator"): GeneratorConfig,
+    (RunConfig, "discriminator"): DiscriminatorConfig,
+    (RunConfig, "optimizer"): OptimizerConfig,
+}
