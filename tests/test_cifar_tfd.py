@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import checkpoint, data, evaluate, images, optim, sampling, steps, train
+from gancli import checkpoint, data, evaluate, images, models, optim, sampling, steps, train
 from gancli.cli import app
 from gancli.config import default_preset, preset, with_overrides
 from gancli.data import cifar, tfd, user_files
@@ -315,7 +315,7 @@ TINY_MODELS = {
 
 
 def tiny(name: str, dataset: str = "cifar10_gcn", **more):
-    return with_overrides(preset(name, dataset), **{"generator.z_dim": 8, "chunk": 4, **TINY_MODELS[name], **more})
+    return models.check(with_overrides(preset(name, dataset), **{"generator.z_dim": 8, "chunk": 4, **TINY_MODELS[name], **more}))
 
 
 @pytest.mark.parametrize("name,shape", [("cifar-fc", (32, 32, 3)), ("cifar-conv", (32, 32, 3)), ("dcgan", (32, 32, 3)),

@@ -99,7 +99,7 @@ def test_every_preset_can_be_made_conditional():
         config = preset(name, "any")
         if config.labels:  # a semi-supervised D classifies the label: given it as input it would be told the answer
             with pytest.raises(GancliError, match="not conditional"):
-                trace(with_overrides(config, conditional=True, n_classes=10), (28, 28, 1))
+                trace(models.check(with_overrides(config, conditional=True, n_classes=10)), (28, 28, 1))
             continue
         for shape in ((28, 28, 1), (32, 32, 3), (48, 48, 1), (2,)):
             try:
