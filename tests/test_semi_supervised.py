@@ -53,7 +53,7 @@ def test_k_plus_1_losses_match_a_hand_computation():
     loss, m = objectives.D_LOSSES["semi-supervised"](real, outputs(fake), batch, objectives.Context(None, 0))
     np.testing.assert_allclose([m["d_labelled"], m["d_unlabelled"], loss], [want_lab, want_unl, want_lab + want_unl], rtol=1e-5)
     assert float(m["train_error"]) == pytest.approx(want_err) and 0 < want_err < 1
-    assert objectives.D_NEEDS_LABELLED == {"semi-supervised"}
+    assert objectives.needing(objectives.D_LOSSES, objectives.LABELLED) == ["semi-supervised"]
 
 
 def test_d_is_k_plus_1_classes_with_the_fake_logit_at_0_and_g_matches_its_last_hidden_layer():

@@ -122,10 +122,10 @@ class RunConfig:
             (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
             (self.labels >= 0, f"--labels must be >= 0 (got {self.labels})"),
             (0 <= self.label_seed < SEEDS, f"--label-seed must be in [0, {SEEDS - 1:,}] (got {self.label_seed})"),
-            (self.labels == 0 or self.d_loss in objectives.D_NEEDS_LABELLED,
-             f"--labels is for semi-supervised training (d_loss {' or '.join(sorted(objectives.D_NEEDS_LABELLED))}; "
+            (self.labels == 0 or objectives.LABELLED in objectives.needs(self),
+             f"--labels is for semi-supervised training (d_loss {' or '.join(objectives.needing(objectives.D_LOSSES, objectives.LABELLED))}; "
              "preset semi-supervised)"),
-            (self.labels > 0 or self.d_loss not in objectives.D_NEEDS_LABELLED,
+            (self.labels > 0 or objectives.LABELLED not in objectives.needs(self),
              f"d_loss {self.d_loss} trains on labelled examples: give --labels N"),
             (self.g_batch in ("same", "own"), f"g_batch must be same or own (got {self.g_batch!r})"),
             (self.g_batch == "same" or self.update == "alternating",

@@ -232,7 +232,7 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
     n = x.shape[0]
-    needs_real = game.config.g_loss in objectives.G_NEEDS_REAL
+    needs_real = objectives.REAL_IN_G in objectives.G_LOSSES[game.config.g_loss].needs
 
     def objective(g):
         fake, stats = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))

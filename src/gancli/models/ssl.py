@@ -92,7 +92,7 @@ def problems(config: RunConfig) -> list[str]:
 
     g, d = config.generator, config.discriminator
     out = []
-    if config.d_loss not in objectives.D_NEEDS_LABELLED:
+    if objectives.LABELLED not in objectives.needs(config):
         out.append(f"model {config.model} is the semi-supervised D: train it with --labels N and d_loss semi-supervised "
                    "(preset semi-supervised)")
     if config.conditional:
