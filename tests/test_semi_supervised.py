@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import objectives, sampling, semi_supervised, steps
+from gancli import objectives, sampling, semi_supervised, steps, streams
 from gancli.cli import app
 from gancli.config import preset, with_overrides
 from gancli.errors import GancliError
@@ -111,14 +111,15 @@ def test_labelled_subset_is_balanced_reproducible_and_seeded():
 
 def test_each_pass_over_the_labelled_set_is_a_fresh_permutation():
     labelled = tuple(range(100, 120))
-    game = steps.Game(tiny(n_classes=10), (4, 4, 1), 200, labelled)
+    pools = ((objectives.LABELLED, labelled),)
+    game = steps.Game(tiny(n_classes=10), (4, 4, 1), 200, pools)
     key = jax.random.PRNGKey(0)
-    batches = [np.asarray(steps.labelled_indices(game, key, i)) for i in range(4)]  # 10 each: two per pass of 20
+    batches = [np.asarray(streams.labelled_indices(game, key, i)) for i in range(4)]  # 10 each: two per pass of 20
     for p in range(2):
         assert sorted(np.concatenate(batches[2 * p : 2 * p + 2]).tolist()) == list(labelled)
     assert not np.array_equal(np.concatenate(batches[:2]), np.concatenate(batches[2:]))
-    whole = steps.Game(tiny(n_classes=10, batch_size=20), (4, 4, 1), 200, labelled)  # a batch as large as the set
-    assert sorted(np.asarray(steps.labelled_indices(whole, key, 3)).tolist()) == list(labelled)
+    whole = steps.Game(tiny(n_classes=10, batch_size=20), (4, 4, 1), 200, pools)  # a batch as large as the set
+    assert sorted(np.asarray(streams.labelled_indices(whole, key, 3)).tolist()) == list(labelled)
 
 
 def test_preset_is_the_released_mnist_code():
