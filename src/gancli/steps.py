@@ -3,7 +3,7 @@
 The state is a plain dict pytree: {"g", "d"} the trainable parameters, {"g_opt", "d_opt"} their optimiser
 states, "step", "key", and when a run has them "g_stats"/"d_stats" (batch-norm statistics, which the
 optimisers never see; also weight norm's fixed scales) and "g_ema"/"d_ema" (exponential moving averages of G's and
-D's parameters). A batch is a dict {"image", "label"}, and one more batch per stream the run's
+D's parameters, AVERAGES). A batch is a dict {"image", "label"}, and one more batch per stream the run's
 objectives need (gancli.streams), under the stream's name. An iteration's randomness is fold_in(key, step), and an
 epoch's data order is fold_in(key, epoch), so a resumed run repeats exactly what an uninterrupted one would have done.
 """
@@ -14,6 +14,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache, partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,29 @@ from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
 INIT, STEP, ORDER, FIXED_Z = range(4)
+
+
+@dataclass(frozen=True)
+class Average:
+    """An exponential moving average of one network's parameters, kept in the state under `key` when the config's
+    `decay` field is > 0. Each update of the network moves it by that decay; before epoch ema_start it equals the
+    network itself."""
+
+    key: str  # its state key, as checkpoints store it
+    network: str  # the state key of the parameters it averages
+    decay: str  # the RunConfig field of its decay
+    start: Callable  # its value in a fresh state, from the network's initial parameters
+
+
+AVERAGES = (
+    Average("g_ema", "g", "ema", lambda p: jax.tree.map(jnp.copy, p)),  # its own buffers: the state is donated leaf by leaf
+    Average("d_ema", "d", "d_ema", lambda p: jax.tree.map(jnp.zeros_like, p)),  # from zero, as improved-gan's disc_param_avg
+)
+
+
+def averages(config: RunConfig) -> tuple[Average, ...]:
+    """The moving averages a run keeps."""
+    return tuple(a for a in AVERAGES if getattr(config, a.decay))
 
 
 @dataclass(frozen=True)
@@ -112,10 +136,8 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state["g_stats"] = g
     if d:
         state["d_stats"] = d
-    if game.config.ema:
-        state["g_ema"] = jax.tree.map(jnp.copy, g_params)  # its own buffers: the state is donated leaf by leaf
-    if game.config.d_ema:
-        state["d_ema"] = jax.tree.map(jnp.zeros_like, d_params)  # from zero, as improved-gan's disc_param_avg
+    for average in averages(game.config):
+        state[average.key] = average.start(state[average.network])
     return state
 
 
@@ -260,13 +282,17 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     return grads, stats, metrics
 
 
-def _average(game: Game, average, params, decay: float, epoch):
-    """A network's moving average after one of its updates: decay per update, equal to the network itself before
-    epoch `ema_start`; None for a run that keeps none."""
-    if average is None:
-        return None
-    start = game.config.ema_start
-    return jax.tree.map(lambda a, p: jnp.where(epoch < start, p, decay * a + (1.0 - decay) * p), average, params)
+def _averaged(game: Game, kept: dict, network: str, params, epoch) -> dict:
+    """The run's moving averages after an update of `network` to params: each of that network's moves by its decay,
+    or equals the network itself before epoch ema_start; the others stay."""
+    c = game.config
+    out = dict(kept)
+    for average in averages(c):
+        if average.network == network:
+            decay = getattr(c, average.decay)
+            out[average.key] = jax.tree.map(lambda a, p: jnp.where(epoch < c.ema_start, p, decay * a + (1.0 - decay) * p),
+                                            kept[average.key], params)
+    return out
 
 
 def iteration(game: Game, state, batches):
@@ -275,7 +301,7 @@ def iteration(game: Game, state, batches):
     c = game.config
     g, d, g_opt, d_opt = state["g"], state["d"], state["g_opt"], state["d_opt"]
     g_stats, d_stats = state.get("g_stats"), state.get("d_stats")
-    d_ema = state.get("d_ema")
+    kept = {average.key: state[average.key] for average in averages(c)}
     step_key = jax.random.fold_in(jax.random.fold_in(state["key"], STEP), state["step"])
     keys = jax.random.split(step_key, c.k + 1)
     epoch = state["step"] // game.iters_per_epoch
@@ -288,34 +314,31 @@ def iteration(game: Game, state, batches):
     g_batch = jax.tree.map(lambda a: a[0], batches[g_streams[0]]) if g_streams else batch(c.k - 1)
     simultaneous = c.update == "simultaneous"
 
-    def update_d(grads, d, d_opt, d_ema):
+    def update_d(grads, d, d_opt, kept):
         d, d_opt = _apply(game.d_tx, grads, d_opt, d)
-        return d, d_opt, _average(game, d_ema, d, c.d_ema, epoch)
+        return d, d_opt, _averaged(game, kept, "d", d, epoch)
 
     for j in range(c.k - 1 if simultaneous else c.k):
         grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j])
-        d, d_opt, d_ema = update_d(grads, d, d_opt, d_ema)
+        d, d_opt, kept = update_d(grads, d, d_opt, kept)
     if simultaneous and game.fused:
         d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt, d_ema = update_d(d_grads, d, d_opt, d_ema)
+        d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
         d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt, d_ema = update_d(d_grads, d, d_opt, d_ema)
+        d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1])
         metrics = {**d_metrics, **g_metrics}
     g, g_opt = _apply(game.g_tx, g_grads, g_opt, g)
-    new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1)
+    kept = _averaged(game, kept, "g", g, epoch)
+    new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1, **kept)
     if g_stats is not None:
         new["g_stats"] = g_stats
     if d_stats is not None:
         new["d_stats"] = d_stats
-    if "g_ema" in state:
-        new["g_ema"] = _average(game, state["g_ema"], g, c.ema, epoch)
-    if d_ema is not None:
-        new["d_ema"] = d_ema
     return new, metrics
 
 
@@ -402,9 +425,15 @@ def fixed_noise(game: Game, key, n: int):
     return game.noise(jax.random.fold_in(key, FIXED_Z), n)
 
 
+def _params(state, network: str, ema: bool):
+    """A network's parameters, or with ema its moving average when the state holds one."""
+    (average,) = (a for a in AVERAGES if a.network == network)
+    return state[average.key] if ema and average.key in state else state[network]
+
+
 def generator_params(state, ema: bool = True):
     """G's parameters to sample with: the moving average when the run keeps one and ema is asked for."""
-    return state["g_ema"] if ema and "g_ema" in state else state["g"]
+    return _params(state, "g", ema)
 
 
 def sample(game: Game, state, z, label=None, ema: bool = True):
@@ -414,7 +443,7 @@ def sample(game: Game, state, z, label=None, ema: bool = True):
 
 def discriminator_params(state, ema: bool = False):
     """D's parameters: its moving average when the run keeps one and ema is asked for."""
-    return state["d_ema"] if ema and "d_ema" in state else state["d"]
+    return _params(state, "d", ema)
 
 
 def discriminate(game: Game, state, x, label=None, ema: bool = False):
