@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import models, objectives, sampling, semi_supervised, steps
+from gancli import models, objectives, sampling, steps, streams
 from gancli.cli import app
+from gancli.data import labelled
 from gancli.config import preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import ssl
@@ -53,7 +54,7 @@ def test_k_plus_1_losses_match_a_hand_computation():
     loss, m = objectives.D_LOSSES["semi-supervised"](real, outputs(fake), batch, objectives.Context(None, 0))
     np.testing.assert_allclose([m["d_labelled"], m["d_unlabelled"], loss], [want_lab, want_unl, want_lab + want_unl], rtol=1e-5)
     assert float(m["train_error"]) == pytest.approx(want_err) and 0 < want_err < 1
-    assert objectives.D_NEEDS_LABELLED == {"semi-supervised"}
+    assert objectives.needing(objectives.D_LOSSES, objectives.LABELLED) == ["semi-supervised"]
 
 
 def test_d_is_k_plus_1_classes_with_the_fake_logit_at_0_and_g_matches_its_last_hidden_layer():
@@ -91,34 +92,35 @@ def test_weight_norm_init_standardises_the_first_batch_and_fixes_hidden_scales()
 def test_labelled_subset_is_balanced_reproducible_and_seeded():
     labels = np.random.default_rng(0).integers(0, 10, 1000)
     config = with_overrides(tiny(), labels=100, n_classes=10)
-    chosen = np.array(semi_supervised.labelled_subset(config, labels))
+    chosen = np.array(labelled.labelled_subset(config, labels))
     assert len(chosen) == len(set(chosen)) == 100 and chosen.min() >= 0 and chosen.max() < 1000
     assert np.bincount(labels[chosen], minlength=10).tolist() == [10] * 10
-    assert tuple(chosen) == semi_supervised.labelled_subset(config, labels)
-    other = semi_supervised.labelled_subset(with_overrides(config, label_seed=config.label_seed + 1), labels)
+    assert tuple(chosen) == labelled.labelled_subset(config, labels)
+    other = labelled.labelled_subset(with_overrides(config, label_seed=config.label_seed + 1), labels)
     assert set(other) != set(chosen.tolist())
     # The first 10 of each class in the label seed's permutation, as improved-gan picks them.
-    order = semi_supervised.permutation(config.label_seed, 1000).tolist()
+    order = labelled.permutation(config.label_seed, 1000).tolist()
     for c in range(10):
         ranks = sorted(order.index(i) for i in np.flatnonzero(labels == c))
         assert sorted(order.index(i) for i in chosen[labels[chosen] == c]) == ranks[:10]
-    assert semi_supervised.labelled_subset(preset("paper", "tiny"), labels) == ()
+    assert labelled.labelled_subset(preset("paper", "tiny"), labels) == ()
     with pytest.raises(GancliError, match="cannot be split evenly over the 10 classes"):
-        semi_supervised.labelled_subset(with_overrides(config, labels=105), labels)
+        labelled.labelled_subset(with_overrides(config, labels=105), labels)
     with pytest.raises(GancliError, match="needs 100 examples of class"):
-        semi_supervised.labelled_subset(with_overrides(config, labels=1000), labels)
+        labelled.labelled_subset(with_overrides(config, labels=1000), labels)
 
 
 def test_each_pass_over_the_labelled_set_is_a_fresh_permutation():
-    labelled = tuple(range(100, 120))
-    game = steps.Game(tiny(n_classes=10), (4, 4, 1), 200, labelled)
+    subset = tuple(range(100, 120))
+    pools = ((objectives.LABELLED, subset),)
+    game = steps.Game(tiny(n_classes=10), (4, 4, 1), 200, pools)
     key = jax.random.PRNGKey(0)
-    batches = [np.asarray(steps.labelled_indices(game, key, i)) for i in range(4)]  # 10 each: two per pass of 20
+    batches = [np.asarray(streams.labelled_indices(game, key, i)) for i in range(4)]  # 10 each: two per pass of 20
     for p in range(2):
-        assert sorted(np.concatenate(batches[2 * p : 2 * p + 2]).tolist()) == list(labelled)
+        assert sorted(np.concatenate(batches[2 * p : 2 * p + 2]).tolist()) == list(subset)
     assert not np.array_equal(np.concatenate(batches[:2]), np.concatenate(batches[2:]))
-    whole = steps.Game(tiny(n_classes=10, batch_size=20), (4, 4, 1), 200, labelled)  # a batch as large as the set
-    assert sorted(np.asarray(steps.labelled_indices(whole, key, 3)).tolist()) == list(labelled)
+    whole = steps.Game(tiny(n_classes=10, batch_size=20), (4, 4, 1), 200, pools)  # a batch as large as the set
+    assert sorted(np.asarray(streams.labelled_indices(whole, key, 3)).tolist()) == list(subset)
 
 
 def test_preset_is_the_released_mnist_code():

@@ -1,13 +1,18 @@
 """The players' objectives: registered pure functions of D's outputs on real and generated data.
 
 D's outputs are a dict: "logit" [B] (D(x) = sigmoid(logit)), "features" [B, F] (its last hidden layer), and
-whatever a model adds ("class_logits" [B, K] for a classifier). On a batch with a labelled part (semi-supervised
-runs: batch["labelled"] = {"image", "label"}), D's outputs on it are real["labelled"]. Each objective returns (loss, metrics), metrics a dict of scalars that the progress bar,
-metrics.jsonl and inspect show as they are. Adding an objective is one function and one registry entry.
+whatever a model adds ("class_logits" [B, K] for a classifier). Each objective returns (loss, metrics), metrics a
+dict of scalars that the progress bar, metrics.jsonl and inspect show as they are.
+
+A registry entry declares what its function reads beyond D's outputs on the step's real and generated batches
+(`needs`); training provides exactly that. A need named like a stream of gancli.streams is an extra batch per
+step: its examples are batch[name] = {"image", "label"} and D's outputs on them real[name]. Adding an objective
+is one function and one registry entry.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
@@ -16,7 +21,23 @@ from jax.nn import sigmoid, softplus
 
 Outputs = dict[str, Any]
 # d_loss(real, fake, batch, context) and g_loss(real, fake, batch, context) -> (loss, metrics)
-Objective = Callable[[Outputs, Outputs, dict, "Context"], tuple[Any, dict[str, Any]]]
+Loss = Callable[[Outputs, Outputs, dict, "Context"], tuple[Any, dict[str, Any]]]
+
+# What an objective may need besides D's outputs on its step's x and G(z):
+LABELLED = "labelled"  # D's outputs on a batch of the run's labelled examples, each D step (a stream)
+G_REAL = "g_real"  # G's step on a real batch of its own, not the last D step's (a stream; config g_batch own)
+REAL_IN_G = "real_in_g"  # D's outputs on the real batch in G's step too, not only on G(z)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A registered objective: its function and what it needs (LABELLED, REAL_IN_G, ...)."""
+
+    fn: Loss
+    needs: frozenset[str] = frozenset()
+
+    def __call__(self, real: Outputs, fake: Outputs, batch: dict, ctx: "Context"):
+        return self.fn(real, fake, batch, ctx)
 
 
 class Context:
@@ -86,17 +107,33 @@ def semi_supervised_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Conte
                   "train_error": jnp.mean(jnp.argmax(logits, axis=-1) != y)}
 
 
-D_LOSSES: dict[str, Objective] = {"gan": gan_d_loss, "semi-supervised": semi_supervised_d_loss}
-# D objectives that read a labelled batch: training gives each D step one from the run's labelled subset.
-D_NEEDS_LABELLED = frozenset({"semi-supervised"})
-G_LOSSES: dict[str, Objective] = {
-    "nonsaturating": nonsaturating,
-    "minimax": minimax,
-    "switch": switch,
-    "feature-matching": feature_matching,
+D_LOSSES: dict[str, Objective] = {
+    "gan": Objective(gan_d_loss),
+    "semi-supervised": Objective(semi_supervised_d_loss, frozenset({LABELLED})),
 }
-# G objectives that read D's outputs on the real batch, so G's step must pass real data through D too.
-G_NEEDS_REAL = frozenset({"feature-matching"})
+G_LOSSES: dict[str, Objective] = {
+    "nonsaturating": Objective(nonsaturating),
+    "minimax": Objective(minimax),
+    "switch": Objective(switch),
+    "feature-matching": Objective(feature_matching, frozenset({REAL_IN_G})),
+}
+
+
+def needs(config) -> set[str]:
+    """What a run's training must provide its objectives, and G_REAL when the config gives G's step a batch of its
+    own. Names the registries do not hold need nothing here: validating the config reports them."""
+    out = set()
+    for registry, name in ((D_LOSSES, config.d_loss), (G_LOSSES, config.g_loss)):
+        if name in registry:
+            out |= registry[name].needs
+    if config.g_batch == "own":
+        out.add(G_REAL)
+    return out
+
+
+def needing(registry: dict[str, Objective], need: str) -> list[str]:
+    """The names of a registry's objectives that need `need`, sorted."""
+    return sorted(name for name, objective in registry.items() if need in objective.needs)
 
 
 def problems(config) -> list[str]:
@@ -105,9 +142,9 @@ def problems(config) -> list[str]:
         return [f"d_loss must be one of {', '.join(D_LOSSES)} (got {config.d_loss!r})"]
     if config.g_loss not in G_LOSSES:
         return [f"--g-loss must be one of {', '.join(G_LOSSES)} (got {config.g_loss!r})"]
-    if config.labels and config.d_loss not in D_NEEDS_LABELLED:
-        return [f"--labels is for semi-supervised training (d_loss {' or '.join(sorted(D_NEEDS_LABELLED))}; "
-                "preset semi-supervised)"]
-    if not config.labels and config.d_loss in D_NEEDS_LABELLED:
+    labelled = needing(D_LOSSES, LABELLED)
+    if config.labels and LABELLED not in needs(config):
+        return [f"--labels is for semi-supervised training (d_loss {' or '.join(labelled)}; preset semi-supervised)"]
+    if not config.labels and LABELLED in needs(config):
         return [f"d_loss {config.d_loss} trains on labelled examples: give --labels N"]
     return []

@@ -1,11 +1,9 @@
-"""Semi-supervised learning with a (K+1)-class D (Salimans et al. 2016): which training examples are labelled, and
-D as a classifier of the test images (`gancli evaluate RUN --classify`, and the per-epoch test error).
+"""Semi-supervised learning with a (K+1)-class D (Salimans et al. 2016): D as a classifier of the test images
+(`gancli evaluate RUN --classify`, and the per-epoch test error).
 
-The labelled subset is a function of the run's config and its training labels: the first labels/K examples of
-each class in the permutation np.random.RandomState(label_seed).permutation(n), as improved-gan draws it with
-its data seed. The config (labels, label_seed) is stored in every checkpoint, so a resumed run and an evaluation
-find the same subset. The unlabelled data are the whole training split, the labelled examples included, as in
-that code; the training step draws one labelled batch per D step from the subset (steps.labelled_indices).
+Which training examples are labelled is gancli.data.labelled's (its names are importable from here too). The
+unlabelled data are the whole training split, the labelled examples included, as in improved-gan; the training
+step draws one labelled batch per D step from the subset (gancli.streams).
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from gancli.config import RunConfig
+from gancli.data.labelled import is_semi_supervised
 from gancli.errors import GancliError
 
 BATCH = 10_000  # test images per compiled call
@@ -23,37 +22,6 @@ BATCH = 10_000  # test images per compiled call
 # Salimans et al. (2016), Table 1: test errors (of 10,000) on permutation-invariant MNIST over 10 seeds, by the
 # number of labelled examples.
 PAPER_MNIST = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
-
-
-def is_semi_supervised(config: RunConfig) -> bool:
-    """Whether a run trained its D on labelled examples (and so has class logits to classify with)."""
-    return config.labels > 0
-
-
-def permutation(seed: int, n: int) -> np.ndarray:
-    """The label seed's permutation of n training examples (numpy's legacy generator, as improved-gan's data_rng)."""
-    return np.random.RandomState(seed).permutation(n)
-
-
-def labelled_subset(config: RunConfig, labels) -> tuple[int, ...]:
-    """The training examples whose labels a semi-supervised run uses, class by class (empty for other runs);
-    GancliError when they cannot be balanced over the run's n_classes classes."""
-    if not is_semi_supervised(config):
-        return ()
-    labels = np.asarray(labels)
-    k = config.n_classes
-    if config.labels % k:
-        raise GancliError(f"--labels {config.labels} cannot be split evenly over the {k} classes of {config.dataset}")
-    per_class = config.labels // k
-    order = permutation(config.label_seed, len(labels))
-    chosen = []
-    for c in range(k):
-        of_class = order[labels[order] == c][:per_class]
-        if len(of_class) < per_class:
-            raise GancliError(f"--labels {config.labels} needs {per_class} examples of class {c}; "
-                              f"{config.dataset}'s training split has {len(of_class)}")
-        chosen.append(of_class)
-    return tuple(int(i) for i in np.concatenate(chosen))
 
 
 @lru_cache(maxsize=8)

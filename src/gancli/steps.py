@@ -3,10 +3,9 @@
 The state is a plain dict pytree: {"g", "d"} the trainable parameters, {"g_opt", "d_opt"} their optimiser
 states, "step", "key", and when a run has them "g_stats"/"d_stats" (batch-norm statistics, which the
 optimisers never see; also weight norm's fixed scales) and "g_ema"/"d_ema" (exponential moving averages of G's and
-D's parameters). A batch is a dict {"image", "label"}; a semi-supervised run's also holds "labelled", a batch from
-its labelled subset, and a run whose G step has its own real data (g_batch own) "g_real". An iteration's
-randomness is fold_in(key, step), and an epoch's data order is fold_in(key, epoch), so a resumed run repeats
-exactly what an uninterrupted one would have done.
+D's parameters, AVERAGES). A batch is a dict {"image", "label"}, and one more batch per stream the run's
+objectives need (gancli.streams), under the stream's name. An iteration's randomness is fold_in(key, step), and an
+epoch's data order is fold_in(key, epoch), so a resumed run repeats exactly what an uninterrupted one would have done.
 """
 
 from __future__ import annotations
@@ -15,17 +14,41 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache, partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import models, objectives, optim
+from gancli import models, objectives, optim, streams
 from gancli.config import RunConfig
 
-# Streams of randomness derived from a run's key.
-INIT, STEP, ORDER, FIXED_Z, LABELLED_ORDER, G_ORDER = range(6)
+# Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
+INIT, STEP, ORDER, FIXED_Z = range(4)
+
+
+@dataclass(frozen=True)
+class Average:
+    """An exponential moving average of one network's parameters, kept in the state under `key` when the config's
+    `decay` field is > 0. Each update of the network moves it by that decay; before epoch ema_start it equals the
+    network itself."""
+
+    key: str  # its state key, as checkpoints store it
+    network: str  # the state key of the parameters it averages
+    decay: str  # the RunConfig field of its decay
+    start: Callable  # its value in a fresh state, from the network's initial parameters
+
+
+AVERAGES = (
+    Average("g_ema", "g", "ema", lambda p: jax.tree.map(jnp.copy, p)),  # its own buffers: the state is donated leaf by leaf
+    Average("d_ema", "d", "d_ema", lambda p: jax.tree.map(jnp.zeros_like, p)),  # from zero, as improved-gan's disc_param_avg
+)
+
+
+def averages(config: RunConfig) -> tuple[Average, ...]:
+    """The moving averages a run keeps."""
+    return tuple(a for a in AVERAGES if getattr(config, a.decay))
 
 
 @dataclass(frozen=True)
@@ -35,11 +58,20 @@ class Game:
     config: RunConfig
     data_shape: tuple[int, ...]
     n_train: int
-    labelled: tuple[int, ...] = ()  # a semi-supervised run's labelled training examples (semi_supervised.labelled_subset)
+    # (stream name, the training examples it draws from) for each stream that draws from part of the set (streams.pools)
+    pools: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def iters_per_epoch(self) -> int:
         return self.n_train // (self.config.batch_size * self.config.k)
+
+    @property
+    def streams(self) -> tuple[streams.Stream, ...]:
+        """The extra batches each iteration draws for the objectives."""
+        return streams.of(self.config)
+
+    def pool(self, name: str) -> tuple[int, ...]:
+        return dict(self.pools).get(name, ())
 
     @cached_property
     def networks(self):
@@ -104,10 +136,8 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state["g_stats"] = g
     if d:
         state["d_stats"] = d
-    if game.config.ema:
-        state["g_ema"] = jax.tree.map(jnp.copy, g_params)  # its own buffers: the state is donated leaf by leaf
-    if game.config.d_ema:
-        state["d_ema"] = jax.tree.map(jnp.zeros_like, d_params)  # from zero, as improved-gan's disc_param_avg
+    for average in averages(game.config):
+        state[average.key] = average.start(state[average.network])
     return state
 
 
@@ -146,22 +176,27 @@ def _apply(tx, grads, opt_state, params):
     return optax.apply_updates(params, updates), opt_state
 
 
-def _joined(batch, fake):
-    """One D pass's inputs and labels: [x; G(z)], then the batch's labelled examples when it has some. A fake takes
-    its real counterpart's label."""
+def _d_extras(game: Game) -> tuple[str, ...]:
+    """The names of the streams whose batches D's pass covers beside [x; G(z)], in order."""
+    return tuple(s.name for s in game.streams if s.step == "d")
+
+
+def _joined(game: Game, batch, fake):
+    """One D pass's inputs and labels: [x; G(z)], then each D stream's batch. A fake takes its real counterpart's
+    label."""
     images, labels = [batch["image"], fake], [batch["label"], batch["label"]]
-    if "labelled" in batch:
-        images.append(batch["labelled"]["image"])
-        labels.append(batch["labelled"]["label"])
+    for name in _d_extras(game):
+        images.append(batch[name]["image"])
+        labels.append(batch[name]["label"])
     return jnp.concatenate(images), jnp.concatenate(labels)
 
 
-def _split(outputs, n: int, batch):
-    """D's outputs on _joined's inputs as (outputs on x, outputs on G(z)); those on the labelled examples, if any,
-    go into the first as "labelled"."""
+def _split(game: Game, outputs, n: int):
+    """D's outputs on _joined's inputs as (outputs on x, outputs on G(z)); those on each D stream's batch go into
+    the first under the stream's name."""
     real, fake = jax.tree.map(lambda a: a[:n], outputs), jax.tree.map(lambda a: a[n : 2 * n], outputs)
-    if "labelled" in batch:
-        real = {**real, "labelled": jax.tree.map(lambda a: a[2 * n :], outputs)}
+    for i, name in enumerate(_d_extras(game)):
+        real = {**real, name: jax.tree.map(lambda a: a[(2 + i) * n : (3 + i) * n], outputs)}
     return real, fake
 
 
@@ -172,19 +207,19 @@ def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     n = x.shape[0]
     fake, _ = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
     fake = jax.lax.stop_gradient(fake)
-    inputs, labels = _joined(batch, fake)
+    inputs, labels = _joined(game, batch, fake)
 
     def objective(d):
         if game.fused:
             outputs, stats = run_discriminator(game, d, d_stats, inputs, drop_key, labels)
-            real, generated = _split(outputs, n, batch)
+            real, generated = _split(game, outputs, n)
         else:
             real, stats = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 0), batch["label"])
             generated, stats = run_discriminator(game, d, stats, fake, jax.random.fold_in(drop_key, 1), batch["label"])
-            if "labelled" in batch:
-                labelled = batch["labelled"]
-                outputs, stats = run_discriminator(game, d, stats, labelled["image"], jax.random.fold_in(drop_key, 2), labelled["label"])
-                real = {**real, "labelled": outputs}
+            for i, name in enumerate(_d_extras(game)):
+                extra = batch[name]
+                outputs, stats = run_discriminator(game, d, stats, extra["image"], jax.random.fold_in(drop_key, 2 + i), extra["label"])
+                real = {**real, name: outputs}
         loss, metrics = objectives.D_LOSSES[game.config.d_loss](real, generated, batch, ctx)
         return loss, (stats, metrics)
 
@@ -206,10 +241,10 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     x = batch["image"]
     n = x.shape[0]
     (fake, g_stats), g_vjp = _vjp_generator(game, g, g_stats, z_key, n, batch)
-    inputs, labels = _joined(batch, fake)
+    inputs, labels = _joined(game, batch, fake)
     outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key, labels)[0], d, inputs)
-    d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(o, n, batch), batch, ctx)
-    g_obj = lambda o: _g_objective(game, ctx, *_split(o, n, batch), batch)
+    d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(game, o, n), batch, ctx)
+    g_obj = lambda o: _g_objective(game, ctx, *_split(game, o, n), batch)
     d_cot, d_metrics = jax.grad(d_obj, has_aux=True)(outputs)
     g_cot, g_metrics = jax.grad(g_obj, has_aux=True)(outputs)
     d_grads, _ = d_vjp(d_cot)
@@ -232,7 +267,7 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
     n = x.shape[0]
-    needs_real = game.config.g_loss in objectives.G_NEEDS_REAL
+    needs_real = objectives.REAL_IN_G in objectives.G_LOSSES[game.config.g_loss].needs
 
     def objective(g):
         fake, stats = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
@@ -247,59 +282,63 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     return grads, stats, metrics
 
 
-def _average(game: Game, average, params, decay: float, epoch):
-    """A network's moving average after one of its updates: decay per update, equal to the network itself before
-    epoch `ema_start`; None for a run that keeps none."""
-    if average is None:
-        return None
-    start = game.config.ema_start
-    return jax.tree.map(lambda a, p: jnp.where(epoch < start, p, decay * a + (1.0 - decay) * p), average, params)
+def _averaged(game: Game, kept: dict, network: str, params, epoch) -> dict:
+    """The run's moving averages after an update of `network` to params: each of that network's moves by its decay,
+    or equals the network itself before epoch ema_start; the others stay."""
+    c = game.config
+    out = dict(kept)
+    for average in averages(c):
+        if average.network == network:
+            decay = getattr(c, average.decay)
+            out[average.key] = jax.tree.map(lambda a, p: jnp.where(epoch < c.ema_start, p, decay * a + (1.0 - decay) * p),
+                                            kept[average.key], params)
+    return out
 
 
 def iteration(game: Game, state, batches):
-    """One iteration on batches {"image": [k, B, ...], "label": [k, B]} (and "labelled" [k, B] for D's k steps,
-    "g_real" [1, B] for G's, when the run has them): k D updates and one G update."""
+    """One iteration on batches {"image": [k, B, ...], "label": [k, B]} and each stream's (game.streams: [k, B] for
+    a D stream, [1, B] for a G one): k D updates and one G update."""
     c = game.config
     g, d, g_opt, d_opt = state["g"], state["d"], state["g_opt"], state["d_opt"]
     g_stats, d_stats = state.get("g_stats"), state.get("d_stats")
-    d_ema = state.get("d_ema")
+    kept = {average.key: state[average.key] for average in averages(c)}
     step_key = jax.random.fold_in(jax.random.fold_in(state["key"], STEP), state["step"])
     keys = jax.random.split(step_key, c.k + 1)
     epoch = state["step"] // game.iters_per_epoch
     ctx = objectives.Context(c, epoch)
-    d_batches = {name: b for name, b in batches.items() if name != "g_real"}
+    g_streams = [s.name for s in game.streams if s.step == "g"]
+    if len(g_streams) > 1:
+        raise ValueError(f"G's step takes one real batch, but streams {', '.join(g_streams)} each give it one")
+    d_batches = {name: b for name, b in batches.items() if name not in g_streams}
     batch = lambda j: jax.tree.map(lambda a: a[j], d_batches)
-    g_batch = jax.tree.map(lambda a: a[0], batches["g_real"]) if "g_real" in batches else batch(c.k - 1)
+    g_batch = jax.tree.map(lambda a: a[0], batches[g_streams[0]]) if g_streams else batch(c.k - 1)
     simultaneous = c.update == "simultaneous"
 
-    def update_d(grads, d, d_opt, d_ema):
+    def update_d(grads, d, d_opt, kept):
         d, d_opt = _apply(game.d_tx, grads, d_opt, d)
-        return d, d_opt, _average(game, d_ema, d, c.d_ema, epoch)
+        return d, d_opt, _averaged(game, kept, "d", d, epoch)
 
     for j in range(c.k - 1 if simultaneous else c.k):
         grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j])
-        d, d_opt, d_ema = update_d(grads, d, d_opt, d_ema)
+        d, d_opt, kept = update_d(grads, d, d_opt, kept)
     if simultaneous and game.fused:
         d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt, d_ema = update_d(d_grads, d, d_opt, d_ema)
+        d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
         d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt, d_ema = update_d(d_grads, d, d_opt, d_ema)
+        d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1])
         metrics = {**d_metrics, **g_metrics}
     g, g_opt = _apply(game.g_tx, g_grads, g_opt, g)
-    new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1)
+    kept = _averaged(game, kept, "g", g, epoch)
+    new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1, **kept)
     if g_stats is not None:
         new["g_stats"] = g_stats
     if d_stats is not None:
         new["d_stats"] = d_stats
-    if "g_ema" in state:
-        new["g_ema"] = _average(game, state["g_ema"], g, c.ema, epoch)
-    if d_ema is not None:
-        new["d_ema"] = d_ema
     return new, metrics
 
 
@@ -314,39 +353,19 @@ def chunk(game: Game, state, data, length: int, batch_sharding=None):
     epoch = state["step"] // game.iters_per_epoch
     epoch_key = lambda stream: jax.random.fold_in(jax.random.fold_in(state["key"], stream), epoch)
     order = jax.random.permutation(epoch_key(ORDER), game.n_train)
-    g_order = jax.random.permutation(epoch_key(G_ORDER), game.n_train) if c.g_batch == "own" else None
-    if len(game.labelled) != c.labels:
-        raise ValueError(f"the game holds {len(game.labelled)} labelled examples, its config {c.labels}")
+    drawn = [(s, s.prepare(game, epoch_key(s.order))) for s in game.streams]
+    take = lambda at, steps: jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), data)
 
     def body(state, _):
         i = state["step"] % game.iters_per_epoch
-        idx = jax.lax.dynamic_slice(order, (i * per_iter,), (per_iter,))
-        batches = jax.tree.map(lambda a: a[idx].reshape((c.k, c.batch_size) + a.shape[1:]), data)
-        if game.labelled:
-            at = labelled_indices(game, epoch_key(LABELLED_ORDER), i)
-            batches["labelled"] = jax.tree.map(lambda a: a[at].reshape((c.k, c.batch_size) + a.shape[1:]), data)
-        if g_order is not None:
-            at = jax.lax.dynamic_slice(g_order, (i * c.batch_size,), (c.batch_size,))
-            batches["g_real"] = jax.tree.map(lambda a: a[at][None], data)
+        batches = take(jax.lax.dynamic_slice(order, (i * per_iter,), (per_iter,)), c.k)
+        for stream, prepared in drawn:
+            batches[stream.name] = take(stream.indices(game, prepared, i), stream.batches(c))
         if batch_sharding is not None:
             batches = jax.lax.with_sharding_constraint(batches, batch_sharding)
         return iteration(game, state, batches)
 
     return jax.lax.scan(body, state, None, length=length)
-
-
-def labelled_indices(game: Game, key, i):
-    """The training examples of iteration i's k labelled batches, flat [k * B]: the labelled set is reshuffled at
-    every pass through it and the passes are laid end to end, as improved-gan tiles permutations of its labelled
-    set over an epoch (with 100 labels and batches of 100, each batch is the whole set in a new order). `key` is
-    the epoch's: the passes start afresh every epoch, as there."""
-    c = game.config
-    n, per_iter = len(game.labelled), c.k * c.batch_size
-    start = i * per_iter
-    first = start // n  # the pass this iteration's first labelled example belongs to
-    passes = jax.vmap(lambda q: jax.random.permutation(jax.random.fold_in(key, q), n))(first + jnp.arange(-(-per_iter // n) + 1))
-    at = jax.lax.dynamic_slice(passes.reshape(-1), (start - first * n,), (per_iter,))
-    return jnp.asarray(game.labelled, jnp.int32)[at]
 
 
 def data_spec(game: Game, rows: int | None = None) -> dict:
@@ -390,10 +409,8 @@ def iteration_spec(game: Game) -> dict:
     c = game.config
     per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), data_spec(game))
     batches = per_step(c.k)
-    if c.labels:
-        batches["labelled"] = per_step(c.k)
-    if c.g_batch == "own":
-        batches["g_real"] = per_step(1)
+    for stream in game.streams:
+        batches[stream.name] = per_step(stream.batches(c))
     return batches
 
 
@@ -408,9 +425,15 @@ def fixed_noise(game: Game, key, n: int):
     return game.noise(jax.random.fold_in(key, FIXED_Z), n)
 
 
+def _params(state, network: str, ema: bool):
+    """A network's parameters, or with ema its moving average when the state holds one."""
+    (average,) = (a for a in AVERAGES if a.network == network)
+    return state[average.key] if ema and average.key in state else state[network]
+
+
 def generator_params(state, ema: bool = True):
     """G's parameters to sample with: the moving average when the run keeps one and ema is asked for."""
-    return state["g_ema"] if ema and "g_ema" in state else state["g"]
+    return _params(state, "g", ema)
 
 
 def sample(game: Game, state, z, label=None, ema: bool = True):
@@ -420,7 +443,7 @@ def sample(game: Game, state, z, label=None, ema: bool = True):
 
 def discriminator_params(state, ema: bool = False):
     """D's parameters: its moving average when the run keeps one and ema is asked for."""
-    return state["d_ema"] if ema and "d_ema" in state else state["d"]
+    return _params(state, "d", ema)
 
 
 def discriminate(game: Game, state, x, label=None, ema: bool = False):

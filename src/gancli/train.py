@@ -17,10 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, conditional, data, images, optim, parallel, rundir, semi_supervised, steps
+from gancli import checkpoint, conditional, data, images, models, optim, parallel, rundir, steps, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
-from gancli import models
 from gancli.models import count_params
 
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
@@ -165,8 +164,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
-    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0],
-                      semi_supervised.labelled_subset(config, train_labels))
+    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0], streams.pools(config, train_labels))
     ipe = game.iters_per_epoch
     if ipe < 1:
         raise GancliError(

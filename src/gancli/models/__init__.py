@@ -82,7 +82,7 @@ def problems(config: RunConfig) -> list[str]:
     out = [] if config.n_classes >= 0 else [f"n_classes must be >= 0, 0 meaning 'from the training labels' (got {config.n_classes})"]
     if family.conditional and not config.conditional:
         out.append(f"model {config.model} is conditional by design: set conditional (train --conditional)")
-    if config.d_loss in objectives.D_NEEDS_LABELLED and not family.classifier:
+    if objectives.LABELLED in objectives.needs(config) and not family.classifier:
         out.append(f"d_loss {config.d_loss} needs a D with class logits, which model {config.model} has not: use model ssl-mlp")
     d = config.discriminator
     if (d.input_noise or d.hidden_noise) and not family.noise:

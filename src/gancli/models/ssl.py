@@ -81,9 +81,9 @@ class Discriminator(nn.Module):
 def init_examples(config: RunConfig, images: np.ndarray) -> np.ndarray:
     """The training images D's data-dependent init sees: the first INIT_EXAMPLES of the label seed's permutation,
     the one that picks the labelled examples, as the code's trainx[:500] after its data_rng permutation."""
-    from gancli import semi_supervised
+    from gancli.data.labelled import permutation  # lazily: the data package loads TFDS, which building models needs not
 
-    return images[semi_supervised.permutation(config.label_seed, len(images))[:INIT_EXAMPLES]]
+    return images[permutation(config.label_seed, len(images))[:INIT_EXAMPLES]]
 
 
 def problems(config: RunConfig) -> list[str]:
@@ -92,7 +92,7 @@ def problems(config: RunConfig) -> list[str]:
 
     g, d = config.generator, config.discriminator
     out = []
-    if config.d_loss not in objectives.D_NEEDS_LABELLED:
+    if objectives.LABELLED not in objectives.needs(config):
         out.append(f"model {config.model} is the semi-supervised D: train it with --labels N and d_loss semi-supervised "
                    "(preset semi-supervised)")
     if config.conditional:
