@@ -310,3 +310,31 @@ def test_all_metrics_with_calibration_rows_on_real_mnist(small_mnist, tmp_path):
 
     quick = metrics.quick(samples, metrics.reference("mnist", metrics.CHEAP, small_mnist), n=200)
     assert quick["n"] == 200 and set(quick) == {"label", "n", "fid", "score", "classes"}
+
+
+# --- kernel inception distance ---
+
+
+def test_kid_is_the_unbiased_mmd_of_the_cubic_kernel_by_hand():
+    """One subset holding every point: the estimate is permutation-free, so it equals the double loop."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(7, 4)), rng.normal(0.5, 1.0, size=(9, 4))
+    k = lambda a, b: (a @ b / 4 + 1.0) ** 3
+    m = 7  # the subset takes min(size, len(x), len(y)) points of each side
+    got = metrics.kid(x, y, subsets=1, subset_size=m)
+    assert got["subset_size"] == m and got["subsets"] == 1
+    chosen = np.random.default_rng(0)
+    xs, ys = x[chosen.choice(7, m, replace=False)], y[chosen.choice(9, m, replace=False)]
+    within = sum(k(xs[i], xs[j]) + k(ys[i], ys[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    across = sum(k(xs[i], ys[j]) for i in range(m) for j in range(m)) / m**2
+    assert got["mean"] == pytest.approx(within - 2 * across, rel=1e-12)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+    same = metrics.kid(a, b, subsets=20, subset_size=200)
+    shifted = metrics.kid(a + 0.5, b, subsets=20, subset_size=200)
+    assert abs(same["mean"]) < 3 * same["std"] and shifted["mean"] > 10 * max(same["std"], abs(same["mean"]))
+    with pytest.raises(GancliError, match="at least 2 points"):
+        metrics.kid(a[:1], b)

@@ -236,38 +236,54 @@ class Parzen:
 
 
 class Metrics:
-    """The sample-quality metrics (gancli.metrics) on the dataset's shipped feature network."""
+    """The sample-quality metrics (gancli.metrics): on the dataset's shipped feature network, and on Inception-v3
+    for any image dataset. "all" means every metric that applies to the dataset."""
 
     kind: ClassVar[str] = "metrics"
     files: ClassVar[dict[str, str]] = report.METRICS_FILES
     draws: ClassVar[bool] = True
+    unit_range = True
 
     def __init__(self, which):
         self.which = metrics.parse(which)
+        self.every = isinstance(which, str) and "all" in [w.strip() for w in which.split(",")]
 
     def check(self, dataset: str, configs) -> None:
         from gancli import feature_nets
 
-        feature_nets.spec(dataset)  # before reading anything: the dataset must have a network
+        if self.every:
+            self.which = tuple(m for m in self.which if metrics.REGISTRY[m].network != "shipped" or dataset in feature_nets.SPECS)
+        if any(metrics.REGISTRY[m].network == "shipped" for m in self.which):
+            feature_nets.spec(dataset)  # before reading anything: the dataset must have a network
 
     def prepare(self, dataset: str, data_dir, log) -> None:
         from gancli import data
 
+        if self.every and "inception" in self.which:
+            try:
+                metrics.check_inception_data(dataset, data.load(dataset, "test", data_dir)[0])
+            except GancliError:
+                self.which = tuple(m for m in self.which if m != "inception")
+        if not self.which:
+            raise GancliError(f"no sample-quality metric applies to {dataset}: it has no shipped feature network and "
+                              "is not images in [0, 1]")
         self.train = data.load(dataset, "train", data_dir)[0] if self.calibration or "memorisation" in self.which else None
-        self.ref = metrics.reference(dataset, self.which, data_dir, log=log, train=self.train)
+        self.ref = metrics.reference(dataset, self.which, data_dir, log=log, train=self.train, progress=self.progress)
         self.dataset = dataset
 
-    example_shape = metrics.IMAGE_SHAPE
-    unit_range = True
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        shipped = any(metrics.REGISTRY[m].network == "shipped" for m in self.which)
+        return metrics.IMAGE_SHAPE if shipped else self.ref.image_shape
 
     def measure(self, model: Model, samples, extra: dict) -> dict:
         # A generator's range is its own design (a linear output may overshoot); the network takes [0, 1].
         x = samples if model.run is None else np.clip(samples, 0.0, 1.0)
         self.log(f"measuring {model.label}: {', '.join(self.which)}")
-        return {**model.identity(), **extra, **metrics.measure(x, self.ref, self.which, model.label)}
+        return {**model.identity(), **extra, **metrics.measure(x, self.ref, self.which, model.label, progress=self.progress)}
 
     def calibrate(self, n: int, seed: int, log) -> dict:
-        return metrics.calibrate(self.ref, self.train, n, self.which, seed, log)
+        return metrics.calibrate(self.ref, self.train, n, self.which, seed, log, progress=self.progress)
 
     def compose(self, models: list[dict], calibration, info: dict, extra: dict) -> dict:
         header = {"dataset": self.dataset, "metrics": list(self.which), "reference": self.ref.info(),
@@ -324,9 +340,9 @@ class Classify:
     write = staticmethod(report.write_classify)
 
 
-def _prepare(evaluators, dataset: str, data_dir, calibration: bool, log) -> None:
+def _prepare(evaluators, dataset: str, data_dir, calibration: bool, log, progress) -> None:
     for ev in evaluators:
-        ev.calibration, ev.log = calibration, log
+        ev.calibration, ev.log, ev.progress = calibration, log, progress
         ev.prepare(dataset, data_dir, log)
 
 
@@ -362,6 +378,7 @@ def evaluate_samples(
     out: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Evaluation]:
     """Every evaluator's report on the samples in a .npz/.npy file (the first n_samples, default all) against
     `dataset`, by kind. The reports go beside the file (or into out), never over an existing report there unless
@@ -386,7 +403,7 @@ def evaluate_samples(
     for ev in evaluators:  # every report's files, before any evaluator's work
         report.check_out_dir(out_dir, force, ev.files)
     start = time.perf_counter()
-    _prepare(evaluators, dataset, data_dir, calibration, log)
+    _prepare(evaluators, dataset, data_dir, calibration, log, progress)
     first = evaluators[0]
     samples = check_samples(raw, first.example_shape, str(path), any(ev.unit_range for ev in evaluators))
     log(f"evaluating {len(samples):,} samples from {path} against {dataset}: {', '.join(ev.kind for ev in evaluators)}")
@@ -438,6 +455,7 @@ def evaluate_checkpoint(
     force: bool = False,
     ema: bool = True,
     log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Evaluation]:
     """Every evaluator's report on a run (every seed of a multi-seed run), by kind. Each seed is restored once and
     its n_samples drawn once (from G's moving average when the run keeps one and ema), whatever the evaluators.
@@ -462,7 +480,7 @@ def evaluate_checkpoint(
     for run in runs if drawing else ():
         sampling.check_draw(run, n_samples)
     start = time.perf_counter()
-    _prepare(evaluators, trained_on, data_dir, calibration, log)
+    _prepare(evaluators, trained_on, data_dir, calibration, log, progress)
     # A conditional run's samples take the classes in turn (n_samples / n_classes each, as Mirza & Osindero's
     # 1,000 per class); a classifier then judges whether each obeys its label.
     cond = runs[0].config if drawing and runs[0].config.conditional else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -28,6 +29,7 @@ from gancli.errors import GancliError
 if TYPE_CHECKING:
     from gancli import feature_nets
 
+IMAGE_SHAPE = (28, 28, 1)  # what the shipped feature networks take
 N_CHEAP = 2_000
 K_PR = 3
 K_DC = 5
@@ -193,6 +195,34 @@ def prdc(generated, real, k_pr: int = K_PR, k_dc: int = K_DC, real_radii: dict |
     }
 
 
+# --- kernel inception distance ---
+
+KID_SUBSETS = 100  # Bińkowski et al. (2018) and the reference implementations: 100 subsets...
+KID_SUBSET_SIZE = 1_000  # ...of 1,000 samples each (fewer when a set is smaller)
+
+
+def kid(generated, real, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> dict:
+    """Kernel distance (Bińkowski et al. 2018): the unbiased estimate of the squared MMD between generated and real
+    features under the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets of m
+    points from each side; mean and std over the subsets. In float64."""
+    generated, real = (np.asarray(a, np.float64).reshape(len(a), -1) for a in (generated, real))
+    m = min(subset_size, len(generated), len(real))
+    if m < 2:
+        raise GancliError(f"the kernel distance needs at least 2 points on each side, got {len(generated)} and {len(real)}")
+    d = generated.shape[1]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = generated[rng.choice(len(generated), m, replace=False)]
+        y = real[rng.choice(len(real), m, replace=False)]
+        kxx, kyy, kxy = ((a @ b.T / d + 1.0) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+        within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        values.append(within - 2.0 * kxy.mean())
+    values = np.asarray(values)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if subsets > 1 else 0.0,
+            "subsets": subsets, "subset_size": m}
+
+
 # --- nearest training images in pixel space ---
 
 
@@ -227,15 +257,22 @@ class Column:
     short: str | None = None  # in inspect's one-line summary; None: not shown there
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Inputs:
-    """What a metric may read: the images, the network's features and logits of them, the reference."""
+    """What a metric may read: the images, the shipped network's features and logits of them, their Inception
+    features (computed on first use), the reference."""
 
     x: np.ndarray
     features: np.ndarray | None
     logits: np.ndarray | None
     ref: "FeatureReference"
     memorisation_n: int | None
+    progress: Callable[[str, int, int], None] | None = None
+    label: str = "samples"
+
+    @functools.cached_property
+    def inception(self) -> np.ndarray:
+        return inception_features(self.ref.inception, self.x, f"Inception features of {self.label}", self.progress)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +285,14 @@ class Metric:
     scalars: Callable[[Any], dict]
     columns: tuple[Column, ...]
     cheap: bool = False
-    features: bool = True
+    network: str | None = "shipped"  # whose features it reads: the dataset's shipped network, "inception", or none
+
+
+def _inception(m: Inputs) -> dict:
+    """The Fréchet distance, kernel distance and precision/recall/density/coverage of the Inception features."""
+    f, ref = m.inception, m.ref
+    return {"fid": frechet_distance(*gaussian_stats(f), *ref.inception_stats), "kid": kid(f, ref.inception_features),
+            "prdc": prdc(f, ref.inception_features, real_radii=ref.inception_radii)}
 
 
 def _memorisation(m: Inputs) -> dict:
@@ -275,7 +319,16 @@ REGISTRY: dict[str, Metric] = {
     "memorisation": Metric("memorisation", _memorisation,
                            lambda v: {"copy_share": v["copy_share"], "nn_median": v["median_distance"]},
                            (Column("copy_share", "likely copies", "lower", "likely copies"),
-                            Column("nn_median", "median NN L2", "higher")), features=False),
+                            Column("nn_median", "median NN L2", "higher")), network=None),
+    "inception": Metric("Fréchet distance, kernel distance, precision/recall/density/coverage on Inception-v3 pool3",
+                        lambda m: _inception(m),
+                        lambda v: {"inception_fid": v["fid"], "inception_kid": v["kid"]["mean"],
+                                   "inception_kid_std": v["kid"]["std"],
+                                   **{f"inception_{k}": v["prdc"][k] for k in ("precision", "recall", "density", "coverage")}},
+                        (Column("inception_fid", "Inception FD", "lower", "Inception FD"),
+                         Column("inception_kid", "Inception KD", "lower", "Inception KD"),
+                         *(Column(f"inception_{k}", f"Inception {k}", "higher") for k in ("precision", "recall", "density", "coverage"))),
+                        network="inception"),
 }
 METRICS = tuple(REGISTRY)
 CHEAP = tuple(name for name, m in REGISTRY.items() if m.cheap)  # seconds on 2,000 samples
@@ -302,36 +355,47 @@ class FeatureReference:
     """Real-data statistics of a dataset's test split, computed once and shared by every row of a call."""
 
     dataset: str
-    network: "feature_nets.Network"
+    network: "feature_nets.Network | None"  # the dataset's shipped network, when a metric reads it
     provenance: dict
     n_test: int
+    image_shape: tuple[int, ...] = IMAGE_SHAPE
     features: np.ndarray | None = None
     feature_stats: tuple | None = None
     logit_stats: tuple | None = None
     radii: dict | None = None
     train: TrainIndex | None = None
     test_nearest: np.ndarray | None = None
+    inception: object = None  # gancli.feature_nets.inception.Inception, when the inception metrics are asked
+    inception_features: np.ndarray | None = None
+    inception_stats: tuple | None = None
+    inception_radii: dict | None = None
 
     def info(self) -> dict:
         """The reference as a report records it."""
-        return {"dataset": self.dataset, "split": "test", "n": self.n_test, "data": self.provenance,
-                "feature_net": self.network.info}
+        out = {"dataset": self.dataset, "split": "test", "n": self.n_test, "data": self.provenance}
+        if self.network is not None:
+            out["feature_net"] = self.network.info
+        if self.inception is not None:
+            out["inception"] = self.inception.info
+            out.setdefault("feature_net", {"version": self.inception.info["name"], **self.inception.info})
+        return out
 
 
 def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets.Network | None" = None,
-              log: Callable[[str], None] = lambda _: None, timings: dict | None = None, train=None) -> FeatureReference:
+              log: Callable[[str], None] = lambda _: None, timings: dict | None = None, train=None,
+              progress: Callable[[str, int, int], None] | None = None) -> FeatureReference:
     """The test split's features, statistics and radii, and (for memorisation) the training-image index;
     train: the training split's images when the caller has them loaded already."""
     from gancli import data  # the TFDS stack loads only when data is needed
 
     which = parse(which)
-    from gancli import feature_nets  # JAX and Flax load only when a network is needed
-
-    network = network or feature_nets.shipped(dataset)
     with _timed(timings, "reference: load test split"):
         test = data.load(dataset, "test", data_dir)[0]
-        ref = FeatureReference(dataset, network, data.provenance(dataset, data_dir), len(test))
-    if any(REGISTRY[name].features for name in parse(which)):
+        ref = FeatureReference(dataset, None, data.provenance(dataset, data_dir), len(test), tuple(test.shape[1:]))
+    if any(REGISTRY[name].network == "shipped" for name in which):
+        from gancli import feature_nets  # JAX and Flax load only when a network is needed
+
+        ref.network = network = network or feature_nets.shipped(dataset)
         log(f"features of the {len(test):,} test images ({network.spec.version})")
         with _timed(timings, "reference: features"):
             features, logits = network.features_and_logits(test)
@@ -341,6 +405,15 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
         if "prdc" in which:
             with _timed(timings, "reference: prdc radii"):
                 ref.radii = kth_neighbour_radii(features, (K_PR, K_DC))
+    if "inception" in which:
+        from gancli.feature_nets import inception
+
+        check_inception_data(dataset, test)
+        ref.inception = inception.load(data_dir)
+        with _timed(timings, "reference: Inception features"):
+            ref.inception_features = cached_inception_features(ref, test, data_dir, log, progress)
+            ref.inception_stats = reference_stats(ref.inception_features)
+            ref.inception_radii = kth_neighbour_radii(ref.inception_features, (K_PR, K_DC))
     if "memorisation" in which:
         log("nearest training image of every test image")
         with _timed(timings, "reference: training-image index"):
@@ -350,17 +423,61 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
     return ref
 
 
-IMAGE_SHAPE = (28, 28, 1)  # what the shipped feature networks take
+def check_inception_data(dataset: str, images: np.ndarray) -> None:
+    """GancliError unless the dataset is images with pixels in [0, 1], what the Inception protocol takes."""
+    x = np.asarray(images[:1000])
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise GancliError(f"the inception metrics need images of 1 or 3 channels; {dataset}'s examples are shaped {x.shape[1:]}")
+    if float(x.min()) < 0.0 or float(x.max()) > 1.0:
+        raise GancliError(f"the inception metrics need pixels in [0, 1]; {dataset}'s are not (a normalised variant: "
+                          "use the dataset of its plain pixels)")
 
 
-def check_images(samples, source: str = "samples") -> np.ndarray:
-    """Samples as float32 (N, 28, 28, 1) in [0, 1], or GancliError saying what is wrong."""
+def inception_features(net, x: np.ndarray, what: str, progress=None) -> np.ndarray:
+    """The Inception features of images, reporting progress(what, done, total) per batch."""
+    report = None if progress is None else (lambda done, total: progress(what, done, total))
+    return net.features(x, progress=report)
+
+
+def cached_inception_features(ref: FeatureReference, test: np.ndarray, data_dir, log, progress) -> np.ndarray:
+    """The test split's Inception features, computed once per (weights, dataset provenance) and kept in the data
+    dir: a changed network or dataset has another key and is never served an old file."""
+    import hashlib
+    import json
+
+    from gancli import data
+    from gancli.files import atomic_path
+
+    key = hashlib.sha256(json.dumps({"weights": ref.inception.info["sha256"], "dataset": ref.dataset, "split": "test",
+                                     "n": len(test), "data": ref.provenance}, sort_keys=True, default=str).encode()).hexdigest()
+    path = data.resolve_data_dir(data_dir) / "gancli-stats" / f"{ref.dataset}-test-inception-{key[:16]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                if str(cached["key"]) == key and cached["features"].shape == (len(test), ref.inception.info["dims"]):
+                    log(f"Inception features of the {len(test):,} test images: cached in {path}")
+                    return cached["features"]
+        except (OSError, ValueError, KeyError):
+            pass
+        log(f"{path} is damaged or stale: computing it again")
+    log(f"Inception features of the {len(test):,} test images (once; kept in {path.parent})")
+    features = inception_features(ref.inception, test, f"Inception features of the {ref.dataset} test split", progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, features=features, key=np.array(key))
+    return features
+
+
+def check_images(samples, source: str = "samples", shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
+    """Samples as float32 (N, *shape) in [0, 1], or GancliError saying what is wrong; shape is the shipped
+    networks' 28x28 unless the Inception network alone reads them."""
     x = np.asarray(samples)
     if x.ndim < 1 or len(x) == 0:
         raise GancliError(f"{source}: no samples")
-    if x.size != len(x) * 784:
-        raise GancliError(f"{source}: the feature network takes 28x28 images, got samples shaped {x.shape[1:]}")
-    x = x.reshape(len(x), 28, 28, 1).astype(np.float32)
+    if x.size != len(x) * math.prod(shape):
+        raise GancliError(f"{source}: the feature network takes {'x'.join(map(str, shape))} images, got samples shaped {x.shape[1:]}")
+    x = x.reshape(len(x), *shape).astype(np.float32)
     if not np.isfinite(x).all():
         raise GancliError(f"{source}: samples contain NaN or inf")
     lo, hi = float(x.min()), float(x.max())
@@ -370,42 +487,44 @@ def check_images(samples, source: str = "samples") -> np.ndarray:
 
 
 def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples", timings: dict | None = None,
-            memorisation_n: int | None = None) -> dict:
+            memorisation_n: int | None = None, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """One row: the chosen metrics of samples (float32 images in [0, 1]) against the reference; memorisation
     on the first memorisation_n samples when given."""
     which = parse(which)
-    x = check_images(samples, label)
+    shipped = any(REGISTRY[name].network == "shipped" for name in which)
+    x = check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
     row: dict = {"label": label, "n": len(x)}
     features = logits = None
-    if any(REGISTRY[name].features for name in which):
+    if shipped:
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
             features, logits = ref.network.features_and_logits(x)
-    inputs = Inputs(x, features, logits, ref, memorisation_n)
+    inputs = Inputs(x, features, logits, ref, memorisation_n, progress, label)
     for name in which:
         with _timed(timings, name):
             row[name] = REGISTRY[name].compute(inputs)
     return row
 
 
-def noise_images(n: int, seed: int = 0) -> np.ndarray:
+def noise_images(n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """n images of independent uniform [0, 1] pixels: the useless generator of the calibration."""
-    return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
+    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
 
 
 def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0,
-              log: Callable[[str], None] = lambda _: None, timings: dict | None = None) -> dict:
+              log: Callable[[str], None] = lambda _: None, timings: dict | None = None,
+              progress: Callable[[str, int, int], None] | None = None) -> dict:
     """The calibration rows for n samples: {"train": the first n training images, "noise": n uniform-noise images}."""
     which = parse(which)
     n_train = min(n, len(train))
     log(f"calibration: {n_train:,} training images, then {n:,} images of uniform noise (seed {seed})")
     spent = {} if timings is not None else None
-    rows = {"train": measure(train[:n_train], ref, which, f"{n_train:,} training images", spent)}
+    rows = {"train": measure(train[:n_train], ref, which, f"{n_train:,} training images", spent, progress=progress)}
     # Noise has no low-dimensional structure to prune the nearest-image search with: a brute-force search
     # of 10,000 would dominate the call, and 1,000 already show that noise copies nothing.
-    rows["noise"] = measure(noise_images(n, seed), ref, which, "uniform noise", spent,
-                            memorisation_n=N_NOISE_MEMORISATION)
+    rows["noise"] = measure(noise_images(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
+                            memorisation_n=N_NOISE_MEMORISATION, progress=progress)
     if timings is not None:
         timings.update({f"calibration: {k}": v for k, v in spent.items()})
     return rows

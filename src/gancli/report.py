@@ -374,8 +374,11 @@ def _metrics_caption(report: dict) -> str:
     s = report["sampling"]
     ref = report["reference"]
     seed = f", noise seed {s['seed']}" if s.get("seed") is not None else ""
-    return (f"{s['n_samples']:,} samples ({s['source']}{seed}) against the {ref['n']:,} {ref['split']} images of "
+    text = (f"{s['n_samples']:,} samples ({s['source']}{seed}) against the {ref['n']:,} {ref['split']} images of "
             f"{report['dataset']}; feature network {report['feature_net']}")
+    if inc := ref.get("inception"):
+        text += f"; Inception metrics on {inc['name']}, sha256 {inc['sha256'][:12]}..., {inc['resize']}"
+    return text
 
 
 def metrics_markdown(report: dict, plot_name: str | None = METRICS_FILES["png"]) -> str:

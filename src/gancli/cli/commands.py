@@ -316,6 +316,7 @@ def evaluate(
     (--metrics), or with --classify a semi-supervised run's D as a classifier, and write reports."""
     import json
 
+    from gancli.cli.progress import WorkBars
     from gancli import evaluate as evaluation
     from gancli import metrics as quality_metrics
     from gancli import parzen as parzen_window
@@ -340,12 +341,14 @@ def evaluate(
     talk = err_console if as_json else console
     common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force, seed=seed,
                   log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
-    if samples is not None:
-        results = evaluation.evaluate_samples(samples, evaluators, dataset="mnist" if dataset is None else dataset,
-                                              n_samples=n_samples, **common)
-    else:
-        n = evaluation.N_SAMPLES if n_samples is None else n_samples
-        results = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), evaluators, dataset=dataset, n_samples=n, ema=ema, **common)
+    with WorkBars(talk) as bars:
+        if samples is not None:
+            results = evaluation.evaluate_samples(samples, evaluators, dataset="mnist" if dataset is None else dataset,
+                                                  n_samples=n_samples, progress=bars, **common)
+        else:
+            n = evaluation.N_SAMPLES if n_samples is None else n_samples
+            results = evaluation.evaluate_checkpoint(ckpt or Path("ckpt"), evaluators, dataset=dataset, n_samples=n,
+                                                     ema=ema, progress=bars, **common)
     if as_json:
         reports = {kind: r.report for kind, r in results.items()}
         typer.echo(json.dumps(reports.popitem()[1] if len(reports) == 1 else reports, indent=2))

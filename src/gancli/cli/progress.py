@@ -1,11 +1,12 @@
-"""The Rich progress bar train draws (a gancli.train.Reporter): epoch, iterations/s, ETA, losses and D's outputs."""
+"""Rich progress: the bar train draws (a gancli.train.Reporter: epoch, iterations/s, ETA, losses and D's outputs),
+and the bars of long library work (features of many images) that reports progress(what, done, total)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 # Short names of the game's metrics; an objective's other metrics show under their own names.
@@ -97,3 +98,27 @@ def _clock(seconds: float) -> str:
     minutes, s = divmod(int(seconds + 0.5), 60)
     hours, m = divmod(minutes, 60)
     return f"{hours}:{m:02d}:{s:02d}"
+
+
+class WorkBars:
+    """progress(what, done, total) as one bar per `what` with its ETA, drawn while the block runs."""
+
+    def __init__(self, console: Console):
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                                  transient=False)
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._tasks:
+            self._progress.stop()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self._tasks:  # drawn only once there is long work to show
+            self._progress.start()
+        if what not in self._tasks:
+            self._tasks[what] = self._progress.add_task(what, total=total)
+        self._progress.update(self._tasks[what], completed=done, total=total)
