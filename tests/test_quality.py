@@ -59,7 +59,7 @@ def _finite_numbers(x) -> bool:
 
 
 def test_evaluate_metrics_of_a_checkpoint_equal_those_of_its_samples_in_a_file(run, cut_mnist, tmp_path):
-    out = ok("evaluate", run, "--metrics", "all", "--n-samples", 300, "--data-dir", cut_mnist)
+    out = ok("evaluate", run, "--metrics", ",".join(metrics.SHIPPED), "--n-samples", 300, "--data-dir", cut_mnist)
     assert "Sample-quality metrics on mnist" in out and "Parzen" not in out  # --metrics alone: no Parzen
     reports = run / "reports"
     rep = json.loads((reports / "metrics.json").read_text())
@@ -67,14 +67,14 @@ def test_evaluate_metrics_of_a_checkpoint_equal_those_of_its_samples_in_a_file(r
     assert not (reports / "parzen.json").exists()
     version = feature_nets.SPECS["mnist"].version
     assert rep["feature_net"] == version == rep["reference"]["feature_net"]["version"]
-    assert rep["metrics"] == list(metrics.METRICS) and _finite_numbers(rep)
+    assert rep["metrics"] == list(metrics.SHIPPED) and _finite_numbers(rep)
     (model,) = rep["models"]
     assert (model["epoch"], model["step"], model["generator_ema"], model["n"]) == (2, 60, 0.9, 300)
 
     # The same samples (the EMA's, noise seed 0, clipped to the network's [0, 1]) through the library directly.
     drawn = np.clip(sampling.draw(sampling.restore(run), 300, 0)["samples"], 0.0, 1.0)
     np.save(tmp_path / "drawn.npy", drawn)
-    expected = evaluate.evaluate_samples(tmp_path / "drawn.npy", [evaluate.Metrics("all")], data_dir=cut_mnist)["metrics"].report
+    expected = evaluate.evaluate_samples(tmp_path / "drawn.npy", [evaluate.Metrics(metrics.SHIPPED)], data_dir=cut_mnist)["metrics"].report
     for got, want in ((model, expected["models"][0]), (rep["calibration"]["train"], expected["calibration"]["train"]),
                       (rep["calibration"]["noise"], expected["calibration"]["noise"])):
         assert metrics.scalars(got) == pytest.approx(metrics.scalars(want), rel=1e-6, abs=1e-9)

@@ -331,6 +331,7 @@ REGISTRY: dict[str, Metric] = {
                         network="inception"),
 }
 METRICS = tuple(REGISTRY)
+SHIPPED = tuple(name for name, m in REGISTRY.items() if m.network != "inception")  # no Inception network needed
 CHEAP = tuple(name for name, m in REGISTRY.items() if m.cheap)  # seconds on 2,000 samples
 COLUMNS = {c.key: c for m in REGISTRY.values() for c in m.columns}
 

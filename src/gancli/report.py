@@ -297,6 +297,10 @@ METRICS_NOTE = (
     "Measured on the penultimate features and logits of a fixed, shipped classifier against the test split; "
     "the calibration rows put real training images, then uniform noise, in place of the samples."
 )
+INCEPTION_NOTE = (
+    "The Inception metrics are measured on the pool3 features of the 2015-12-05 Inception-v3 graph, which published "
+    "FIDs use, against the test split; KD is the unbiased squared MMD of the cubic polynomial kernel over subsets."
+)
 def metrics_report(header: dict, models: list[dict], calibration: dict | None, sampling: dict, **extra) -> dict:
     """The report as plain data. header: {dataset, metrics, reference (metrics.FeatureReference.info()), settings}; models:
     each a metrics.measure row plus label/source/epoch/step; calibration: metrics.calibrate's {"train", "noise"}."""
@@ -311,7 +315,7 @@ def metrics_report(header: dict, models: list[dict], calibration: dict | None, s
         "models": models,
         "across_seeds": None,
         "calibration": calibration,
-        "note": METRICS_NOTE,
+        "note": METRICS_NOTE + (" " + INCEPTION_NOTE if "inception" in header["metrics"] else ""),
         **extra,
     }
     if len(models) > 1:
@@ -444,7 +448,8 @@ def plot_metrics(report: dict, path: Path) -> Path:
         hist_ax.text(0.5, 0.5, "class histogram: not measured\n(--metrics classes)", ha="center", va="center")
         hist_ax.set_axis_off()
     hist_ax.set_title("predicted classes", fontsize="medium")
-    with_pr = [(name, m["prdc"]) for name, m in entries if "prdc" in m]
+    with_pr = ([(name, m["prdc"]) for name, m in entries if "prdc" in m]
+               or [(f"{name} (Inception)", m["inception"]["prdc"]) for name, m in entries if "inception" in m])
     if with_pr:
         for name, p in with_pr:
             pr_ax.plot([p["recall"]], [p["precision"]], "o", label=name)
