@@ -51,8 +51,9 @@ def main() -> None:
     device = jax.devices()[0]
     print(f"device: {device.platform} ({device.device_kind}), {platform.machine()}, jax {jax.__version__}")
     print(f"load {loaded:.1f} s, first batch (compile + run) {compiled:.1f} s")
-    print(f"{args.images} images of {args.size}x{args.size}x{args.channels}, batch {args.batch}: best of "
-          f"{args.rounds} rounds {best:.2f} s = {rate:.1f} images/s; 10,000 images: {10_000 / rate / 60:.1f} min")  # fmt: skip
+    shape = f"{args.size}x{args.size}x{args.channels}"
+    print(f"{args.images} images of {shape}, batch {args.batch}: best of {args.rounds} rounds {best:.2f} s "
+          f"= {rate:.1f} images/s; 10,000 images: {10_000 / rate / 60:.1f} min")  # fmt: skip
 
 
 if __name__ == "__main__":

