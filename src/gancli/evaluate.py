@@ -251,9 +251,10 @@ class Metrics:
     def check(self, dataset: str, configs) -> None:
         from gancli import feature_nets
 
+        # Every metric but Inception's is defined against the dataset's shipped network and its 28x28 pixels.
         if self.every:
-            self.which = tuple(m for m in self.which if metrics.REGISTRY[m].network != "shipped" or dataset in feature_nets.SPECS)
-        if any(metrics.REGISTRY[m].network == "shipped" for m in self.which):
+            self.which = tuple(m for m in self.which if m not in metrics.SHIPPED or dataset in feature_nets.SPECS)
+        if any(m in metrics.SHIPPED for m in self.which):
             feature_nets.spec(dataset)  # before reading anything: the dataset must have a network
 
     def prepare(self, dataset: str, data_dir, log) -> None:

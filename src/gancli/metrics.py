@@ -407,10 +407,8 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
             with _timed(timings, "reference: prdc radii"):
                 ref.radii = kth_neighbour_radii(features, (K_PR, K_DC))
     if "inception" in which:
-        from gancli.feature_nets import inception
-
         check_inception_data(dataset, test)
-        ref.inception = inception.load(data_dir)
+        ref.inception = _inception_network(str(data.resolve_data_dir(data_dir)))
         with _timed(timings, "reference: Inception features"):
             ref.inception_features = cached_inception_features(ref, test, data_dir, log, progress)
             ref.inception_stats = reference_stats(ref.inception_features)
@@ -422,6 +420,14 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
         with _timed(timings, "reference: test images' nearest"):
             ref.test_nearest = ref.train.nearest(test)[1]
     return ref
+
+
+@functools.lru_cache(maxsize=2)
+def _inception_network(data_dir: str):
+    """The Inception network of a data dir, parsed once per process (its 87 MB archive takes seconds)."""
+    from gancli.feature_nets import inception
+
+    return inception.load(data_dir)
 
 
 def check_inception_data(dataset: str, images: np.ndarray) -> None:

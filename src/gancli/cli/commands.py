@@ -331,7 +331,7 @@ def evaluate(
     if samples is not None and ckpt is not None:
         raise GancliError("give a checkpoint or --samples, not both")
     evaluators = [evaluation.Parzen(parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS, n_valid)] if parzen else []
-    evaluators += [evaluation.Metrics(which)] if which else []
+    evaluators += [evaluation.Metrics(metrics)] if which else []  # the words given: "all" is decided per dataset
     evaluators += [evaluation.Classify(ema)] if classify else []
     if data_file is not None:
         from gancli import data
