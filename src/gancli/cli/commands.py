@@ -129,7 +129,7 @@ def train(
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
     label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and \\[generator], \\[discriminator], \\[optimizer] tables; 'gancli presets --fields' lists them) over the preset.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and \\[generator], \\[discriminator], \\[optimizer], \\[ssl_mlp] tables; 'gancli presets --fields' lists them) over the preset.")] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs (default: every --ckpt-minutes). The end and Ctrl-C/SIGTERM always save.")] = None,

@@ -13,10 +13,11 @@ from gancli.config.schema import (
     GeneratorConfig,
     OptimizerConfig,
     RunConfig,
+    SslMlpConfig,
 )
 
 __all__ = [
     "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "UPDATES",
-    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "Preset", "RunConfig", "changed_fields",
+    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "Preset", "RunConfig", "SslMlpConfig", "changed_fields",
     "default_preset", "differences", "from_toml", "preset", "settings", "with_overrides",
 ]

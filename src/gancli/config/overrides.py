@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from gancli.config.schema import RunConfig
+from gancli.config.schema import MOVED, RunConfig
 from gancli.errors import GancliError
 
 def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
@@ -17,6 +17,7 @@ def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
     for key, value in overrides.items():
         if value is None:
             continue
+        key = _current_name(key)
         if "." in key:
             section, name = key.split(".", 1)
             nested.setdefault(section, {})[name] = value
@@ -90,8 +91,14 @@ def settings(config: RunConfig, assignments: list[str]) -> dict[str, Any]:
         name = name.strip()
         if not sep or not name:
             raise GancliError(f"--set {text!r}: write it as section.field=value, e.g. discriminator.minibatch=100,5")
+        name = _current_name(name)
         out[name] = _parse_value(value, _field_value(config, name, f"--set {name}"), name)
     return out
+
+
+def _current_name(name: str) -> str:
+    """Today's name of a dotted field that moved into a model family's section (schema.MOVED)."""
+    return dict(MOVED).get(name, name)
 
 
 def _field_value(config: RunConfig, name: str, where: str) -> Any:
@@ -109,7 +116,8 @@ def _field_value(config: RunConfig, name: str, where: str) -> Any:
 
 
 def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
-    """A TOML config file as overrides of base: top-level fields, and [generator], [discriminator], [optimizer]."""
+    """A TOML config file as overrides of base: top-level fields, and [generator], [discriminator], [optimizer],
+    [ssl_mlp]."""
     import tomllib
 
     try:
@@ -124,7 +132,7 @@ def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
     for key, value in table.items():
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for sub, v in items:
-            name = key if sub is None else f"{key}.{sub}"
+            name = _current_name(key if sub is None else f"{key}.{sub}")
             current = _field_value(base, name, f"--config {path}: {name}")
             out[name] = tuple(v) if isinstance(v, list) else v
             if type(out[name]) is not type(current) and not (isinstance(current, float) and isinstance(v, int)):

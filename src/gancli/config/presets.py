@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from gancli.config.schema import DiscriminatorConfig, GeneratorConfig, OptimizerConfig, RunConfig
+from gancli.config.schema import DiscriminatorConfig, GeneratorConfig, OptimizerConfig, RunConfig, SslMlpConfig
 from gancli.errors import GancliError
 
 # A preset is a function of the dataset: the paper's MNIST model, and small MLPs for toy sets.
@@ -184,7 +184,8 @@ PRESETS = {
             generator=GeneratorConfig(z_dim=100, hidden=(500, 500), noise="uniform01", output="sigmoid",
                                       output_bias_from_data=False, batchnorm=True),
             discriminator=DiscriminatorConfig(units=(1000, 500, 250, 250, 250), keep_input=1.0, keep_hidden=1.0,
-                                              init_scale=0.1, input_noise=0.3, hidden_noise=0.5),
+                                              init_scale=0.1),
+            ssl_mlp=SslMlpConfig(input_noise=0.3, hidden_noise=0.5),
             optimizer=OptimizerConfig(name="adam", lr=0.003, lr_decay=1.0, b1=0.5, b2=0.999, eps=0.0, eps_root=1e-8),
             update="alternating",
             d_loss="semi-supervised",

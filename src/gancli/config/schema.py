@@ -47,7 +47,13 @@ class DiscriminatorConfig:
     batchnorm: bool = False  # before each maxout
     minibatch: tuple[int, ...] = (0, 0)  # minibatch discrimination: (B kernels, C dims); (0, 0) is off
     max_col_norm: float = 0.0  # after each update, cap the L2 norm of the weights into each unit (pylearn2); 0: none
-    input_noise: float = 0.0  # std of Gaussian noise added to D's input in training (model ssl-mlp)
+
+
+@dataclass(frozen=True)
+class SslMlpConfig:
+    """What only model ssl-mlp has (Salimans et al.'s semi-supervised D): Gaussian noise in D, in training."""
+
+    input_noise: float = 0.0  # std of Gaussian noise added to D's input
     hidden_noise: float = 0.0  # ... and to each hidden layer's output
 
 
@@ -81,6 +87,7 @@ class RunConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    ssl_mlp: SslMlpConfig = field(default_factory=SslMlpConfig)  # model ssl-mlp's own knobs
     k: int = 1
     update: str = "simultaneous"
     d_loss: str = "gan"  # gancli.objectives.D_LOSSES
@@ -108,7 +115,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        return _from_dict(cls, d)
+        return _from_dict(cls, migrated(d))
 
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well. What a registry knows (the
@@ -122,8 +129,9 @@ class RunConfig:
             (self.g_batch in ("same", "own"), f"g_batch must be same or own (got {self.g_batch!r})"),
             (self.g_batch == "same" or self.update == "alternating",
              "g_batch own needs alternating updates (simultaneous ones take both gradients from one batch)"),
-            (all(_finite(v) and v >= 0 for v in (d.input_noise, d.hidden_noise)),
-             f"discriminator input_noise and hidden_noise must be finite numbers >= 0 (got {d.input_noise} and {d.hidden_noise})"),
+            (all(_finite(v) and v >= 0 for v in (self.ssl_mlp.input_noise, self.ssl_mlp.hidden_noise)),
+             f"ssl_mlp input_noise and hidden_noise must be finite numbers >= 0 (got {self.ssl_mlp.input_noise} and "
+             f"{self.ssl_mlp.hidden_noise})"),
             (all(_finite(v) and v >= 0 for v in (o.eps, o.eps_root)) and o.eps + o.eps_root > 0,
              f"optimizer eps and eps_root must be finite numbers >= 0, not both 0 (got {o.eps} and {o.eps_root})"),
             (self.ema_start >= 0, f"ema_start must be an epoch >= 0 (got {self.ema_start})"),
@@ -196,4 +204,22 @@ _NESTED = {
     (RunConfig, "generator"): GeneratorConfig,
     (RunConfig, "discriminator"): DiscriminatorConfig,
     (RunConfig, "optimizer"): OptimizerConfig,
+    (RunConfig, "ssl_mlp"): SslMlpConfig,
 }
+
+# Fields that moved from the shared schema into a model family's own section: (old dotted name, new one). Configs
+# stored by earlier versions, --set and --config files that use the old names keep working.
+MOVED = (("discriminator.input_noise", "ssl_mlp.input_noise"), ("discriminator.hidden_noise", "ssl_mlp.hidden_noise"))
+
+
+def migrated(d: dict[str, Any]) -> dict[str, Any]:
+    """A stored config dict in today's layout: fields MOVED since it was written go to their new sections."""
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for old, new in MOVED:
+        (old_section, name), (new_section, new_name) = old.split("."), new.split(".")
+        if isinstance(d.get(old_section), dict) and name in d[old_section]:
+            value = d[old_section].pop(name)
+            section = d.setdefault(new_section, {})
+            if isinstance(section, dict):
+                section.setdefault(new_name, value)
+    return d

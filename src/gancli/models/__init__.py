@@ -30,7 +30,7 @@ class Family(NamedTuple):
     conditional: bool = False  # takes the label itself; any other family is made conditional by build()
     problems: Callable[[RunConfig], list[str]] = lambda config: []  # what it cannot build, in words
     classifier: bool = False  # D also returns "class_logits" [B, n_classes], as semi-supervised objectives need
-    noise: bool = False  # D adds the configured Gaussian noise (discriminator.input_noise, hidden_noise)
+    options: str | None = None  # the name of the config section that holds the family's own knobs, if it has one
     # The training images D's init pass sees (config, all training images) -> images, for a data-dependent init;
     # None: D is initialised without data.
     init_data: Callable[[RunConfig, np.ndarray], np.ndarray] | None = None
@@ -49,8 +49,8 @@ MODELS: dict[str, Family] = {
     "tfd": Family(conv.tfd_generator, conv.maxout_discriminator, problems=conv.fc_problems),
     "dcgan": Family(conv.dcgan_generator, conv.dcgan_discriminator, problems=conv.dcgan_problems),
     # Salimans et al. (2016): the weight-normalised MLPs of their semi-supervised MNIST code, D with K class logits.
-    "ssl-mlp": Family(lambda c, shape: ssl.Generator(c.generator, shape), lambda c, shape: ssl.Discriminator(c.discriminator, c.n_classes),
-                      problems=ssl.problems, classifier=True, noise=True, init_data=ssl.init_examples),
+    "ssl-mlp": Family(lambda c, shape: ssl.Generator(c.generator, shape), lambda c, shape: ssl.Discriminator(c.discriminator, c.n_classes, c.ssl_mlp),
+                      problems=ssl.problems, classifier=True, options="ssl_mlp", init_data=ssl.init_examples),
 }
 
 
@@ -84,9 +84,10 @@ def problems(config: RunConfig) -> list[str]:
         out.append(f"model {config.model} is conditional by design: set conditional (train --conditional)")
     if objectives.LABELLED in objectives.needs(config) and not family.classifier:
         out.append(f"d_loss {config.d_loss} needs a D with class logits, which model {config.model} has not: use model ssl-mlp")
-    d = config.discriminator
-    if (d.input_noise or d.hidden_noise) and not family.noise:
-        out.append(f"model {config.model} adds no Gaussian noise in D: discriminator.input_noise and hidden_noise are for model ssl-mlp")
+    for name, family_of in ((f.options, n) for n, f in MODELS.items() if f.options):
+        if family_of != config.model and getattr(config, name) != type(getattr(config, name))():
+            out.append(f"the {name} settings are model {family_of}'s own; model {config.model} has none: leave them at "
+                       "their defaults")
     return out + family.problems(config)
 
 

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from gancli.config import DiscriminatorConfig, GeneratorConfig, RunConfig
+from gancli.config import DiscriminatorConfig, GeneratorConfig, RunConfig, SslMlpConfig
 from gancli.models.layers import WeightNormDense, gaussian_noise
 
 INIT_EXAMPLES = 500  # the code's init_param(trainx[:500])
@@ -60,6 +60,7 @@ class Discriminator(nn.Module):
 
     config: DiscriminatorConfig
     n_classes: int
+    options: SslMlpConfig = SslMlpConfig()
 
     @nn.compact
     def __call__(self, x, label=None, dropout_key=None, train: bool = True):
@@ -68,12 +69,12 @@ class Discriminator(nn.Module):
         if key is None and self.is_initializing():
             key = self.make_rng("params")  # the code's init pass runs with the noise on
         keys = [None] * (len(c.units) + 1) if key is None else list(jax.random.split(key, len(c.units) + 1))
-        h = gaussian_noise(x.reshape(x.shape[0], -1), c.input_noise, keys[0])
+        h = gaussian_noise(x.reshape(x.shape[0], -1), self.options.input_noise, keys[0])
         features = h
         for i, units in enumerate(c.units):
             h = nn.relu(WeightNormDense(units, nn.initializers.normal(c.init_scale), train_scale=False)(h))
             features = h
-            h = gaussian_noise(h, c.hidden_noise, keys[i + 1])
+            h = gaussian_noise(h, self.options.hidden_noise, keys[i + 1])
         logits = WeightNormDense(self.n_classes, nn.initializers.normal(c.init_scale), name="out")(h)
         return {"logit": jax.nn.logsumexp(logits, axis=-1), "features": features, "class_logits": logits}
 
