@@ -483,7 +483,8 @@ def check_images(samples, source: str = "samples", shape: tuple[int, ...] = IMAG
     if x.ndim < 1 or len(x) == 0:
         raise GancliError(f"{source}: no samples")
     if x.size != len(x) * math.prod(shape):
-        raise GancliError(f"{source}: the feature network takes {'x'.join(map(str, shape))} images, got samples shaped {x.shape[1:]}")
+        size = "x".join(map(str, shape[:-1] if shape[-1] == 1 else shape))  # 28x28 for one channel
+        raise GancliError(f"{source}: the feature network takes {size} images, got samples shaped {x.shape[1:]}")
     x = x.reshape(len(x), *shape).astype(np.float32)
     if not np.isfinite(x).all():
         raise GancliError(f"{source}: samples contain NaN or inf")
