@@ -260,16 +260,18 @@ class Metrics:
     def prepare(self, dataset: str, data_dir, log) -> None:
         from gancli import data
 
+        test = data.load(dataset, "test", data_dir)[0]
         if self.every and "inception" in self.which:
             try:
-                metrics.check_inception_data(dataset, data.load(dataset, "test", data_dir)[0])
+                metrics.check_inception_data(dataset, test)
             except GancliError:
                 self.which = tuple(m for m in self.which if m != "inception")
         if not self.which:
             raise GancliError(f"no sample-quality metric applies to {dataset}: it has no shipped feature network and "
                               "is not images in [0, 1]")
         self.train = data.load(dataset, "train", data_dir)[0] if self.calibration or "memorisation" in self.which else None
-        self.ref = metrics.reference(dataset, self.which, data_dir, log=log, train=self.train, progress=self.progress)
+        self.ref = metrics.reference(dataset, self.which, data_dir, log=log, train=self.train, progress=self.progress,
+                                     test=test)
         self.dataset = dataset
 
     @property

@@ -384,14 +384,14 @@ class FeatureReference:
 
 def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets.Network | None" = None,
               log: Callable[[str], None] = lambda _: None, timings: dict | None = None, train=None,
-              progress: Callable[[str, int, int], None] | None = None) -> FeatureReference:
+              progress: Callable[[str, int, int], None] | None = None, test=None) -> FeatureReference:
     """The test split's features, statistics and radii, and (for memorisation) the training-image index;
-    train: the training split's images when the caller has them loaded already."""
+    train, test: those splits' images when the caller has them loaded already."""
     from gancli import data  # the TFDS stack loads only when data is needed
 
     which = parse(which)
     with _timed(timings, "reference: load test split"):
-        test = data.load(dataset, "test", data_dir)[0]
+        test = data.load(dataset, "test", data_dir)[0] if test is None else test
         ref = FeatureReference(dataset, None, data.provenance(dataset, data_dir), len(test), tuple(test.shape[1:]))
     if any(REGISTRY[name].network == "shipped" for name in which):
         from gancli import feature_nets  # JAX and Flax load only when a network is needed
