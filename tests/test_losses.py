@@ -124,6 +124,8 @@ def test_train_with_loss_hinge_through_the_cli(tmp_path, fake_data):
 
     (record,), _ = rundir.read_metrics(run)
     assert all(math.isfinite(record[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1"))
+    shown = " ".join(runner.invoke(app, ["inspect", str(run), "--no-curves"], env={"COLUMNS": "300"}).output.split())
+    assert "hinge D loss, hinge G loss" in shown and "r1 0.5" in shown
     restored = train.resolve_config(run, None, None, {}, True)[0]
     assert (restored.d_loss, restored.g_loss, restored.penalty.r1) == ("hinge", "hinge", 0.5)
 

@@ -232,7 +232,14 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if s.get("ema") is not None:
         add("EMA of G", f"kept, decay {s['ema']!r}: sample and evaluate use it (--no-ema for G itself)")
     add("run", f"preset {c['preset']}, seed {s['seed']}, k={c['k']}, {c['update']} updates, "
-        f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
+        + (f"{c['d_loss']} D loss, " if c.get("d_loss", "gan") != "gan" else "")
+        + f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
+    penalty = {k: v for k, v in (c.get("penalty") or {}).items() if k in ("r1", "r2") and v}
+    if c.get("d_loss") == "wgan-gp":
+        penalty["gp"] = (c.get("penalty") or {}).get("gp", 10.0)
+    if penalty:
+        lazy = (c.get("penalty") or {}).get("lazy", 1)
+        add("penalties", ", ".join(f"{k} {v!r}" for k, v in penalty.items()) + (f", every {lazy} D updates" if lazy > 1 else ""))
     if c.get("conditional"):
         add("conditional", f"model {c.get('model')}, G and D take the label, {c.get('n_classes')} classes; "
             "generated examples take the real batch's labels; sample --label N draws class N")
