@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from gancli.cli import app
 from gancli.cli.progress import RichReporter
-from gancli.config import PRESETS, RunConfig
+from gancli.config import PRESETS, RunConfig, sections
 
 runner = CliRunner()
+TABLES = ", ".join(f"[{name}]" for name in sections())  # every config section, as --config's help lists them
 WIDE = {"COLUMNS": "300"}  # so that no help line or table cell is wrapped
 # helpers.TINY as --set assignments: on the 200 fake images, 20 iterations (5 chunks) an epoch.
 TINY_SET = ["--set", "generator.z_dim=4", "--set", "generator.hidden=16", "--set", "discriminator.units=8",
@@ -29,7 +30,8 @@ def test_train_help_shows_the_config_files_tables():
     # Rich markup once ate "[generator]" and the others, leaving "(top-level keys and , , tables)".
     result = runner.invoke(app, ["train", "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "top-level keys and [generator], [discriminator], [optimizer], [ssl_mlp] tables" in flat(result.output)
+    assert f"top-level keys and {TABLES} tables" in flat(result.output)
+    assert TABLES.startswith("[generator], [discriminator], [optimizer], [ssl_mlp], [penalty]")
 
 
 def test_preset_help_names_every_preset_of_the_registry():
@@ -64,7 +66,7 @@ def test_presets_fields_lists_every_config_field_with_its_default():
     assert rows["keep"][2] == "Checkpoints kept."
     assert rows["generator.init_scale"][2] == "weights U(-s, s)"  # the field's comment in gancli/config.py
     assert rows["generator.batchnorm"][1] == "false"
-    assert "[generator], [discriminator], [optimizer], [ssl_mlp] tables" in flat(result.output)
+    assert f"{TABLES} tables" in flat(result.output)
 
 
 def test_a_config_file_error_names_the_file_not_set(tmp_path):

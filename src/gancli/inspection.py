@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-from gancli import metrics, parallel, rundir, sampling, train
+from gancli import metrics, objectives, parallel, rundir, sampling, train
 from gancli.files import atomic_path
 from gancli.models import count_params
 from gancli.report import format_ll, metrics_headline, parzen_headline
@@ -56,7 +56,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "compile_s": meta.get("compile_s"),
         "config": run.config.to_dict(),
         "metrics": metrics_summary(history, skipped),
-        "d_rejects_since": train.rejected_since(history),
+        "d_rejects_since": train.rejected_since(history, objectives.probabilities(run.config)),
         "epoch_grids": len(list((run_dir / "samples").glob("epoch_*.png"))),
         "parzen": parzen_report(run_dir),
         "sample_quality": metrics_report(run_dir),
@@ -65,7 +65,8 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
     }
     if curves and history:
         try:
-            summary["curves"] = str(plot_curves(history, run_dir / CURVES, f"{run_dir} ({run.config.dataset})"))
+            summary["curves"] = str(plot_curves(history, run_dir / CURVES, f"{run_dir} ({run.config.dataset})",
+                                                 objectives.probabilities(run.config)))
         except OSError as e:  # a read-only run folder still gets its summary
             summary["curves_error"] = f"cannot write {run_dir / CURVES}: {e.strerror or e}"
     return _plain(summary)
@@ -161,8 +162,10 @@ def _quality_text(q: dict[str, Any] | None, step: int | None) -> str:
     return f"{text}; {q['path']}"
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Per-epoch D and G losses, and mean D(x) and D(G(z)), as one PNG written atomically."""
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", probabilities: bool = True) -> Path:
+    """Per-epoch D and G losses, and mean D(x) and D(G(z)), as one PNG written atomically. probabilities False (a
+    hinge, least-squares, wgan-gp or relativistic D: objectives.probabilities): D's outputs are raw scores, drawn
+    unbounded and without the 2014 game's equilibrium lines."""
     epochs = [r["epoch"] for r in history]
     style = {"marker": "o", "markersize": 3} if len(history) < 30 else {}
     fig = Figure(figsize=(10, 3.8), dpi=100)
@@ -174,13 +177,15 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
         for key, label in zip(keys, labels):
             ax.plot(epochs, [r.get(key, np.nan) for r in history], label=label, **style)
         # The value both reach at the game's equilibrium, p_g = p_data and D = 1/2 everywhere.
-        ax.axhline(equilibrium, color="grey", linestyle="--", linewidth=0.8, label=f"at equilibrium ({name})")
+        if probabilities:
+            ax.axhline(equilibrium, color="grey", linestyle="--", linewidth=0.8, label=f"at equilibrium ({name})")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     losses.set_title("losses")
-    outputs.set_title("discriminator outputs")
-    outputs.set_ylim(-0.02, 1.02)
+    outputs.set_title("discriminator outputs" if probabilities else "discriminator outputs (raw)")
+    if probabilities:
+        outputs.set_ylim(-0.02, 1.02)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
@@ -227,7 +232,14 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if s.get("ema") is not None:
         add("EMA of G", f"kept, decay {s['ema']!r}: sample and evaluate use it (--no-ema for G itself)")
     add("run", f"preset {c['preset']}, seed {s['seed']}, k={c['k']}, {c['update']} updates, "
-        f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
+        + (f"{c['d_loss']} D loss, " if c.get("d_loss", "gan") != "gan" else "")
+        + f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")
+    penalty = {k: v for k, v in (c.get("penalty") or {}).items() if k in ("r1", "r2") and v}
+    if c.get("d_loss") == "wgan-gp":
+        penalty["gp"] = (c.get("penalty") or {}).get("gp", 10.0)
+    if penalty:
+        lazy = (c.get("penalty") or {}).get("lazy", 1)
+        add("penalties", ", ".join(f"{k} {v!r}" for k, v in penalty.items()) + (f", every {lazy} D updates" if lazy > 1 else ""))
     if c.get("conditional"):
         add("conditional", f"model {c.get('model')}, G and D take the label, {c.get('n_classes')} classes; "
             "generated examples take the real batch's labels; sample --label N draws class N")

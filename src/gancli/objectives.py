@@ -1,8 +1,10 @@
 """The players' objectives: registered pure functions of D's outputs on real and generated data.
 
-D's outputs are a dict: "logit" [B] (D(x) = sigmoid(logit)), "features" [B, F] (its last hidden layer), and
-whatever a model adds ("class_logits" [B, K] for a classifier). Each objective returns (loss, metrics), metrics a
-dict of scalars that the progress bar, metrics.jsonl and inspect show as they are.
+D's outputs are a dict: "logit" [B] (D's raw output: D(x) = sigmoid(logit) for the 2014 game, the critic's score
+for wgan-gp), "features" [B, F] (its last hidden layer), and whatever a model adds ("class_logits" [B, K] for a
+classifier). Each objective returns (loss, metrics), metrics a dict of scalars that the progress bar, metrics.jsonl
+and inspect show as they are. A D objective reports d_real and d_fake, D's mean output on x and on G(z): the
+probability sigmoid(logit) when its entry says `probabilities`, else the mean raw output.
 
 A registry entry declares what its function reads beyond D's outputs on the step's real and generated batches
 (`needs`); training provides exactly that. A need named like a stream of gancli.streams is an extra batch per
@@ -19,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jax.nn import sigmoid, softplus
 
+from gancli.errors import GancliError
+
 Outputs = dict[str, Any]
 # d_loss(real, fake, batch, context) and g_loss(real, fake, batch, context) -> (loss, metrics)
 Loss = Callable[[Outputs, Outputs, dict, "Context"], tuple[Any, dict[str, Any]]]
@@ -27,6 +31,7 @@ Loss = Callable[[Outputs, Outputs, dict, "Context"], tuple[Any, dict[str, Any]]]
 LABELLED = "labelled"  # D's outputs on a batch of the run's labelled examples, each D step (a stream)
 G_REAL = "g_real"  # G's step on a real batch of its own, not the last D step's (a stream; config g_batch own)
 REAL_IN_G = "real_in_g"  # D's outputs on the real batch in G's step too, not only on G(z)
+INTERPOLATES = "interpolates"  # wgan-gp's gradient penalty on random interpolates of x and G(z) (gancli.penalties)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,9 @@ class Objective:
 
     fn: Loss
     needs: frozenset[str] = frozenset()
+    # A D objective's d_real / d_fake are probabilities (mean sigmoid(logit)), so "D rejects every sample" (a mean
+    # D(G(z)) near 0) means something; False for the losses whose D gives raw scores.
+    probabilities: bool = True
 
     def __call__(self, real: Outputs, fake: Outputs, batch: dict, ctx: "Context"):
         return self.fn(real, fake, batch, ctx)
@@ -107,16 +115,90 @@ def semi_supervised_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Conte
                   "train_error": jnp.mean(jnp.argmax(logits, axis=-1) != y)}
 
 
+# The losses after 2016. Their D gives a raw score, not a probability: d_real and d_fake are its mean raw outputs.
+
+
+def _raw(loss, real: Outputs, fake: Outputs) -> dict[str, Any]:
+    return {"d_loss": loss, "d_real": jnp.mean(real["logit"]), "d_fake": jnp.mean(fake["logit"])}
+
+
+def hinge_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Lim & Ye (2017), Miyato et al. (2018): mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), D raw."""
+    loss = jnp.mean(jax.nn.relu(1.0 - real["logit"])) + jnp.mean(jax.nn.relu(1.0 + fake["logit"]))
+    return loss, _raw(loss, real, fake)
+
+
+def critic_g_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """-mean(D(G(z))), D raw: the generator's side of the hinge loss and of wgan-gp."""
+    loss = -jnp.mean(fake["logit"])
+    return loss, {"g_loss": loss}
+
+
+def least_squares_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Mao et al. (2017), targets a=0 (fake), b=1 (real): 0.5 mean((D(x) - 1)^2) + 0.5 mean(D(G(z))^2), D raw."""
+    loss = 0.5 * jnp.mean(jnp.square(real["logit"] - 1.0)) + 0.5 * jnp.mean(jnp.square(fake["logit"]))
+    return loss, _raw(loss, real, fake)
+
+
+def least_squares_g_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Mao et al. (2017), G's target c=1: 0.5 mean((D(G(z)) - 1)^2)."""
+    loss = 0.5 * jnp.mean(jnp.square(fake["logit"] - 1.0))
+    return loss, {"g_loss": loss}
+
+
+def wgan_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Gulrajani et al. (2017), the critic's part: mean(D(G(z))) - mean(D(x)). Its gradient penalty on random
+    interpolates (INTERPOLATES) is added by training (gancli.penalties, metric gp): d_loss excludes it."""
+    loss = jnp.mean(fake["logit"]) - jnp.mean(real["logit"])
+    return loss, _raw(loss, real, fake)
+
+
+def relativistic_d_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """Jolicoeur-Martineau (2018) RpGAN, as R3GAN (Huang et al. 2025): mean(softplus(-(D(x_i) - D(G(z_i))))), each
+    real example paired with the generated one of the same index."""
+    loss = jnp.mean(softplus(fake["logit"] - real["logit"]))
+    return loss, _raw(loss, real, fake)
+
+
+def relativistic_g_loss(real: Outputs, fake: Outputs, batch: dict, ctx: Context):
+    """RpGAN's generator side: mean(softplus(-(D(G(z_i)) - D(x_i)))); it needs D on the real batch (REAL_IN_G)."""
+    loss = jnp.mean(softplus(real["logit"] - fake["logit"]))
+    return loss, {"g_loss": loss}
+
+
 D_LOSSES: dict[str, Objective] = {
     "gan": Objective(gan_d_loss),
     "semi-supervised": Objective(semi_supervised_d_loss, frozenset({LABELLED})),
+    "hinge": Objective(hinge_d_loss, probabilities=False),
+    "least-squares": Objective(least_squares_d_loss, probabilities=False),
+    "wgan-gp": Objective(wgan_d_loss, frozenset({INTERPOLATES}), probabilities=False),
+    "relativistic": Objective(relativistic_d_loss, probabilities=False),
 }
 G_LOSSES: dict[str, Objective] = {
     "nonsaturating": Objective(nonsaturating),
     "minimax": Objective(minimax),
     "switch": Objective(switch),
     "feature-matching": Objective(feature_matching, frozenset({REAL_IN_G})),
+    "hinge": Objective(critic_g_loss),
+    "least-squares": Objective(least_squares_g_loss),
+    "wgan-gp": Objective(critic_g_loss),
+    "relativistic": Objective(relativistic_g_loss, frozenset({REAL_IN_G})),
 }
+# --loss NAME: both players' objectives of one name; "gan" is the 2014 game with the non-saturating G.
+LOSSES: dict[str, tuple[str, str]] = {"gan": ("gan", "nonsaturating"),
+                                      **{name: (name, name) for name in D_LOSSES if name in G_LOSSES}}
+
+
+def pair(loss: str) -> tuple[str, str]:
+    """(d_loss, g_loss) of --loss NAME, or GancliError listing the names."""
+    if loss not in LOSSES:
+        raise GancliError(f"--loss must be one of {', '.join(LOSSES)} (got {loss!r})")
+    return LOSSES[loss]
+
+
+def probabilities(config) -> bool:
+    """Whether the run's d_real / d_fake are probabilities (the 2014 game's D), not raw scores."""
+    return config.d_loss not in D_LOSSES or D_LOSSES[config.d_loss].probabilities
 
 
 def needs(config) -> set[str]:

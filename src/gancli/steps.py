@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import models, objectives, optim, streams
+from gancli import models, objectives, optim, penalties, streams
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
 INIT, STEP, ORDER, FIXED_Z = range(4)
+PENALTY = 1  # fold_in of a D step's key (split into G's noise and D's dropout) for its gradient penalties' randomness
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,19 @@ def _split(game: Game, outputs, n: int):
     return real, fake
 
 
-def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
-    """Gradient of the D objective at (g, d) on one real batch, D's new statistics and the metrics."""
+def _penalized(game: Game, d_grads, d_metrics, d, d_stats, batch, fake, key, count):
+    """D's gradients and metrics with the run's gradient penalties added (gancli.penalties), at D update `count`.
+    The penalties' D passes use D's parameters and statistics, dropout keys of their own, and update no statistics."""
+    if not penalties.active(game.config):
+        return d_grads, d_metrics
+    score = lambda d, images, key: run_discriminator(game, d, d_stats, images, key, batch["label"])[0]["logit"]
+    extra = penalties.grads(game.config, score, d, batch["image"], fake, jax.random.fold_in(key, PENALTY), count)
+    return penalties.add(d_grads, d_metrics, *extra)
+
+
+def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0):
+    """Gradient of the D objective at (g, d) on one real batch, D's new statistics and the metrics; count is the
+    run's D update that this is (lazy gradient penalties)."""
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
     n = x.shape[0]
@@ -224,6 +236,7 @@ def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
         return loss, (stats, metrics)
 
     grads, (stats, metrics) = jax.grad(objective, has_aux=True)(d)
+    grads, metrics = _penalized(game, grads, metrics, d, d_stats, batch, fake, key, count)
     return grads, stats, metrics
 
 
@@ -231,7 +244,7 @@ def _g_objective(game: Game, ctx, real, generated, batch):
     return objectives.G_LOSSES[game.config.g_loss](real, generated, batch, ctx)
 
 
-def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
+def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0):
     """Both gradients from one batch and the same pre-update networks, as the original code did.
 
     One G pass and one D pass over [x; G(z)]; D's backward runs once for D's parameters (D objective) and
@@ -250,6 +263,7 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     d_grads, _ = d_vjp(d_cot)
     _, input_grads = d_vjp(g_cot)
     (g_grads,) = g_vjp(input_grads[n : 2 * n])
+    d_grads, d_metrics = _penalized(game, d_grads, d_metrics, d, d_stats, batch, fake, key, count)
     return d_grads, d_stats, g_grads, g_stats, {**d_metrics, **g_metrics}
 
 
@@ -318,20 +332,26 @@ def iteration(game: Game, state, batches):
         d, d_opt = _apply(game.d_tx, grads, d_opt, d)
         return d, d_opt, _averaged(game, kept, "d", d, epoch)
 
+    count = lambda j: state["step"] * c.k + j  # the run's D updates so far, before this one
+    per_update = []  # each D update's metrics, for the penalties' (penalties.averaged)
     for j in range(c.k - 1 if simultaneous else c.k):
-        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j])
+        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j], count(j))
         d, d_opt, kept = update_d(grads, d, d_opt, kept)
+        per_update.append(d_metrics)
     if simultaneous and game.fused:
-        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
+        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
         d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
+        per_update.append(metrics)
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
-        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
+        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
+        per_update.append(d_metrics)
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
         d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
         g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1])
         metrics = {**d_metrics, **g_metrics}
+    metrics = {**metrics, **penalties.averaged(per_update)}
     g, g_opt = _apply(game.g_tx, g_grads, g_opt, g)
     kept = _averaged(game, kept, "g", g, epoch)
     new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1, **kept)

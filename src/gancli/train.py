@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, conditional, data, images, models, optim, parallel, rundir, steps, streams
+from gancli import checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import count_params
@@ -28,7 +28,9 @@ GRID = 100  # samples in the per-epoch picture of images
 SCATTER = 1000  # ... and of low-dimensional data
 # An epoch whose mean D(G(z)) is below this: D tells every generated sample from the data. Seed 2 of the
 # paper-lr-ema run fell below it at epoch 7 and D(G(z)) kept falling (to 3e-5 at epoch 28) while its samples stayed
-# black, so the loop warns, and inspect says since when, rather than the user finding out at evaluation.
+# black, so the loop warns, and inspect says since when, rather than the user finding out at evaluation. Only for
+# a D objective whose d_fake is a probability (objectives.probabilities): a hinge or least-squares D's raw mean
+# output is often below it in a healthy run.
 D_REJECTS = 1e-3
 
 
@@ -185,6 +187,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     total = config.epochs * ipe
     history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary()) for d in dirs]
     warned: set[int] = set()  # seeds whose D rejects every sample, told once
+    watched = objectives.probabilities(config)
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
@@ -291,7 +294,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 for s, d in enumerate(dirs):
-                    if s not in warned and _rejected(records[s]):
+                    if watched and s not in warned and _rejected(records[s]):
                         warned.add(s)
                         reporter.message(f"warning: {d}: mean D(G(z)) {records[s]['d_fake']:.2g} over epoch {epoch + 1}: "
                                          "D rejects every generated sample; such a run seldom recovers (look at its samples)")
@@ -337,9 +340,12 @@ def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch:
     ]
 
 
-def rejected_since(history: list[dict[str, Any]]) -> int | None:
+def rejected_since(history: list[dict[str, Any]], probabilities: bool = True) -> int | None:
     """The first epoch of the unbroken stretch, up to the last epoch, in which D rejected G's samples outright (mean
-    D(G(z)) below D_REJECTS); None if it did not in the last epoch or the objective logs no D(G(z))."""
+    D(G(z)) below D_REJECTS); None if it did not in the last epoch, the objective logs no D(G(z)), or its d_fake is
+    not a probability (probabilities False: objectives.probabilities)."""
+    if not probabilities:
+        return None
     since = None
     for record in history:
         since = (since or record["epoch"]) if _rejected(record) else None

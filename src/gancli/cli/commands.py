@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
+from gancli.config import sections  # no JAX: the --config help lists the config's tables
 from gancli.errors import GancliError
 from gancli.files import check_count
 
@@ -64,6 +65,9 @@ def _preset_help() -> str:
 
 
 PRESET_HELP = _preset_help()
+# Rich reads "[generator]" as markup: each table's bracket is escaped.
+CONFIG_HELP = ("A TOML file of config fields (top-level keys and " + ", ".join(f"\\[{name}]" for name in sections())
+               + " tables; 'gancli presets --fields' lists them) over the preset.")
 
 
 def one_line_errors(fn):
@@ -110,7 +114,8 @@ def train(
     preset: Annotated[Optional[str], typer.Option(help=PRESET_HELP)] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
-    g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, switch (nonsaturating, then minimax), or feature-matching (Salimans et al. 2016).")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="Both players' losses: gan (the 2014 game, non-saturating G), hinge, least-squares, wgan-gp (with penalty.gp, default 10) or relativistic (RpGAN). --g-loss still picks G's.")] = None,
+    g_loss: Annotated[Optional[str], typer.Option(help="nonsaturating, minimax, switch (nonsaturating, then minimax), feature-matching (Salimans et al. 2016), hinge, least-squares, wgan-gp or relativistic; any D loss takes any of them.")] = None,
     switch_epoch: Annotated[Optional[int], typer.Option(help="With --g-loss switch: epochs of nonsaturating loss.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Total epochs to train to.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Minibatch size.")] = None,
@@ -124,12 +129,15 @@ def train(
     momentum_saturate: Annotated[Optional[int], typer.Option(help="sgd: epoch at which momentum is final.")] = None,
     b1: Annotated[Optional[float], typer.Option(help="adam: beta1.")] = None,
     b2: Annotated[Optional[float], typer.Option(help="adam: beta2.")] = None,
+    r1: Annotated[Optional[float], typer.Option("--r1", help="R1 gradient penalty on D: gamma/2 mean ||grad_x D(x)||^2 on real data (Mescheder et al. 2018); 0 off.")] = None,
+    r2: Annotated[Optional[float], typer.Option("--r2", help="R2: the same penalty on generated samples; 0 off.")] = None,
+    lazy: Annotated[Optional[int], typer.Option("--lazy", help="Apply the gradient penalties every this many D updates, multiplied by it (StyleGAN2's lazy regularisation; 1: every update).")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Keep a moving average of G's weights with this decay per update (e.g. 0.999); sample and evaluate use it.")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
     label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and \\[generator], \\[discriminator], \\[optimizer], \\[ssl_mlp] tables; 'gancli presets --fields' lists them) over the preset.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs (default: every --ckpt-minutes). The end and Ctrl-C/SIGTERM always save.")] = None,
@@ -146,7 +154,7 @@ def train(
     from gancli import parallel
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
-    from gancli import per_epoch
+    from gancli import objectives, penalties, per_epoch
     from gancli.cli.progress import RichReporter
 
     parallel.start(distributed)  # before anything touches a device
@@ -162,7 +170,11 @@ def train(
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
         "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
+        "penalty.r1": r1, "penalty.r2": r2, "penalty.lazy": lazy,
     }
+    if loss is not None:  # --g-loss, when given too, picks G's loss
+        overrides["d_loss"], paired = objectives.pair(loss)
+        overrides["g_loss"] = g_loss if g_loss is not None else paired
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
     layered = from_toml(config_file, base) if config_file is not None else {}
@@ -176,13 +188,18 @@ def train(
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
-        f"{config.g_loss} G loss, {config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
+        + (f"{config.d_loss} D loss, " if config.d_loss != "gan" else "")
+        + f"{config.g_loss} G loss, " + _penalty_words(config, penalties.active(config))
+        + f"{config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
         + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
         + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
         + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "") +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )
+    if objectives.INTERPOLATES in objectives.needs(config) and not config.penalty.gp:
+        console.print("note: d_loss wgan-gp with penalty.gp 0 trains a critic without its gradient penalty, "
+                      "nothing keeps it Lipschitz", highlight=False)
     outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs, config.optimizer.name), resume=resuming,
                              evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
     if outcome.status == "up-to-date":
@@ -196,6 +213,14 @@ def train(
         raise typer.Exit(128 + outcome.signal)  # what a shell reports for a process ended by that signal
     else:
         console.print(f"done: epoch {outcome.epoch}, step {outcome.step}; checkpoints, metrics.jsonl and samples/ in {ckpt}/")
+
+
+def _penalty_words(config, active: tuple[str, ...]) -> str:
+    """The gradient penalties of the start-up line: 'r1 10, gp 10 every 16 D updates, ' (nothing when none)."""
+    if not active:
+        return ""
+    words = ", ".join(f"{name} {getattr(config.penalty, name):g}" for name in active)
+    return words + (f" every {config.penalty.lazy} D updates, " if config.penalty.lazy > 1 else ", ")
 
 
 @app.command()

@@ -17,7 +17,7 @@ from gancli.config import RunConfig
 
 # The sections whose fields train's options set under the field's own name (--lr sets optimizer.lr); --preset
 # picks a recipe, which the preset field only names.
-OPTION_SECTIONS = ("", "optimizer.")
+OPTION_SECTIONS = ("", "optimizer.", "penalty.")
 NOT_OPTIONS = ("preset",)
 
 

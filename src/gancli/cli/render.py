@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gancli import inspection, report as reports
+from gancli.config import sections
 
 # --- evaluation reports ---
 
@@ -179,7 +180,7 @@ def fields_table(rows: list[tuple[str, str, str, str]]) -> Table:
     """(section.field, type, default, meaning) of every config field; all plain text (defaults and comments may
     hold brackets)."""
     table = Table(title=Text("Config fields: --set section.field=value, or in a --config TOML file as top-level keys "
-                             "and [generator], [discriminator], [optimizer], [ssl_mlp] tables; presets change some of the "
+                             f"and {', '.join(f'[{name}]' for name in sections())} tables; presets change some of the "
                              "defaults (gancli presets)"), title_justify="left")
     table.add_column("field", no_wrap=True)
     table.add_column("type", no_wrap=True)

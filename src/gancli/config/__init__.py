@@ -12,12 +12,14 @@ from gancli.config.schema import (
     DiscriminatorConfig,
     GeneratorConfig,
     OptimizerConfig,
+    PenaltyConfig,
     RunConfig,
     SslMlpConfig,
+    sections,
 )
 
 __all__ = [
     "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "UPDATES",
-    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "Preset", "RunConfig", "SslMlpConfig", "changed_fields",
-    "default_preset", "differences", "from_toml", "preset", "settings", "with_overrides",
+    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "PenaltyConfig", "Preset", "RunConfig", "SslMlpConfig", "changed_fields",
+    "default_preset", "differences", "from_toml", "preset", "sections", "settings", "with_overrides",
 ]

@@ -75,6 +75,16 @@ class OptimizerConfig:
 
 
 @dataclass(frozen=True)
+class PenaltyConfig:
+    """Gradient penalties on D (gancli.penalties), each added to D's loss; all off by default."""
+
+    r1: float = 0.0  # gamma of R1, gamma/2 mean ||grad_x D(x)||^2 on real data (Mescheder et al. 2018); 0: off
+    r2: float = 0.0  # gamma of R2, the same on generated samples; 0: off
+    gp: float = 10.0  # lambda of wgan-gp's penalty on random interpolates (used only by d_loss wgan-gp)
+    lazy: int = 1  # apply the penalties every this many D updates, scaled by it (StyleGAN2's lazy regularisation)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run; stored in every checkpoint."""
 
@@ -88,6 +98,7 @@ class RunConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     ssl_mlp: SslMlpConfig = field(default_factory=SslMlpConfig)  # model ssl-mlp's own knobs
+    penalty: PenaltyConfig = field(default_factory=PenaltyConfig)  # gradient penalties on D (gancli.penalties)
     k: int = 1
     update: str = "simultaneous"
     d_loss: str = "gan"  # gancli.objectives.D_LOSSES
@@ -120,7 +131,7 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well. What a registry knows (the
         model family, the objectives and what they need) is checked by gancli.models.check."""
-        o, g, d = self.optimizer, self.generator, self.discriminator
+        o, g, d, p = self.optimizer, self.generator, self.discriminator, self.penalty
         checks = [
             (0 <= self.ema < 1, f"--ema must be in [0, 1) (got {self.ema})"),
             (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
@@ -134,6 +145,10 @@ class RunConfig:
              f"{self.ssl_mlp.hidden_noise})"),
             (all(_finite(v) and v >= 0 for v in (o.eps, o.eps_root)) and o.eps + o.eps_root > 0,
              f"optimizer eps and eps_root must be finite numbers >= 0, not both 0 (got {o.eps} and {o.eps_root})"),
+            (all(_finite(v) and v >= 0 for v in (p.r1, p.r2, p.gp)),
+             f"penalty r1, r2 and gp must be finite numbers >= 0, 0 for off (got {p.r1}, {p.r2} and {p.gp})"),
+            (isinstance(p.lazy, int) and not isinstance(p.lazy, bool) and p.lazy >= 1,
+             f"--lazy must be a whole number >= 1, 1 for every D update (got {p.lazy})"),
             (self.ema_start >= 0, f"ema_start must be an epoch >= 0 (got {self.ema_start})"),
             (len(d.minibatch) == 2 and (all(v >= 1 for v in d.minibatch) or tuple(d.minibatch) == (0, 0)),
              f"discriminator.minibatch must be two numbers B,C >= 1 (kernels, dims), or 0,0 for none (got {d.minibatch})"),
@@ -205,7 +220,13 @@ _NESTED = {
     (RunConfig, "discriminator"): DiscriminatorConfig,
     (RunConfig, "optimizer"): OptimizerConfig,
     (RunConfig, "ssl_mlp"): SslMlpConfig,
+    (RunConfig, "penalty"): PenaltyConfig,
 }
+
+
+def sections() -> list[str]:
+    """The names of RunConfig's sections (its nested configs), in order: the tables a --config file may hold."""
+    return [name for (cls, name) in _NESTED if cls is RunConfig]
 
 # Fields that moved from the shared schema into a model family's own section: (old dotted name, new one). Configs
 # stored by earlier versions, --set and --config files that use the old names keep working.
