@@ -3,7 +3,7 @@
 The state is a plain dict pytree: {"g", "d"} the trainable parameters, {"g_opt", "d_opt"} their optimiser
 states, "step", "key", and when a run has them "g_stats"/"d_stats" (batch-norm statistics, which the
 optimisers never see; also weight norm's fixed scales) and "g_ema"/"d_ema" (exponential moving averages of G's and
-D's parameters, AVERAGES) and "d_spectral"/"g_spectral" (spectral normalisation's vectors, gancli.spectral). A batch is a dict {"image", "label"}, and one more batch per stream the run's
+D's parameters, AVERAGES). A batch is a dict {"image", "label"}, and one more batch per stream the run's
 objectives need (gancli.streams), under the stream's name. An iteration's randomness is fold_in(key, step), and an
 epoch's data order is fold_in(key, epoch), so a resumed run repeats exactly what an uninterrupted one would have done.
 """
@@ -138,6 +138,7 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state["d_stats"] = d
     for average in averages(game.config):
         state[average.key] = average.start(state[average.network])
+    # Spectral normalisation's vectors, "d_spectral" / "g_spectral" (gancli.spectral), when it is on.
     state.update(spectral.start(game.config, jax.random.fold_in(key, INIT), g_params, d_params))
     return state
 
@@ -351,7 +352,7 @@ def iteration(game: Game, state, batches):
         new["g_stats"] = g_stats
     if d_stats is not None:
         new["d_stats"] = d_stats
-    new.update({key: u for key, u in (("d_spectral", d_u), ("g_spectral", g_u)) if u is not None})
+    new.update({spectral.STATE_KEYS[n]: u for n, u in (("d", d_u), ("g", g_u)) if u is not None})
     return new, metrics
 
 
