@@ -44,7 +44,7 @@ def ema_decay(run: checkpoint.Run) -> float | None:
     return run.config.ema if run.state is not None and "g_ema" in run.state else None
 
 
-GENERATOR_KEYS = ("g", "g_ema", "g_stats")  # what sampling needs of a state: never the optimisers'
+GENERATOR_KEYS = ("g", "g_ema", "g_stats", "g_spectral")  # what sampling needs of a state: never the optimisers'
 
 
 @lru_cache(maxsize=8)

@@ -39,7 +39,7 @@ def predict(game, state, images: np.ndarray, ema: bool = True) -> np.ndarray:
     when the run keeps one and ema is True."""
     import jax.numpy as jnp
 
-    keys = ("d", "d_ema", "d_stats")  # what classifying needs of a state: never G or the optimisers
+    keys = ("d", "d_ema", "d_stats", "d_spectral")  # what classifying needs of a state: never G or the optimisers
     state = {k: v for k, v in state.items() if k in keys}
     fn = _classify_fn(game, ema)
     return np.concatenate([np.asarray(fn(state, jnp.asarray(images[i : i + BATCH]))) for i in range(0, len(images), BATCH)])

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import models, objectives, optim, penalties, streams
+from gancli import models, objectives, optim, penalties, spectral, streams
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
@@ -139,6 +139,8 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state["d_stats"] = d
     for average in averages(game.config):
         state[average.key] = average.start(state[average.network])
+    # Spectral normalisation's vectors, "d_spectral" / "g_spectral" (gancli.spectral), when it is on.
+    state.update(spectral.start(game.config, jax.random.fold_in(key, INIT), g_params, d_params))
     return state
 
 
@@ -315,6 +317,10 @@ def iteration(game: Game, state, batches):
     c = game.config
     g, d, g_opt, d_opt = state["g"], state["d"], state["g_opt"], state["d_opt"]
     g_stats, d_stats = state.get("g_stats"), state.get("d_stats")
+    # Spectral normalisation (None: off): each step's gradients are taken at the normalised weights (the *_hat) and
+    # pulled back to the raw ones; each network's vectors move once per update of it, before its passes.
+    d_u, g_u = state.get("d_spectral"), state.get("g_spectral")
+    g_hat, g_back = spectral.view(g, g_u)
     kept = {average.key: state[average.key] for average in averages(c)}
     step_key = jax.random.fold_in(jax.random.fold_in(state["key"], STEP), state["step"])
     keys = jax.random.split(step_key, c.k + 1)
@@ -335,30 +341,38 @@ def iteration(game: Game, state, batches):
     count = lambda j: state["step"] * c.k + j  # the run's D updates so far, before this one
     per_update = []  # each D update's metrics, for the penalties' (penalties.averaged)
     for j in range(c.k - 1 if simultaneous else c.k):
-        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j], count(j))
-        d, d_opt, kept = update_d(grads, d, d_opt, kept)
+        d_u = spectral.iterate(d, d_u)
+        d_hat, d_back = spectral.view(d, d_u)
+        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(j), keys[j], count(j))
+        d, d_opt, kept = update_d(d_back(grads), d, d_opt, kept)
         per_update.append(d_metrics)
+    if simultaneous:  # the last D update and the G update share their passes, so both networks' vectors move first
+        d_u, g_u = spectral.iterate(d, d_u), spectral.iterate(g, g_u)
+        (d_hat, d_back), (g_hat, g_back) = spectral.view(d, d_u), spectral.view(g, g_u)
     if simultaneous and game.fused:
-        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
-        d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
+        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
+        d, d_opt, kept = update_d(d_back(d_grads), d, d_opt, kept)
         per_update.append(metrics)
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
-        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
+        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
         per_update.append(d_metrics)
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1])
+        d, d_opt, kept = update_d(d_back(d_grads), d, d_opt, kept)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1])
+        g_u = spectral.iterate(g, g_u)
+        (g_hat, g_back), d_hat = spectral.view(g, g_u), spectral.normalise(d, d_u)  # D as its last update left it
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, g_batch, keys[-1])
         metrics = {**d_metrics, **g_metrics}
     metrics = {**metrics, **penalties.averaged(per_update)}
-    g, g_opt = _apply(game.g_tx, g_grads, g_opt, g)
+    g, g_opt = _apply(game.g_tx, g_back(g_grads), g_opt, g)
     kept = _averaged(game, kept, "g", g, epoch)
     new = dict(state, g=g, d=d, g_opt=g_opt, d_opt=d_opt, step=state["step"] + 1, **kept)
     if g_stats is not None:
         new["g_stats"] = g_stats
     if d_stats is not None:
         new["d_stats"] = d_stats
+    new.update({spectral.STATE_KEYS[n]: u for n, u in (("d", d_u), ("g", g_u)) if u is not None})
     return new, metrics
 
 
@@ -446,9 +460,11 @@ def fixed_noise(game: Game, key, n: int):
 
 
 def _params(state, network: str, ema: bool):
-    """A network's parameters, or with ema its moving average when the state holds one."""
+    """A network's parameters, or with ema its moving average when the state holds one; spectrally normalised with
+    the network's current vectors when the run normalises it (a moving average of the raw weights included)."""
     (average,) = (a for a in AVERAGES if a.network == network)
-    return state[average.key] if ema and average.key in state else state[network]
+    params = state[average.key] if ema and average.key in state else state[network]
+    return spectral.normalise(params, state.get(spectral.STATE_KEYS[network]))
 
 
 def generator_params(state, ema: bool = True):

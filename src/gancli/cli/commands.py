@@ -133,6 +133,7 @@ def train(
     r2: Annotated[Optional[float], typer.Option("--r2", help="R2: the same penalty on generated samples; 0 off.")] = None,
     lazy: Annotated[Optional[int], typer.Option("--lazy", help="Apply the gradient penalties every this many D updates, multiplied by it (StyleGAN2's lazy regularisation; 1: every update).")] = None,
     ema: Annotated[Optional[float], typer.Option(help="Keep a moving average of G's weights with this decay per update (e.g. 0.999); sample and evaluate use it.")] = None,
+    spectral_norm: Annotated[Optional[str], typer.Option(help="Spectral normalisation (Miyato et al. 2018) of the weights of D (d), of D and G (both), or none (the default); one power iteration per update.")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
     label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
@@ -169,6 +170,7 @@ def train(
         "chunk": chunk, "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.lr_decay": lr_decay,
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
+        "spectral_norm": spectral_norm,
         "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
         "penalty.r1": r1, "penalty.r2": r2, "penalty.lazy": lazy,
     }
@@ -193,7 +195,8 @@ def train(
         + f"{config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
         + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
         + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
-        + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "") +
+        + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "")
+        + ({"d": "spectral norm in D, ", "both": "spectral norm in D and G, "}.get(config.spectral_norm, "")) +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )

@@ -17,6 +17,7 @@ UPDATES = ("simultaneous", "alternating")
 OPTIMIZERS = ("sgd", "adam")
 NOISES = ("uniform", "gaussian", "uniform01")  # uniform: U(-sqrt3, sqrt3); uniform01: U[0, 1)
 OUTPUTS = ("sigmoid", "linear")
+SPECTRAL_NORMS = ("none", "d", "both")  # which networks' kernels spectral normalisation divides by sigma (gancli.spectral)
 SEEDS = 2**32  # distinct seeds: a JAX key holds 32 bits of one
 
 
@@ -113,6 +114,9 @@ class RunConfig:
     ema_start: int = 0  # epoch from which the averages move; before it, each equals its network
     labels: int = 0  # semi-supervised: labelled training examples, as many of each class (0: none)
     label_seed: int = 0  # which ones: the first labels/K of each class in this seed's permutation of the training set
+    # Spectral normalisation (Miyato et al. 2018) of the kernels of D ("d"), of D and G ("both"), or none; one power
+    # iteration per update of each network normalised
+    spectral_norm: str = "none"
     g_batch: str = "same"  # the real batch G's step compares with: "same" as the D step's, or "own" (its own pass)
     chunk: int = 0  # iterations per compiled call (0: chosen for the device); bounds the time between refreshes
     ckpt_every: int = 0  # epochs between checkpoints; 0: every ckpt_minutes of training instead
@@ -152,6 +156,8 @@ class RunConfig:
             (self.ema_start >= 0, f"ema_start must be an epoch >= 0 (got {self.ema_start})"),
             (len(d.minibatch) == 2 and (all(v >= 1 for v in d.minibatch) or tuple(d.minibatch) == (0, 0)),
              f"discriminator.minibatch must be two numbers B,C >= 1 (kernels, dims), or 0,0 for none (got {d.minibatch})"),
+            (self.spectral_norm in SPECTRAL_NORMS,
+             f"--spectral-norm must be one of {', '.join(SPECTRAL_NORMS)} (got {self.spectral_norm!r})"),
             (self.k >= 1, f"--k must be >= 1 (got {self.k})"),
             (self.update in UPDATES, f"--update must be one of {', '.join(UPDATES)} (got {self.update!r})"),
             (self.switch_epoch >= 0, f"--switch-epoch must be >= 0 (got {self.switch_epoch})"),
