@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import models, objectives, optim, streams
+from gancli import augment, models, objectives, optim, streams
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
@@ -138,6 +138,8 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state["d_stats"] = d
     for average in averages(game.config):
         state[average.key] = average.start(state[average.network])
+    if augment.on(game.config):
+        state["ada"] = augment.start(game.config)
     return state
 
 
@@ -200,7 +202,13 @@ def _split(game: Game, outputs, n: int):
     return real, fake
 
 
-def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
+def _seen(game: Game, ada, x, key, i: int):
+    """What D sees of its input x in training: x augmented (gancli.augment) when the run augments; i tells apart
+    the D passes of one step (0 real, 1 generated, 2 + j D stream j)."""
+    return augment.view(game.config, game.data_shape, ada, x, key, i)
+
+
+def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, ada=None):
     """Gradient of the D objective at (g, d) on one real batch, D's new statistics and the metrics."""
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
@@ -211,17 +219,17 @@ def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
 
     def objective(d):
         if game.fused:
-            outputs, stats = run_discriminator(game, d, d_stats, inputs, drop_key, labels)
+            outputs, stats = run_discriminator(game, d, d_stats, _seen(game, ada, inputs, key, 0), drop_key, labels)
             real, generated = _split(game, outputs, n)
         else:
-            real, stats = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 0), batch["label"])
-            generated, stats = run_discriminator(game, d, stats, fake, jax.random.fold_in(drop_key, 1), batch["label"])
+            real, stats = run_discriminator(game, d, d_stats, _seen(game, ada, x, key, 0), jax.random.fold_in(drop_key, 0), batch["label"])
+            generated, stats = run_discriminator(game, d, stats, _seen(game, ada, fake, key, 1), jax.random.fold_in(drop_key, 1), batch["label"])
             for i, name in enumerate(_d_extras(game)):
                 extra = batch[name]
-                outputs, stats = run_discriminator(game, d, stats, extra["image"], jax.random.fold_in(drop_key, 2 + i), extra["label"])
+                outputs, stats = run_discriminator(game, d, stats, _seen(game, ada, extra["image"], key, 2 + i), jax.random.fold_in(drop_key, 2 + i), extra["label"])
                 real = {**real, name: outputs}
         loss, metrics = objectives.D_LOSSES[game.config.d_loss](real, generated, batch, ctx)
-        return loss, (stats, metrics)
+        return loss, (stats, {**metrics, **augment.signal(game.config, real)})
 
     grads, (stats, metrics) = jax.grad(objective, has_aux=True)(d)
     return grads, stats, metrics
@@ -231,7 +239,7 @@ def _g_objective(game: Game, ctx, real, generated, batch):
     return objectives.G_LOSSES[game.config.g_loss](real, generated, batch, ctx)
 
 
-def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
+def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key, ada=None):
     """Both gradients from one batch and the same pre-update networks, as the original code did.
 
     One G pass and one D pass over [x; G(z)]; D's backward runs once for D's parameters (D objective) and
@@ -242,7 +250,7 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     n = x.shape[0]
     (fake, g_stats), g_vjp = _vjp_generator(game, g, g_stats, z_key, n, batch)
     inputs, labels = _joined(game, batch, fake)
-    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key, labels)[0], d, inputs)
+    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, _seen(game, ada, inputs, key, 0), drop_key, labels)[0], d, inputs)
     d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(game, o, n), batch, ctx)
     g_obj = lambda o: _g_objective(game, ctx, *_split(game, o, n), batch)
     d_cot, d_metrics = jax.grad(d_obj, has_aux=True)(outputs)
@@ -250,7 +258,7 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
     d_grads, _ = d_vjp(d_cot)
     _, input_grads = d_vjp(g_cot)
     (g_grads,) = g_vjp(input_grads[n : 2 * n])
-    return d_grads, d_stats, g_grads, g_stats, {**d_metrics, **g_metrics}
+    return d_grads, d_stats, g_grads, g_stats, {**d_metrics, **augment.signal(game.config, _split(game, outputs, n)[0]), **g_metrics}
 
 
 def _vjp_generator(game: Game, g, g_stats, z_key, n: int, batch):
@@ -262,7 +270,7 @@ def _vjp_generator(game: Game, g, g_stats, z_key, n: int, batch):
     return (fake, stats), g_vjp
 
 
-def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
+def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, ada=None):
     """Gradient of the G objective against D as given (Algorithm 1's generator step), and G's new statistics."""
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
@@ -271,10 +279,10 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
 
     def objective(g):
         fake, stats = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
-        generated, _ = run_discriminator(game, d, d_stats, fake, drop_key, batch["label"])
+        generated, _ = run_discriminator(game, d, d_stats, _seen(game, ada, fake, key, 1), drop_key, batch["label"])
         real = None
         if needs_real:
-            real, _ = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 1), batch["label"])
+            real, _ = run_discriminator(game, d, d_stats, _seen(game, ada, x, key, 0), jax.random.fold_in(drop_key, 1), batch["label"])
         loss, metrics = _g_objective(game, ctx, real, generated, batch)
         return loss, (stats, metrics)
 
@@ -313,24 +321,28 @@ def iteration(game: Game, state, batches):
     batch = lambda j: jax.tree.map(lambda a: a[j], d_batches)
     g_batch = jax.tree.map(lambda a: a[0], batches[g_streams[0]]) if g_streams else batch(c.k - 1)
     simultaneous = c.update == "simultaneous"
+    ada, signals = state.get("ada"), []  # the augmentation's state, and each D step's ADA signal
 
     def update_d(grads, d, d_opt, kept):
         d, d_opt = _apply(game.d_tx, grads, d_opt, d)
         return d, d_opt, _averaged(game, kept, "d", d, epoch)
 
     for j in range(c.k - 1 if simultaneous else c.k):
-        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j])
+        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(j), keys[j], ada)
         d, d_opt, kept = update_d(grads, d, d_opt, kept)
+        signals.append(d_metrics.get("ada_r"))
     if simultaneous and game.fused:
-        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
+        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], ada)
         d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
+        signals.append(metrics.get("ada_r"))
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
-        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1])
+        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], ada)
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, batch(c.k - 1), keys[-1], ada)
+        signals.append(d_metrics.get("ada_r"))
         d, d_opt, kept = update_d(d_grads, d, d_opt, kept)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1])
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g, g_stats, d, d_stats, g_batch, keys[-1], ada)
         metrics = {**d_metrics, **g_metrics}
     g, g_opt = _apply(game.g_tx, g_grads, g_opt, g)
     kept = _averaged(game, kept, "g", g, epoch)
@@ -339,6 +351,9 @@ def iteration(game: Game, state, batches):
         new["g_stats"] = g_stats
     if d_stats is not None:
         new["d_stats"] = d_stats
+    if ada is not None:
+        new["ada"], ada_metrics = augment.update(c, ada, signals, new["step"])
+        metrics = {**metrics, **ada_metrics}
     return new, metrics
 
 

@@ -8,16 +8,19 @@ from gancli.config.schema import (
     OPTIMIZERS,
     OUTPUTS,
     SEEDS,
+    TRANSFORMS,
     UPDATES,
+    AugmentConfig,
     DiscriminatorConfig,
     GeneratorConfig,
     OptimizerConfig,
     RunConfig,
     SslMlpConfig,
+    augment_transforms,
 )
 
 __all__ = [
-    "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "UPDATES",
-    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "Preset", "RunConfig", "SslMlpConfig", "changed_fields",
+    "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "TRANSFORMS", "UPDATES",
+    "AugmentConfig", "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "Preset", "RunConfig", "SslMlpConfig", "augment_transforms", "changed_fields",
     "default_preset", "differences", "from_toml", "preset", "settings", "with_overrides",
 ]

@@ -18,6 +18,9 @@ OPTIMIZERS = ("sgd", "adam")
 NOISES = ("uniform", "gaussian", "uniform01")  # uniform: U(-sqrt3, sqrt3); uniform01: U[0, 1)
 OUTPUTS = ("sigmoid", "linear")
 SEEDS = 2**32  # distinct seeds: a JAX key holds 32 bits of one
+# DiffAugment's transforms (gancli.augment.TRANSFORMS implements them; its test checks the two lists agree). Named
+# here so that validate, run wherever a config is made or restored, can refuse an unknown one.
+TRANSFORMS = ("translation", "cutout", "color")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,17 @@ class OptimizerConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of everything D sees in training (gancli.augment): DiffAugment's transforms, each applied to each
+    example with probability p; ADA moves p towards a target, else p is 1."""
+
+    policy: str = ""  # comma list of translation, cutout, color, applied in that order as written; "" for none
+    ada_target: float = 0.0  # ADA's target of E[sign(D(x))] on real data; 0: no ADA, p fixed at 1
+    ada_interval: int = 4  # iterations between ADA's adjustments of p
+    ada_kimg: float = 500.0  # thousands of images (batch_size per iteration) for p to move from 0 to 1 at most
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run; stored in every checkpoint."""
 
@@ -88,6 +102,7 @@ class RunConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     ssl_mlp: SslMlpConfig = field(default_factory=SslMlpConfig)  # model ssl-mlp's own knobs
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # DiffAugment / ADA (gancli.augment); off by default
     k: int = 1
     update: str = "simultaneous"
     d_loss: str = "gan"  # gancli.objectives.D_LOSSES
@@ -120,8 +135,17 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well. What a registry knows (the
         model family, the objectives and what they need) is checked by gancli.models.check."""
-        o, g, d = self.optimizer, self.generator, self.discriminator
+        o, g, d, a = self.optimizer, self.generator, self.discriminator, self.augment
+        transforms = augment_transforms(a.policy)
         checks = [
+            (all(t in TRANSFORMS for t in transforms),
+             f"--augment: unknown transform {next((t for t in transforms if t not in TRANSFORMS), '')!r}; "
+             f"known: {', '.join(TRANSFORMS)}"),
+            (len(set(transforms)) == len(transforms), f"--augment names a transform twice (got {a.policy!r})"),
+            (_finite(a.ada_target) and 0 <= a.ada_target <= 1, f"--ada must be a target in [0, 1], 0 for none (got {a.ada_target})"),
+            (a.ada_target == 0 or transforms, "--ada needs --augment: the transforms whose probability it adapts"),
+            (a.ada_interval >= 1, f"augment ada_interval must be >= 1 iteration (got {a.ada_interval})"),
+            (_finite(a.ada_kimg) and a.ada_kimg > 0, f"augment ada_kimg must be a finite number > 0 (got {a.ada_kimg})"),
             (0 <= self.ema < 1, f"--ema must be in [0, 1) (got {self.ema})"),
             (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
             (self.labels >= 0, f"--labels must be >= 0 (got {self.labels})"),
@@ -179,6 +203,11 @@ class RunConfig:
         return self
 
 
+def augment_transforms(policy: str) -> tuple[str, ...]:
+    """The transform names of an augment policy ("translation,cutout" -> ("translation", "cutout")), in order."""
+    return tuple(t.strip() for t in policy.split(",") if t.strip())
+
+
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -205,6 +234,7 @@ _NESTED = {
     (RunConfig, "discriminator"): DiscriminatorConfig,
     (RunConfig, "optimizer"): OptimizerConfig,
     (RunConfig, "ssl_mlp"): SslMlpConfig,
+    (RunConfig, "augment"): AugmentConfig,
 }
 
 # Fields that moved from the shared schema into a model family's own section: (old dotted name, new one). Configs
