@@ -29,7 +29,7 @@ def test_train_help_shows_the_config_files_tables():
     # Rich markup once ate "[generator]" and the others, leaving "(top-level keys and , , tables)".
     result = runner.invoke(app, ["train", "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "top-level keys and [generator], [discriminator], [optimizer], [ssl_mlp] tables" in flat(result.output)
+    assert "top-level keys and [generator], [discriminator], [optimizer], [ssl_mlp], [augment] tables" in flat(result.output)
 
 
 def test_preset_help_names_every_preset_of_the_registry():
@@ -64,7 +64,7 @@ def test_presets_fields_lists_every_config_field_with_its_default():
     assert rows["keep"][2] == "Checkpoints kept."
     assert rows["generator.init_scale"][2] == "weights U(-s, s)"  # the field's comment in gancli/config.py
     assert rows["generator.batchnorm"][1] == "false"
-    assert "[generator], [discriminator], [optimizer], [ssl_mlp] tables" in flat(result.output)
+    assert "[generator], [discriminator], [optimizer], [ssl_mlp], [augment] tables" in flat(result.output)
 
 
 def test_a_config_file_error_names_the_file_not_set(tmp_path):

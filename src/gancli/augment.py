@@ -36,14 +36,11 @@ KEY = 0x61756720  # folded into a D pass's key for its augmentation: far from th
 def translate(x, dy, dx):
     """Each image of x [B, H, W, C] moved by (dy[i], dx[i]) whole pixels, zeros coming in at the edges."""
     h, w = x.shape[1:3]
-
-    def one(image, dy, dx):
-        rows, cols = jnp.arange(h) - dy, jnp.arange(w) - dx
-        inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
-        moved = image[jnp.clip(rows, 0, h - 1)][:, jnp.clip(cols, 0, w - 1)]
-        return jnp.where(inside[:, :, None], moved, 0.0)
-
-    return jax.vmap(one)(x, dy, dx)
+    # As products with 0/1 shift matrices, row r of the output taking row r - dy of the input: XLA compiles these,
+    # and their gradients, far faster than gathers, and a row shifted out of the image leaves zeros by itself.
+    rows = jnp.arange(h)[None, :, None] - dy[:, None, None] == jnp.arange(h)[None, None, :]
+    cols = jnp.arange(w)[None, :, None] - dx[:, None, None] == jnp.arange(w)[None, None, :]
+    return jnp.einsum("byh,bhwc,bxw->byxc", rows.astype(x.dtype), x, cols.astype(x.dtype))
 
 
 def cut(x, top, left, size: tuple[int, int]):
@@ -82,34 +79,40 @@ def cutout_size(side: int) -> int:
     return int(side * CUTOUT + 0.5)
 
 
-def random_translation(key, x):
-    """translate by shifts drawn uniformly from the whole numbers in [-s, s], s = shift_of(side), per axis."""
-    (b, h, w), (ky, kx) = x.shape[:3], jax.random.split(key)
-    sy, sx = shift_of(h), shift_of(w)
-    return translate(x, jax.random.randint(ky, (b,), -sy, sy + 1), jax.random.randint(kx, (b,), -sx, sx + 1))
+def _whole(u, low: int, high: int):
+    """Whole numbers uniform in [low, high] from uniforms u in [0, 1)."""
+    return jnp.clip(jnp.floor(low + u * (high - low + 1)).astype(jnp.int32), low, high)
 
 
-def random_cutout(key, x):
+# Each transform draws its parameters from u [B, 3], three uniforms in [0, 1) per example: one random call per D pass
+# for every transform, as each of JAX's random calls is a hash that XLA takes about 0.1 s to compile on a CPU.
+
+def random_translation(u, x):
+    """translate by shifts uniform over the whole numbers in [-s, s], s = shift_of(side), on each axis."""
+    h, w = x.shape[1:3]
+    return translate(x, _whole(u[:, 0], -shift_of(h), shift_of(h)), _whole(u[:, 1], -shift_of(w), shift_of(w)))
+
+
+def random_cutout(u, x):
     """cut a square of cutout_size(side) whose centre is anywhere in the image (so it may hang over an edge),
     as DiffAugment places it."""
-    (b, h, w), (ky, kx) = x.shape[:3], jax.random.split(key)
+    h, w = x.shape[1:3]
     size = (cutout_size(h), cutout_size(w))
     # Corners from -(s // 2) to side - ceil(s / 2): the square's centre pixel at every place in the image.
-    top = jax.random.randint(ky, (b,), -(size[0] // 2), h - (size[0] + 1) // 2 + 1)
-    left = jax.random.randint(kx, (b,), -(size[1] // 2), w - (size[1] + 1) // 2 + 1)
+    top = _whole(u[:, 0], -(size[0] // 2), h - (size[0] + 1) // 2)
+    left = _whole(u[:, 1], -(size[1] // 2), w - (size[1] + 1) // 2)
     return cut(x, top, left, size)
 
 
-def random_color(key, x):
+def random_color(u, x):
     """brightness, saturation and contrast in DiffAugment's order, each with its own factor per example."""
-    kb, ks, kc = jax.random.split(key, 3)
-    b = x.shape[0]
-    x = brightness(x, jax.random.uniform(kb, (b,), minval=-BRIGHTNESS, maxval=BRIGHTNESS))
-    x = saturation(x, jax.random.uniform(ks, (b,), minval=SATURATION[0], maxval=SATURATION[1]))
-    return contrast(x, jax.random.uniform(kc, (b,), minval=CONTRAST[0], maxval=CONTRAST[1]))
+    x = brightness(x, (2 * u[:, 0] - 1) * BRIGHTNESS)
+    x = saturation(x, SATURATION[0] + u[:, 1] * (SATURATION[1] - SATURATION[0]))
+    return contrast(x, CONTRAST[0] + u[:, 2] * (CONTRAST[1] - CONTRAST[0]))
 
 
-# name -> (key, images [B, H, W, C]) -> images; the names config.TRANSFORMS lists, which validation checks against.
+# name -> (u [B, 3] uniforms in [0, 1), images [B, H, W, C]) -> images; the names config.TRANSFORMS lists, which
+# validation checks against.
 TRANSFORMS: dict[str, Callable] = {
     "translation": random_translation,
     "cutout": random_cutout,
@@ -119,10 +122,10 @@ TRANSFORMS: dict[str, Callable] = {
 
 def augment(policy: tuple[str, ...], x, key, p):
     """x [B, H, W, C] with each transform of policy, in order, applied to each example with probability p."""
+    u = jax.random.uniform(key, (len(policy), x.shape[0], 4))
     for i, name in enumerate(policy):
-        chosen, params = jax.random.split(jax.random.fold_in(key, i))
-        applied = jax.random.uniform(chosen, (x.shape[0],)) < p
-        x = jnp.where(applied[:, None, None, None], TRANSFORMS[name](params, x), x)
+        applied = u[i, :, 0] < p
+        x = jnp.where(applied[:, None, None, None], TRANSFORMS[name](u[i, :, 1:], x), x)
     return x
 
 
@@ -150,7 +153,7 @@ def view(config: RunConfig, data_shape: tuple[int, ...], ada, x, key, i: int = 0
     if ada is None or not on(config):
         return x
     images = x.reshape((x.shape[0],) + tuple(data_shape))
-    key = jax.random.fold_in(jax.random.fold_in(key, KEY), i)
+    key = jax.random.fold_in(key, KEY + i)
     return augment(augment_transforms(config.augment.policy), images, key, ada["p"]).reshape(x.shape)
 
 

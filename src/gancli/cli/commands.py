@@ -128,8 +128,10 @@ def train(
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
     label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="Augment everything D sees, real and generated, in every D pass (DiffAugment, Zhao et al. 2020): a comma list of translation, cutout, color; 'none' for none.")] = None,
+    ada: Annotated[Optional[float], typer.Option(help="With --augment: ADA (Karras et al. 2020) moves the probability p of each transform from 0 towards keeping the mean sign of D's logit on real data at this target (e.g. 0.6); 0: p fixed at 1.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and \\[generator], \\[discriminator], \\[optimizer], \\[ssl_mlp] tables; 'gancli presets --fields' lists them) over the preset.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML file of config fields (top-level keys and \\[generator], \\[discriminator], \\[optimizer], \\[ssl_mlp], \\[augment] tables; 'gancli presets --fields' lists them) over the preset.")] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
     resume: Annotated[bool, typer.Option(help="Require an existing checkpoint in --ckpt and continue it.")] = False,
     ckpt_every: Annotated[Optional[int], typer.Option(help="Save a checkpoint every this many epochs (default: every --ckpt-minutes). The end and Ctrl-C/SIGTERM always save.")] = None,
@@ -162,6 +164,7 @@ def train(
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
         "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
+        "augment.policy": "" if augment == "none" else augment, "augment.ada_target": ada,
     }
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
@@ -179,7 +182,9 @@ def train(
         f"{config.g_loss} G loss, {config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
         + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
         + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
-        + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "") +
+        + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "")
+        + (f"augmenting D's inputs ({config.augment.policy}" + (f", ADA target {config.augment.ada_target:g}), " if config.augment.ada_target else "), ")
+           if config.augment.policy else "") +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )

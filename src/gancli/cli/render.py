@@ -179,7 +179,7 @@ def fields_table(rows: list[tuple[str, str, str, str]]) -> Table:
     """(section.field, type, default, meaning) of every config field; all plain text (defaults and comments may
     hold brackets)."""
     table = Table(title=Text("Config fields: --set section.field=value, or in a --config TOML file as top-level keys "
-                             "and [generator], [discriminator], [optimizer], [ssl_mlp] tables; presets change some of the "
+                             "and [generator], [discriminator], [optimizer], [ssl_mlp], [augment] tables; presets change some of the "
                              "defaults (gancli presets)"), title_justify="left")
     table.add_column("field", no_wrap=True)
     table.add_column("type", no_wrap=True)
