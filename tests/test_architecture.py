@@ -16,7 +16,7 @@ LAYERS = (
     ("data", ("gancli.data",)),
     ("objectives", ("gancli.objectives",)),
     ("models", ("gancli.models",)),
-    ("training", ("gancli.optim", "gancli.streams", "gancli.penalties", "gancli.spectral", "gancli.steps", "gancli.parallel", "gancli.checkpoint",
+    ("training", ("gancli.optim", "gancli.streams", "gancli.penalties", "gancli.augment", "gancli.spectral", "gancli.steps", "gancli.parallel", "gancli.checkpoint",
                   "gancli.rundir", "gancli.conditional", "gancli.train")),
     ("sampling", ("gancli.sampling",)),
     ("evaluation", ("gancli.parzen", "gancli.feature_nets", "gancli.metrics", "gancli.judge", "gancli.semi_supervised",

@@ -162,7 +162,7 @@ def test_the_penalty_section_in_fields_and_toml(tmp_path):
     result = runner.invoke(app, ["presets", "--fields"], env={"COLUMNS": "300"})
     assert all(f"penalty.{f.name}" in result.output for f in dataclasses.fields(PenaltyConfig))
     help_text = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output.replace("│", " ").split())
-    assert "[ssl_mlp], [penalty] tables" in help_text
+    assert "[ssl_mlp], [penalty], [augment] tables" in help_text
     from gancli.config import from_toml
 
     toml = tmp_path / "run.toml"

@@ -49,6 +49,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "iters_per_epoch": meta.get("iters_per_epoch"),
         "params": {"generator": count_params(run.state["g"]), "discriminator": count_params(run.state["d"])},
         "ema": sampling.ema_decay(run),
+        "ada_p": float(run.state["ada"]["p"]) if "ada" in run.state else None,  # augmentation's probability now
         "versions": meta.get("versions"),
         "device": meta.get("device"),
         "mesh": meta.get("mesh"),
@@ -231,6 +232,12 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     add("parameters", f"G {p['generator']:,}, D {p['discriminator']:,}")
     if s.get("ema") is not None:
         add("EMA of G", f"kept, decay {s['ema']!r}: sample and evaluate use it (--no-ema for G itself)")
+    a = c.get("augment") or {}
+    if a.get("policy"):
+        p = "" if s.get("ada_p") is None else f"{s['ada_p']:.4g}"
+        add("augmentation", f"{a['policy']} on everything D sees, each with probability p {p}; "
+            + (f"ADA moves p towards E[sign D(x)] = {a['ada_target']:g} every {a['ada_interval']} iterations, by at most "
+               f"1 per {a['ada_kimg']:g} kimg" if a.get("ada_target") else "p fixed at 1 (DiffAugment)"))
     add("run", f"preset {c['preset']}, seed {s['seed']}, k={c['k']}, {c['update']} updates, "
         + (f"{c['d_loss']} D loss, " if c.get("d_loss", "gan") != "gan" else "")
         + f"{c['g_loss']} G loss, batch {c['batch_size']}, training to epoch {c['epochs']}")

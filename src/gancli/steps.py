@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import models, objectives, optim, penalties, spectral, streams
+from gancli import augment, models, objectives, optim, penalties, spectral, streams
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
@@ -141,6 +141,8 @@ def init_state(game: Game, seed: int, train_images: np.ndarray | None = None):
         state[average.key] = average.start(state[average.network])
     # Spectral normalisation's vectors, "d_spectral" / "g_spectral" (gancli.spectral), when it is on.
     state.update(spectral.start(game.config, jax.random.fold_in(key, INIT), g_params, d_params))
+    if augment.on(game.config):
+        state["ada"] = augment.start(game.config)
     return state
 
 
@@ -203,17 +205,25 @@ def _split(game: Game, outputs, n: int):
     return real, fake
 
 
-def _penalized(game: Game, d_grads, d_metrics, d, d_stats, batch, fake, key, count):
+def _seen(game: Game, ada, x, key, i: int):
+    """What D sees of its input x in training: x augmented (gancli.augment) when the run augments; i tells apart
+    the D passes of one step (0 real, 1 generated, 2 + j D stream j)."""
+    return augment.view(game.config, game.data_shape, ada, x, key, i)
+
+
+
+def _penalized(game: Game, d_grads, d_metrics, d, d_stats, batch, fake, key, count, ada=None):
     """D's gradients and metrics with the run's gradient penalties added (gancli.penalties), at D update `count`.
-    The penalties' D passes use D's parameters and statistics, dropout keys of their own, and update no statistics."""
+    The penalties' D passes use D's parameters and statistics, dropout keys of their own, and update no statistics;
+    when the run augments, D's gradient is taken through the augmentation, at the images before it (as StyleGAN2-ADA's R1)."""
     if not penalties.active(game.config):
         return d_grads, d_metrics
-    score = lambda d, images, key: run_discriminator(game, d, d_stats, images, key, batch["label"])[0]["logit"]
+    score = lambda d, images, key: run_discriminator(game, d, d_stats, _seen(game, ada, images, key, 0), key, batch["label"])[0]["logit"]
     extra = penalties.grads(game.config, score, d, batch["image"], fake, jax.random.fold_in(key, PENALTY), count)
     return penalties.add(d_grads, d_metrics, *extra)
 
 
-def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0):
+def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0, ada=None):
     """Gradient of the D objective at (g, d) on one real batch, D's new statistics and the metrics; count is the
     run's D update that this is (lazy gradient penalties)."""
     z_key, drop_key = jax.random.split(key)
@@ -225,20 +235,20 @@ def _d_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0):
 
     def objective(d):
         if game.fused:
-            outputs, stats = run_discriminator(game, d, d_stats, inputs, drop_key, labels)
+            outputs, stats = run_discriminator(game, d, d_stats, _seen(game, ada, inputs, key, 0), drop_key, labels)
             real, generated = _split(game, outputs, n)
         else:
-            real, stats = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 0), batch["label"])
-            generated, stats = run_discriminator(game, d, stats, fake, jax.random.fold_in(drop_key, 1), batch["label"])
+            real, stats = run_discriminator(game, d, d_stats, _seen(game, ada, x, key, 0), jax.random.fold_in(drop_key, 0), batch["label"])
+            generated, stats = run_discriminator(game, d, stats, _seen(game, ada, fake, key, 1), jax.random.fold_in(drop_key, 1), batch["label"])
             for i, name in enumerate(_d_extras(game)):
                 extra = batch[name]
-                outputs, stats = run_discriminator(game, d, stats, extra["image"], jax.random.fold_in(drop_key, 2 + i), extra["label"])
+                outputs, stats = run_discriminator(game, d, stats, _seen(game, ada, extra["image"], key, 2 + i), jax.random.fold_in(drop_key, 2 + i), extra["label"])
                 real = {**real, name: outputs}
         loss, metrics = objectives.D_LOSSES[game.config.d_loss](real, generated, batch, ctx)
-        return loss, (stats, metrics)
+        return loss, (stats, {**metrics, **augment.signal(game.config, real)})
 
     grads, (stats, metrics) = jax.grad(objective, has_aux=True)(d)
-    grads, metrics = _penalized(game, grads, metrics, d, d_stats, batch, fake, key, count)
+    grads, metrics = _penalized(game, grads, metrics, d, d_stats, batch, fake, key, count, ada)
     return grads, stats, metrics
 
 
@@ -246,7 +256,7 @@ def _g_objective(game: Game, ctx, real, generated, batch):
     return objectives.G_LOSSES[game.config.g_loss](real, generated, batch, ctx)
 
 
-def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0):
+def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key, count=0, ada=None):
     """Both gradients from one batch and the same pre-update networks, as the original code did.
 
     One G pass and one D pass over [x; G(z)]; D's backward runs once for D's parameters (D objective) and
@@ -257,7 +267,7 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key, cou
     n = x.shape[0]
     (fake, g_stats), g_vjp = _vjp_generator(game, g, g_stats, z_key, n, batch)
     inputs, labels = _joined(game, batch, fake)
-    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, inputs, drop_key, labels)[0], d, inputs)
+    outputs, d_vjp = jax.vjp(lambda d, inputs: run_discriminator(game, d, d_stats, _seen(game, ada, inputs, key, 0), drop_key, labels)[0], d, inputs)
     d_obj = lambda o: objectives.D_LOSSES[game.config.d_loss](*_split(game, o, n), batch, ctx)
     g_obj = lambda o: _g_objective(game, ctx, *_split(game, o, n), batch)
     d_cot, d_metrics = jax.grad(d_obj, has_aux=True)(outputs)
@@ -265,8 +275,8 @@ def _simultaneous_fused(game: Game, ctx, g, g_stats, d, d_stats, batch, key, cou
     d_grads, _ = d_vjp(d_cot)
     _, input_grads = d_vjp(g_cot)
     (g_grads,) = g_vjp(input_grads[n : 2 * n])
-    d_grads, d_metrics = _penalized(game, d_grads, d_metrics, d, d_stats, batch, fake, key, count)
-    return d_grads, d_stats, g_grads, g_stats, {**d_metrics, **g_metrics}
+    d_grads, d_metrics = _penalized(game, d_grads, d_metrics, d, d_stats, batch, fake, key, count, ada)
+    return d_grads, d_stats, g_grads, g_stats, {**d_metrics, **augment.signal(game.config, _split(game, outputs, n)[0]), **g_metrics}
 
 
 def _vjp_generator(game: Game, g, g_stats, z_key, n: int, batch):
@@ -278,7 +288,7 @@ def _vjp_generator(game: Game, g, g_stats, z_key, n: int, batch):
     return (fake, stats), g_vjp
 
 
-def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
+def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key, ada=None):
     """Gradient of the G objective against D as given (Algorithm 1's generator step), and G's new statistics."""
     z_key, drop_key = jax.random.split(key)
     x = batch["image"]
@@ -287,10 +297,10 @@ def _g_step_grads(game: Game, ctx, g, g_stats, d, d_stats, batch, key):
 
     def objective(g):
         fake, stats = run_generator(game, g, g_stats, game.noise(z_key, n), batch["label"], key=_g_dropout_key(game, z_key))
-        generated, _ = run_discriminator(game, d, d_stats, fake, drop_key, batch["label"])
+        generated, _ = run_discriminator(game, d, d_stats, _seen(game, ada, fake, key, 1), drop_key, batch["label"])
         real = None
         if needs_real:
-            real, _ = run_discriminator(game, d, d_stats, x, jax.random.fold_in(drop_key, 1), batch["label"])
+            real, _ = run_discriminator(game, d, d_stats, _seen(game, ada, x, key, 0), jax.random.fold_in(drop_key, 1), batch["label"])
         loss, metrics = _g_objective(game, ctx, real, generated, batch)
         return loss, (stats, metrics)
 
@@ -333,6 +343,7 @@ def iteration(game: Game, state, batches):
     batch = lambda j: jax.tree.map(lambda a: a[j], d_batches)
     g_batch = jax.tree.map(lambda a: a[0], batches[g_streams[0]]) if g_streams else batch(c.k - 1)
     simultaneous = c.update == "simultaneous"
+    ada, signals = state.get("ada"), []  # the augmentation's state, and each D step's ADA signal
 
     def update_d(grads, d, d_opt, kept):
         d, d_opt = _apply(game.d_tx, grads, d_opt, d)
@@ -343,26 +354,29 @@ def iteration(game: Game, state, batches):
     for j in range(c.k - 1 if simultaneous else c.k):
         d_u = spectral.iterate(d, d_u)
         d_hat, d_back = spectral.view(d, d_u)
-        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(j), keys[j], count(j))
+        grads, d_stats, d_metrics = _d_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(j), keys[j], count(j), ada)
         d, d_opt, kept = update_d(d_back(grads), d, d_opt, kept)
         per_update.append(d_metrics)
+        signals.append(d_metrics.get("ada_r"))
     if simultaneous:  # the last D update and the G update share their passes, so both networks' vectors move first
         d_u, g_u = spectral.iterate(d, d_u), spectral.iterate(g, g_u)
         (d_hat, d_back), (g_hat, g_back) = spectral.view(d, d_u), spectral.view(g, g_u)
     if simultaneous and game.fused:
-        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
+        d_grads, d_stats, g_grads, g_stats, metrics = _simultaneous_fused(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1), ada)
         d, d_opt, kept = update_d(d_back(d_grads), d, d_opt, kept)
         per_update.append(metrics)
+        signals.append(metrics.get("ada_r"))
     elif simultaneous:  # the same semantics with D run on real and generated batches separately
-        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1))
+        d_grads, new_d_stats, d_metrics = _d_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], count(c.k - 1), ada)
         per_update.append(d_metrics)
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1])
+        signals.append(d_metrics.get("ada_r"))
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, batch(c.k - 1), keys[-1], ada)
         d, d_opt, kept = update_d(d_back(d_grads), d, d_opt, kept)
         d_stats, metrics = new_d_stats, {**d_metrics, **g_metrics}
     else:
         g_u = spectral.iterate(g, g_u)
         (g_hat, g_back), d_hat = spectral.view(g, g_u), spectral.normalise(d, d_u)  # D as its last update left it
-        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, g_batch, keys[-1])
+        g_grads, g_stats, g_metrics = _g_step_grads(game, ctx, g_hat, g_stats, d_hat, d_stats, g_batch, keys[-1], ada)
         metrics = {**d_metrics, **g_metrics}
     metrics = {**metrics, **penalties.averaged(per_update)}
     g, g_opt = _apply(game.g_tx, g_back(g_grads), g_opt, g)
@@ -373,6 +387,9 @@ def iteration(game: Game, state, batches):
     if d_stats is not None:
         new["d_stats"] = d_stats
     new.update({spectral.STATE_KEYS[n]: u for n, u in (("d", d_u), ("g", g_u)) if u is not None})
+    if ada is not None:
+        new["ada"], ada_metrics = augment.update(c, ada, signals, new["step"])
+        metrics = {**metrics, **ada_metrics}
     return new, metrics
 
 

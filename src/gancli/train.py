@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, streams
+from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.models import count_params
@@ -167,6 +167,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
     game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0], streams.pools(config, train_labels))
+    augment.check(config, game.data_shape)
     ipe = game.iters_per_epoch
     if ipe < 1:
         raise GancliError(

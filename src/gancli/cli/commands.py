@@ -137,6 +137,8 @@ def train(
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
     label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="Augment everything D sees, real and generated, in every D pass (DiffAugment, Zhao et al. 2020): a comma list of translation, cutout, color; 'none' for none.")] = None,
+    ada: Annotated[Optional[float], typer.Option(help="With --augment: ADA (Karras et al. 2020) moves the probability p of each transform from 0 towards keeping the mean sign of D's logit on real data at this target (e.g. 0.6); 0: p fixed at 1.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help=CONFIG_HELP)] = None,
     ckpt: Annotated[Path, typer.Option(help="Checkpoint folder; an existing one is resumed.")] = Path("ckpt"),
@@ -173,6 +175,7 @@ def train(
         "spectral_norm": spectral_norm,
         "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
         "penalty.r1": r1, "penalty.r2": r2, "penalty.lazy": lazy,
+        "augment.policy": "" if augment == "none" else augment, "augment.ada_target": ada,
     }
     if loss is not None:  # --g-loss, when given too, picks G's loss
         overrides["d_loss"], paired = objectives.pair(loss)
@@ -196,7 +199,9 @@ def train(
         + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
         + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
         + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "")
-        + ({"d": "spectral norm in D, ", "both": "spectral norm in D and G, "}.get(config.spectral_norm, "")) +
+        + ({"d": "spectral norm in D, ", "both": "spectral norm in D and G, "}.get(config.spectral_norm, ""))
+        + (f"augmenting D's inputs ({config.augment.policy}" + (f", ADA target {config.augment.ada_target:g}), " if config.augment.ada_target else "), ")
+           if config.augment.policy else "") +
         f"seed {config.seed}" + (f" (+{config.seeds - 1} more)" if config.seeds > 1 else "") + f" -> {ckpt}/",
         highlight=False,
     )

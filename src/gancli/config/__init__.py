@@ -8,18 +8,22 @@ from gancli.config.schema import (
     OPTIMIZERS,
     OUTPUTS,
     SEEDS,
+    TRANSFORMS,
     UPDATES,
+    AugmentConfig,
     DiscriminatorConfig,
     GeneratorConfig,
     OptimizerConfig,
     PenaltyConfig,
     RunConfig,
     SslMlpConfig,
+    augment_transforms,
     sections,
 )
 
 __all__ = [
-    "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "UPDATES",
-    "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "PenaltyConfig", "Preset", "RunConfig", "SslMlpConfig", "changed_fields",
-    "default_preset", "differences", "from_toml", "preset", "sections", "settings", "with_overrides",
+    "DATASET_PRESETS", "NOISES", "OPTIMIZERS", "OUTPUTS", "PRESETS", "SEEDS", "TOY_DATASETS", "TRANSFORMS", "UPDATES",
+    "AugmentConfig", "DiscriminatorConfig", "GeneratorConfig", "OptimizerConfig", "PenaltyConfig", "Preset", "RunConfig",
+    "SslMlpConfig", "augment_transforms", "changed_fields", "default_preset", "differences", "from_toml", "preset",
+    "sections", "settings", "with_overrides",
 ]

@@ -117,7 +117,7 @@ def _field_value(config: RunConfig, name: str, where: str) -> Any:
 
 def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
     """A TOML config file as overrides of base: top-level fields, and [generator], [discriminator], [optimizer],
-    [ssl_mlp]."""
+    [ssl_mlp], [augment]."""
     import tomllib
 
     try:

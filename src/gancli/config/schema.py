@@ -19,6 +19,9 @@ NOISES = ("uniform", "gaussian", "uniform01")  # uniform: U(-sqrt3, sqrt3); unif
 OUTPUTS = ("sigmoid", "linear")
 SPECTRAL_NORMS = ("none", "d", "both")  # which networks' kernels spectral normalisation divides by sigma (gancli.spectral)
 SEEDS = 2**32  # distinct seeds: a JAX key holds 32 bits of one
+# DiffAugment's transforms (gancli.augment.TRANSFORMS implements them; its test checks the two lists agree). Named
+# here so that validate, run wherever a config is made or restored, can refuse an unknown one.
+TRANSFORMS = ("translation", "cutout", "color")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,17 @@ class PenaltyConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of everything D sees in training (gancli.augment): DiffAugment's transforms, each applied to each
+    example with probability p; ADA moves p towards a target, else p is 1."""
+
+    policy: str = ""  # comma list of translation, cutout, color, applied in that order as written; "" for none
+    ada_target: float = 0.0  # ADA's target of E[sign(D(x))] on real data; 0: no ADA, p fixed at 1
+    ada_interval: int = 4  # iterations between ADA's adjustments of p
+    ada_kimg: float = 500.0  # thousands of images (batch_size per iteration) for p to move from 0 to 1 at most
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run; stored in every checkpoint."""
 
@@ -100,6 +114,7 @@ class RunConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     ssl_mlp: SslMlpConfig = field(default_factory=SslMlpConfig)  # model ssl-mlp's own knobs
     penalty: PenaltyConfig = field(default_factory=PenaltyConfig)  # gradient penalties on D (gancli.penalties)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # DiffAugment / ADA (gancli.augment); off by default
     k: int = 1
     update: str = "simultaneous"
     d_loss: str = "gan"  # gancli.objectives.D_LOSSES
@@ -135,8 +150,17 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well. What a registry knows (the
         model family, the objectives and what they need) is checked by gancli.models.check."""
-        o, g, d, p = self.optimizer, self.generator, self.discriminator, self.penalty
+        o, g, d, p, a = self.optimizer, self.generator, self.discriminator, self.penalty, self.augment
+        transforms = augment_transforms(a.policy)
         checks = [
+            (all(t in TRANSFORMS for t in transforms),
+             f"--augment: unknown transform {next((t for t in transforms if t not in TRANSFORMS), '')!r}; "
+             f"known: {', '.join(TRANSFORMS)}"),
+            (len(set(transforms)) == len(transforms), f"--augment names a transform twice (got {a.policy!r})"),
+            (_finite(a.ada_target) and 0 <= a.ada_target <= 1, f"--ada must be a target in [0, 1], 0 for none (got {a.ada_target})"),
+            (a.ada_target == 0 or transforms, "--ada needs --augment: the transforms whose probability it adapts"),
+            (a.ada_interval >= 1, f"augment ada_interval must be >= 1 iteration (got {a.ada_interval})"),
+            (_finite(a.ada_kimg) and a.ada_kimg > 0, f"augment ada_kimg must be a finite number > 0 (got {a.ada_kimg})"),
             (0 <= self.ema < 1, f"--ema must be in [0, 1) (got {self.ema})"),
             (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
             (self.labels >= 0, f"--labels must be >= 0 (got {self.labels})"),
@@ -200,6 +224,11 @@ class RunConfig:
         return self
 
 
+def augment_transforms(policy: str) -> tuple[str, ...]:
+    """The transform names of an augment policy ("translation,cutout" -> ("translation", "cutout")), in order."""
+    return tuple(t.strip() for t in policy.split(",") if t.strip())
+
+
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
@@ -227,6 +256,7 @@ _NESTED = {
     (RunConfig, "optimizer"): OptimizerConfig,
     (RunConfig, "ssl_mlp"): SslMlpConfig,
     (RunConfig, "penalty"): PenaltyConfig,
+    (RunConfig, "augment"): AugmentConfig,
 }
 
 
