@@ -40,6 +40,18 @@ PARTS = {
     "batch norm in G": {"generator.batchnorm": True},
     "batch norm in D": {"discriminator.batchnorm": True},
     "EMA of G 0.999": {"ema": 0.999},
+    "hinge loss": {"d_loss": "hinge", "g_loss": "hinge"},
+    "least-squares loss": {"d_loss": "least-squares", "g_loss": "least-squares"},
+    "wgan-gp loss (lambda 10)": {"d_loss": "wgan-gp", "g_loss": "wgan-gp"},
+    "relativistic loss": {"d_loss": "relativistic", "g_loss": "relativistic"},
+    "R1 gamma 1": {"penalty.r1": 1.0},
+    "R1 gamma 1, lazy 16": {"penalty.r1": 1.0, "penalty.lazy": 16},
+    "R2 gamma 1": {"penalty.r2": 1.0},
+    "spectral norm in D": {"spectral_norm": "d"},
+    "spectral norm in D and G": {"spectral_norm": "both"},
+    "DiffAugment translation,cutout": {"augment.policy": "translation,cutout"},
+    "DiffAugment all three": {"augment.policy": "translation,cutout,color"},
+    "ADA (target 0.6)": {"augment.policy": "translation,cutout", "augment.ada_target": 0.6},
 }
 
 

@@ -31,6 +31,12 @@ VARIANTS = {
     "feature matching": {"g_loss": "feature-matching"},
     "minibatch discrimination (100 x 5)": {"discriminator.minibatch": (100, 5)},
     "baseline + EMA of G (0.999)": {"ema": 0.999},
+    "hinge": {"d_loss": "hinge", "g_loss": "hinge"},
+    "least squares": {"d_loss": "least-squares", "g_loss": "least-squares"},
+    "wgan-gp (lambda 10)": {"d_loss": "wgan-gp", "g_loss": "wgan-gp"},
+    "relativistic": {"d_loss": "relativistic", "g_loss": "relativistic"},
+    "baseline + R1 (gamma 1)": {"penalty.r1": 1.0},
+    "baseline + spectral norm in D": {"spectral_norm": "d"},
 }
 
 
@@ -39,9 +45,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/mode_collapse"))
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS), help="which rows (default: all)")
     args = parser.parse_args()
     rows, pictures = [], {}
     for i, (name, overrides) in enumerate(VARIANTS.items()):
+        if name not in args.variants:
+            continue
         config = with_overrides(preset("toy", "ring8"), epochs=args.epochs, seeds=args.seeds, seed=0, **overrides)
         folder = args.out / f"variant-{i}"
         t0 = time.perf_counter()
