@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gancli import checkpoint, steps, train
-from gancli.config import with_overrides
+from gancli.config import preset, with_overrides
 from helpers import leaves_equal, tiny
 
 ALL = {"d_loss": "hinge", "g_loss": "hinge", "penalty.r1": 1.0, "penalty.lazy": 3, "spectral_norm": "d",
@@ -47,3 +47,12 @@ def test_r1_is_taken_through_the_augmentation(fake_data, tiny_images):
                                       fake, jax.random.key(1), 0, state.get("ada"))
         r1.append(float(metrics["r1"]))
     assert r1[0] > 0 and r1[1] > 0 and r1[0] != r1[1]
+
+
+def test_the_modern_preset_trains_with_its_parts(tmp_path, fake_data):
+    config = with_overrides(preset("modern", "mnist"), epochs=1, batch_size=10, chunk=4)
+    assert (config.model, config.penalty.r1, config.penalty.lazy, config.augment.policy) == ("dcgan", 1.0, 16, "translation,cutout")
+    assert not config.discriminator.batchnorm and config.ema == 0.999  # R1 wants a per-example D
+    outcome = train.train(config, tmp_path / "run")
+    last = outcome.history[-1]
+    assert np.isfinite(last["d_loss"]) and np.isfinite(last["g_loss"]) and last["r1"] > 0 and last["ada_p"] == 1.0
