@@ -54,7 +54,8 @@ def main() -> None:
         config = with_overrides(preset("toy", "ring8"), epochs=args.epochs, seeds=args.seeds, seed=0, **overrides)
         folder = args.out / f"variant-{i}"
         t0 = time.perf_counter()
-        train.train(config, folder, resume=folder.exists())
+        if train.train(config, folder, resume=folder.exists()).status == "interrupted":
+            raise SystemExit(f"interrupted while training {name!r}; run the same command to resume it")
         seconds = time.perf_counter() - t0
         modes, shares = [], []
         for s, run_dir in enumerate(rundir.find_runs(folder)):

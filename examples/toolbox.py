@@ -109,7 +109,8 @@ def main() -> None:
                 folder = args.out / dataset / f"{loss}-{part}".replace(" ", "_").replace("(", "").replace(")", "")
                 if key not in done:
                     t0, c0 = time.perf_counter(), time.process_time()
-                    train.train(config, folder, resume=folder.exists())
+                    if train.train(config, folder, resume=folder.exists()).status == "interrupted":
+                        raise SystemExit(f"interrupted while training {key}; run the same command to resume it")
                     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
                     seeds, grid = measure(folder, ref, noise_fd)
                     done[key] = {"dataset": dataset, "loss": loss, "part": part, "seeds": seeds,
