@@ -36,6 +36,8 @@ def test_the_convolutions_written_gradients_are_autodiffs(shape, kernel, padding
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU formulations are used on CPUs only")
 @pytest.mark.parametrize("model,dataset,overrides,network", [
     ("dcgan", "cifar10", {"generator.hidden": (16, 8, 4), "discriminator.units": (4, 8, 8)}, ""),
+    # sngan-cnn: 4x4 transposed (G) and stride-2 (D) convolutions, 3x3 stride-1 ones in both
+    ("sngan", "cifar10", {"generator.hidden": (8, 4), "discriminator.units": (4, 4, 4), "k": 1}, ""),
     # cifar-conv's G ends in a stride-3 transposed convolution of XLA's own; its D is all PaddedConv
     ("cifar-conv", "cifar10_gcn", {"generator.hidden": (16, 200), "discriminator.units": (4, 4, 8, 10)}, "ConvMaxoutDiscriminator"),
 ])

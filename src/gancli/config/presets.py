@@ -195,6 +195,41 @@ PRESETS = {
             batch_size=128,
         ),
     ),
+    # Miyato et al. (2018), the standard CNN of their Table 3 (model sngan-cnn) with spectral normalisation of D and
+    # the hinge loss, trained as their released CIFAR-10 code (pfnet-research/sngan_projection: train.py and
+    # configs/sn_cifar10*.yml) trains: Adam lr 2e-4, beta1 0, beta2 0.9, 5 D updates per G update, batch 64, z
+    # 128-d N(0, 1); the paper's runs took 100k G updates. Ours where they differ or are silent: all 50,000 training
+    # images (cifar10's train_full; 156 iterations an epoch at 5 x 64 images each), so 641 epochs = 99,996 G
+    # updates; G's batch in its update is 64, the D batch (sngan_projection's ResNet configs draw 128 samples,
+    # n_gen_samples; chainer-gan-lib's standard-CNN updater draws a batch's worth, 64); no lr schedule (their code
+    # decays lr linearly to 0 only in sngan_projection's ResNet runs; chainer-gan-lib's CNN keeps it constant);
+    # no EMA; weights N(0, 0.02) (chainer-gan-lib's init); the paper's D widths and leaky ReLU 0.1 (chainer-gan-lib's
+    # SNDCGANDiscriminator doubles the channels at each stride-2 layer and uses chainer's slope 0.2); a sigmoid
+    # output for pixels in [0, 1] (theirs: tanh for [-1, 1]); D steps first in each iteration, then G's (their
+    # updater updates G before the first of its 5 D steps: the same sequence, shifted by one G update).
+    "sngan": Preset(
+        "Miyato et al. (2018) standard CNN for 32x32 (or any 8k x 8k) images: spectral norm on D, hinge loss, Adam "
+        "lr 2e-4 beta1 0 beta2 0.9, 5 D steps per G step (alternating), batch 64, z 128-d Gaussian, 641 epochs of "
+        "cifar10's 50,000 training images (~100k G updates); for pixels in [0, 1] (cifar10)",
+        lambda dataset: RunConfig(
+            dataset=dataset,
+            preset="sngan",
+            model="sngan-cnn",
+            generator=GeneratorConfig(z_dim=128, hidden=(512, 256, 128, 64), noise="gaussian", output="sigmoid",
+                                      init_scale=0.02, output_bias_from_data=False, batchnorm=True),
+            discriminator=DiscriminatorConfig(units=(64, 64, 128, 128, 256, 256, 512), keep_input=1.0, keep_hidden=1.0,
+                                              init_scale=0.02),
+            optimizer=OptimizerConfig(name="adam", lr=2e-4, lr_decay=1.0, b1=0.0, b2=0.9),
+            spectral_norm="d",
+            d_loss="hinge",
+            g_loss="hinge",
+            k=5,
+            update="alternating",
+            batch_size=64,
+            epochs=641,
+            train_split="train_full" if dataset in ("cifar10", "cifar10_gcn") else "train",
+        ),
+    ),
     # Salimans et al. (2016), semi-supervised permutation-invariant MNIST, as their released code trains it
     # (openai/improved-gan, mnist_svhn_cifar10/train_mnist_feature_matching.py and nn.py; model ssl-mlp). Where the
     # code and the paper differ, or the paper is silent, this follows the code: Adam lr 0.003 held constant, beta1

@@ -17,7 +17,7 @@ import numpy as np
 from gancli import objectives
 from gancli.config import RunConfig
 from gancli.errors import GancliError
-from gancli.models import cgan, conv, mlp, ssl
+from gancli.models import cgan, conv, mlp, sngan, ssl
 from gancli.models.conditioning import ConditionalDiscriminator, ConditionalGenerator
 from gancli.models.layers import dropout, uniform_init
 
@@ -48,6 +48,8 @@ MODELS: dict[str, Family] = {
     "cifar-conv": Family(conv.cifar_conv_generator, conv.cifar_conv_discriminator, problems=conv.cifar_conv_problems),
     "tfd": Family(conv.tfd_generator, conv.maxout_discriminator, problems=conv.fc_problems),
     "dcgan": Family(conv.dcgan_generator, conv.dcgan_discriminator, problems=conv.dcgan_problems),
+    # Miyato et al. (2018): the standard CNN of their Table 3 (gancli.models.sngan), for spectral normalisation of D.
+    "sngan-cnn": Family(sngan.generator, sngan.discriminator, problems=sngan.problems),
     # Salimans et al. (2016): the weight-normalised MLPs of their semi-supervised MNIST code, D with K class logits.
     "ssl-mlp": Family(lambda c, shape: ssl.Generator(c.generator, shape), lambda c, shape: ssl.Discriminator(c.discriminator, c.n_classes, c.ssl_mlp),
                       problems=ssl.problems, classifier=True, options="ssl_mlp", init_data=ssl.init_examples),
