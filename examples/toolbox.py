@@ -105,7 +105,7 @@ def main() -> None:
             for part in parts:
                 key = f"{dataset} | {loss} | {part}"
                 config = with_overrides(preset("modern", dataset), epochs=args.epochs, seeds=args.seeds, seed=0,
-                                        **BASE, **LOSSES[loss], **PARTS[part])
+                                        **{**BASE, **LOSSES[loss], **PARTS[part]})
                 folder = args.out / dataset / f"{loss}-{part}".replace(" ", "_").replace("(", "").replace(")", "")
                 if key not in done:
                     t0, c0 = time.perf_counter(), time.process_time()
