@@ -3,13 +3,15 @@ a non-zero exit and nothing already written lost, or be set aside like other dam
 
 from __future__ import annotations
 
+import io
 import logging
-import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -106,3 +108,32 @@ def test_a_float16_state_that_is_the_only_one_is_one_line(copy_of):
     rewrite_as(run, 40, "float16")
     one_line_error(invoke("sample", run), f"error: cannot restore {run}/checkpoints/40: its state files are damaged "
                                           "(d.Dense_0.bias is stored as float16, gancli keeps float32; 17 more)")
+
+
+# --- 4. a samples file whose header declares a negative or absurd dimension ---
+
+
+def npy_claiming(shape) -> bytes:
+    """A .npy header declaring shape, over 64 bytes of data."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buf.getvalue() + bytes(64)
+
+
+@pytest.mark.parametrize("shape, says", [
+    ((-5, 784), "with a negative dimension"),  # an OverflowError traceback from numpy's memory map once
+    ((4, -16), "with a negative dimension"),
+    ((0, 2**62, 2**62), "larger than any array can be"),
+])
+@pytest.mark.parametrize("kind", ["npy", "npz"])
+def test_a_samples_header_with_a_negative_or_absurd_dimension_is_one_line(tmp_path, shape, says, kind):
+    path = tmp_path / f"samples.{kind}"
+    if kind == "npy":
+        path.write_bytes(npy_claiming(shape))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("samples.npy", npy_claiming(shape))
+    before = files_of(tmp_path)
+    result = invoke("evaluate", "--samples", path, "--dataset", "mnist")
+    one_line_error(result, f"its header declares the shape {shape}, {says}")
+    assert files_of(tmp_path) == before
