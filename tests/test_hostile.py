@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gancli import checkpoint, steps, train
+from gancli import checkpoint, data, steps, train
 from gancli.cli import app
 import helpers
 
@@ -137,3 +138,18 @@ def test_a_samples_header_with_a_negative_or_absurd_dimension_is_one_line(tmp_pa
     result = invoke("evaluate", "--samples", path, "--dataset", "mnist")
     one_line_error(result, f"its header declares the shape {shape}, {says}")
     assert files_of(tmp_path) == before
+
+
+# --- 5. a --ckpt name longer than the file system takes ---
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "inspect"])
+def test_a_ckpt_name_past_the_file_systems_limit_is_one_line_naming_the_limit(tmp_path, monkeypatch, command):
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("data was loaded before the checks"))
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    (tmp_path / "kept").write_text("precious")
+    name = "r" * (limit + 45)  # an OSError traceback (File name too long) once
+    args = ["train", "tiny", "--ckpt", tmp_path / name / "run"] if command == "train" else [command, tmp_path / name]
+    one_line_error(invoke(*args), f"error: {tmp_path}: the name 'rrrrrrrrrrrrrrrrrrrr...rrrrrrrr' is {limit + 45} bytes "
+                                  f"long, more than the {limit} its file system takes for one name")
+    assert files_of(tmp_path) == {tmp_path / "kept": b"precious"} and len(list(tmp_path.iterdir())) == 1
