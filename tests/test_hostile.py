@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from typer.testing import CliRunner
 
 from gancli import checkpoint, data, steps, train
 from gancli.cli import app
+from gancli.config import preset, with_overrides
+from gancli.errors import GancliError
 import helpers
 
 TINY = {**helpers.TINY, "ckpt_every": 1}
@@ -153,3 +157,52 @@ def test_a_ckpt_name_past_the_file_systems_limit_is_one_line_naming_the_limit(tm
     one_line_error(invoke(*args), f"error: {tmp_path}: the name 'rrrrrrrrrrrrrrrrrrrr...rrrrrrrr' is {limit + 45} bytes "
                                   f"long, more than the {limit} its file system takes for one name")
     assert files_of(tmp_path) == {tmp_path / "kept": b"precious"} and len(list(tmp_path.iterdir())) == 1
+
+
+# --- 2. config values of the right name but the wrong kind, or of a size no device holds ---
+
+
+@pytest.mark.parametrize("toml, says", [
+    ("[generator]\nhidden = [1.5, 2.5]\n", "generator.hidden must be a list of whole numbers (got [1.5, 2.5]: 1.5 is not one)"),
+    ('[generator]\nhidden = ["a"]\n', "generator.hidden must be a list of whole numbers (got ['a']: 'a' is not one)"),
+    ("[generator]\nhidden = [[16, 16], [8]]\n", "generator.hidden must be a list of whole numbers (got [[16, 16], [8]]: [16, 16] is not one)"),
+    ("[discriminator]\nunits = [8, true]\n", "discriminator.units must be a list of whole numbers (got [8, True]: True is not one)"),
+])
+def test_a_config_file_value_of_the_wrong_kind_is_one_line(tmp_path, toml, says):
+    path = tmp_path / "run.toml"
+    path.write_text(toml)  # a TypeError traceback once, from deep inside the model or the schema
+    one_line_error(invoke("train", "tiny", "--config", path, "--ckpt", tmp_path / "run"), f"error: --config {path}: {says}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override, says", [
+    ({"generator.hidden": (1.5, 2.5)}, "generator.hidden must be a list of whole numbers (got [1.5, 2.5]: 1.5 is not one)"),
+    ({"generator.hidden": 16}, "generator.hidden must be a list of whole numbers (got 16)"),
+    ({"epochs": 2.5}, "epochs must be a whole number (got 2.5)"),
+    ({"optimizer.lr": "fast"}, "optimizer.lr must be a number (got 'fast')"),
+    ({"conditional": 1}, "conditional must be true or false (got 1)"),
+])
+def test_every_field_is_checked_against_its_declared_type(override, says):
+    with pytest.raises(GancliError) as e:
+        with_overrides(preset("paper", "mnist"), **override)
+    assert str(e.value) == says
+
+
+@pytest.mark.parametrize("how", ["set-hidden", "set-z_dim", "toml-hidden"])
+def test_a_config_no_device_could_hold_is_refused_in_seconds_before_anything_is_built(tmp_path, monkeypatch, how):
+    for where, name in ((steps, "compiled_chunk"), (checkpoint, "Writer")):
+        monkeypatch.setattr(where, name, lambda *a, **k: pytest.fail(f"{name} was called before the check"))
+    (tmp_path / "kept").write_text("precious")
+    if how.startswith("set"):
+        args = ["--set", f"generator.{how[4:]}=1000000000"]
+    else:
+        (tmp_path / "big.toml").write_text("[generator]\nhidden = [1000000000]\n")
+        args = ["--config", tmp_path / "big.toml"]
+    started = time.perf_counter()
+    result = invoke("train", "tiny", "--ckpt", tmp_path / "run", "--epochs", 1, *args)
+    one_line_error(result, "error: this config's training state needs at least ", "parameters in G",
+                   "make the networks smaller")
+    assert re.search(r"needs at least [\d.]+ [TPE]B .*, but the machine has [\d.]+ [kMGT]B available", result.stderr)
+    assert time.perf_counter() - started < 30
+    assert (tmp_path / "kept").read_text() == "precious"
+    assert not any(p.name != ".gancli.lock" for p in (tmp_path / "run").rglob("*"))
