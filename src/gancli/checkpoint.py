@@ -193,6 +193,11 @@ def _load(run_dir: Path, step: int, abstract_state: Callable[[RunConfig, dict], 
             run.state = _restore(manager, step, target)
         except _RestoreFailed as e:  # Orbax raises many types for damaged files; the user needs one line
             raise _Unusable(run_dir, _why_not_restored(step_dir, e.stored, target, e.error)) from None
+        # Orbax casts what it reads to the target's dtype without a word: a state stored as float16 or int32
+        # would train on silently as another run. The stored arrays must be exactly those the config gives.
+        wrong = _not_as_stored(_stored_arrays(manager, step), target)
+        if wrong:
+            raise _Unusable(run_dir, wrong)
     saved_step = run.state.get("step") if isinstance(run.state, dict) else None
     if saved_step is not None and int(saved_step) != step:
         raise _Unusable(run_dir, f"its state is at step {int(saved_step)}")
@@ -233,10 +238,39 @@ def _restore(manager: ocp.CheckpointManager, step: int, target):
 
 def _stored_shapes(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[int, ...]] | None:
     """Each stored array's shape by its stored name, from the checkpoint's metadata; None if that is unreadable."""
+    stored = _stored_arrays(manager, step)
+    return None if stored is None else {name: shape for name, (shape, _) in stored.items()}
+
+
+def _stored_arrays(manager: ocp.CheckpointManager, step: int) -> dict[str, tuple[tuple[int, ...], str]] | None:
+    """Each stored array's (shape, dtype) by its stored name, from the checkpoint's metadata; None if unreadable."""
     try:
-        return _shapes(manager.item_metadata(step)["state"])
+        return _arrays(manager.item_metadata(step)["state"])
     except Exception:  # damaged: the restore fails too, and says so
         return None
+
+
+def _not_as_stored(stored: dict[str, tuple[tuple[int, ...], str]] | None, target) -> str | None:
+    """Why a state that restored is not the one stored (an array of another dtype or shape, one missing or one
+    more, naming the first), as a reason for _Unusable; None when every array is stored as target has it."""
+    if stored is None:
+        return "its state metadata cannot be read, so its arrays' dtypes cannot be checked"
+    stored = {_today(name): array for name, array in stored.items()}
+    wanted = _arrays(target)
+    absent = ("absent", "absent")
+    names = sorted(set(stored) | set(wanted))
+    shapes = [n for n in names if stored.get(n, absent)[0] != wanted.get(n, absent)[0]]
+    if shapes:
+        more = f"; {len(shapes) - 1} more" if len(shapes) > 1 else ""
+        first = shapes[0]
+        return (f"its config does not match the stored state ({first}: {stored.get(first, absent)[0]} stored, "
+                f"{wanted.get(first, absent)[0]} in the config{more})")
+    dtypes = [n for n in names if stored[n][1] != wanted[n][1]]
+    if dtypes:
+        more = f"; {len(dtypes) - 1} more" if len(dtypes) > 1 else ""
+        first = dtypes[0]
+        return f"its state files are damaged ({first} is stored as {stored[first][1]}, gancli keeps {wanted[first][1]}{more})"
+    return None
 
 
 def _why_not_restored(step_dir: Path, stored: dict[str, tuple[int, ...]] | None, target, error: Exception) -> str:
@@ -294,6 +328,11 @@ def _restore_legacy(manager: ocp.CheckpointManager, step: int, target, legacy: d
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
     """Each array's shape by its path (a.b.c), for trees of dicts, named tuples and Orbax's stored metadata alike."""
     return {_name(path): tuple(leaf.shape) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _arrays(tree) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each array's (shape, dtype name) by its path, for target trees and Orbax's stored metadata alike."""
+    return {_name(path): (tuple(leaf.shape), str(leaf.dtype)) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _name(path) -> str:

@@ -109,6 +109,11 @@ def _check_header(f, size: int, where: str) -> tuple[tuple[int, ...], np.dtype] 
     shape, _, dtype = read(f)
     if dtype.hasobject:
         raise GancliError(f"{where} holds Python objects (dtype {dtype}), not numbers; they would need pickle")
+    # A negative size makes the product below look small; numpy's memory map then fails with an OverflowError.
+    if any(not isinstance(n, int) or n < 0 for n in shape):
+        raise GancliError(f"{where} is damaged: its header declares the shape {shape}, with a negative dimension")
+    if math.prod(n for n in shape if n) * dtype.itemsize >= 2**63:
+        raise GancliError(f"{where} is damaged: its header declares the shape {shape}, larger than any array can be")
     need, have = math.prod(shape) * dtype.itemsize, size - f.tell()
     if need > have:
         raise GancliError(

@@ -27,8 +27,30 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def check_names(path: Path) -> None:
+    """GancliError if a name in path is longer than its file system takes (PC_NAME_MAX, usually 255 bytes): every
+    look at such a path fails with an OSError, the first one deep inside some library."""
+    path = Path(path).absolute()
+    at, limit = Path(path.anchor), 255
+    for part in path.parts[1:]:
+        if os.path.isdir(at):  # the limit of the file system the name would be made in
+            try:
+                limit = os.pathconf(at, "PC_NAME_MAX")
+            except (OSError, ValueError):
+                pass
+        size = len(os.fsencode(part))
+        if size > limit:
+            short = part if len(part) <= 40 else f"{part[:20]}...{part[-8:]}"
+            raise GancliError(
+                f"{at}: the name {short!r} is {size} bytes long, more than the {limit} its file system takes for "
+                "one name: choose a shorter one"
+            )
+        at = at / part
+
+
 def _existing_folder(folder: Path) -> Path:
     """The folder if it exists, else its nearest existing ancestor (where it would be made)."""
+    check_names(folder)
     folder = p = Path(folder).absolute()
     while not p.exists():
         p = p.parent

@@ -30,7 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, SingleDeviceSharding
 
 from gancli.errors import GancliError
-from gancli.files import check_count
+from gancli.files import available_memory, check_count
 
 DEVICES = "devices"  # the mesh's one axis
 REPLICATE_SHARE = 0.25  # a data set replicated on every device may take this much of a device's memory
@@ -144,6 +144,16 @@ def plan(config, devices: int | None, data_bytes: int) -> Placement | None:
     fits = memory is None or data_bytes <= REPLICATE_SHARE * memory
     data = "replicated" if fits and processes == 1 else "sharded"
     return Placement(mesh, "seeds" if config.seeds > 1 else "batch", data)
+
+
+def device_memory() -> tuple[int | None, str]:
+    """(bytes one device can hold, a phrase saying so with {} for the amount): an accelerator's memory limit, or on a
+    CPU the memory the machine has available now; None when neither is known."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() or {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"one {device.platform} device holds {{}}"
+    return available_memory(), "the machine has {} available"
 
 
 def put(tree, sharding):

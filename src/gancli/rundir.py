@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gancli.errors import GancliError
-from gancli.files import atomic_path, check_writable
+from gancli.files import atomic_path, check_names, check_writable
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
@@ -43,6 +43,7 @@ def check_path(path: Path) -> None:
     Orbax finds the per-process parts of a saved state with glob on the folder's full path, so [ ] * ? in any
     folder name make it match nothing: the save skips its final merge and every later restore fails.
     """
+    check_names(path)
     odd = sorted(set("[]*?") & set(str(Path(path).absolute())))
     if odd:
         raise GancliError(
@@ -54,6 +55,7 @@ def check_path(path: Path) -> None:
 def find_runs(path: Path) -> list[Path]:
     """[path] for a single run, its seed-N folders (in seed order) for a multi-seed run."""
     path = Path(path)
+    check_names(path)
     if not path.exists():
         raise GancliError(f"{path} does not exist: give a checkpoint folder written by 'gancli train'")
     if not path.is_dir():

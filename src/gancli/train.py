@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
 import signal
 import time
@@ -20,6 +21,7 @@ import numpy as np
 from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
+from gancli.files import human_bytes
 from gancli.models import count_params
 
 # Fields that may change when a run is resumed: they do not change what one iteration computes.
@@ -134,6 +136,27 @@ def auto_chunk(game: steps.Game) -> int:
     return max(1, min(game.iters_per_epoch, 10_000 // (c.batch_size * c.k)))
 
 
+def check_state_fits(game: steps.Game, placement: parallel.Placement | None) -> None:
+    """GancliError, before any array is made, when the training state and its gradients alone exceed what one
+    device holds: a config of a billion units would otherwise fail inside XLA (a traceback, or a machine that swaps).
+    From the state's shapes (jax.eval_shape): parameters, optimiser moments, averages, batch statistics. A lower
+    bound: the compiled program's activations and a save's copy of the state come on top."""
+    have, where = parallel.device_memory()
+    if have is None:
+        return
+    state = steps.abstract_state(game)
+    size = lambda tree: sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(tree))
+    seeds = -(-game.config.seeds // (1 if placement is None or placement.split != "seeds" else placement.devices))
+    need = seeds * (size(state) + size(state["g"]) + size(state["d"]))  # the state, and a gradient per parameter
+    if need > have:
+        raise GancliError(
+            f"this config's training state needs at least {human_bytes(need)} ({count_params(state['g']):,} "
+            f"parameters in G and {count_params(state['d']):,} in D, with their optimiser moments, averages and "
+            f"gradients{f', for {seeds} seeds' if seeds > 1 else ''}), but {where.format(human_bytes(have))}: make the "
+            "networks smaller"
+        )
+
+
 def seed_config(config: RunConfig, i: int) -> RunConfig:
     """The config a single seed's folder stores: seed + i, one seed."""
     return with_overrides(config, seed=config.seed + i, seeds=1) if config.seeds > 1 else config
@@ -175,6 +198,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             f"(batch size {config.batch_size} x k {config.k}) needs"
         )
     placement = parallel.plan(config, devices, train_images.nbytes + 4 * train_labels.size)
+    check_state_fits(game, placement)
     primary = parallel.is_primary()
     if placement is not None:
         reporter.message(f"on {parallel.words(parallel.describe(placement))}")

@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from gancli.config.schema import MOVED, RunConfig
+from gancli.config.schema import MOVED, RunConfig, declared_type, value_problem
 from gancli.errors import GancliError
 
 def with_overrides(config: RunConfig, **overrides: Any) -> RunConfig:
@@ -137,4 +137,7 @@ def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
             out[name] = tuple(v) if isinstance(v, list) else v
             if type(out[name]) is not type(current) and not (isinstance(current, float) and isinstance(v, int)):
                 raise GancliError(f"--config {path}: {name} must be {_kind(current)} (got {v!r})")
+            problem = value_problem(name, out[name], declared_type(name))  # a list's elements too
+            if problem:
+                raise GancliError(f"--config {path}: {problem}")
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -150,6 +151,9 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise GancliError naming the first bad field; return self when all is well. What a registry knows (the
         model family, the objectives and what they need) is checked by gancli.models.check."""
+        wrong = type_problem(self)
+        if wrong:
+            raise GancliError(wrong)
         o, g, d, p, a = self.optimizer, self.generator, self.discriminator, self.penalty, self.augment
         transforms = augment_transforms(a.policy)
         checks = [
@@ -222,6 +226,62 @@ class RunConfig:
             if not ok:
                 raise GancliError(message)
         return self
+
+
+def type_problem(config, prefix: str = "") -> str | None:
+    """Which field of a config (or of one of its sections) holds a value of another kind than its declared type,
+    element by element, in words; None when every one is of its type. The range checks of validate assume this."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            problem = (type_problem(value, f"{prefix}{f.name}.") if isinstance(value, hint)
+                       else f"{prefix}{f.name} must be a [{f.name}] section (got {value!r})")
+        else:
+            problem = value_problem(f"{prefix}{f.name}", value, hint)
+        if problem:
+            return problem
+    return None
+
+
+def declared_type(name: str):
+    """The declared type of a dotted RunConfig field (generator.hidden: tuple[int, ...])."""
+    cls, *parts = (RunConfig, *name.split("."))
+    for part in parts:
+        cls = typing.get_type_hints(cls)[part]
+    return cls
+
+
+def value_problem(name: str, value: Any, hint) -> str | None:
+    """Why value is not of the declared type hint (int, float, bool, str or tuple[int, ...]), naming the field and
+    the first element that is not; None when it is."""
+    if typing.get_origin(hint) is tuple:
+        (kind, _) = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return f"{name} must be a list of {_KINDS[kind][1]} (got {_shown(value)})"
+        bad = [v for v in value if not _is(v, kind)]
+        return f"{name} must be a list of {_KINDS[kind][1]} (got {_shown(value)}: {_shown(bad[0])} is not one)" if bad else None
+    return None if _is(value, hint) else f"{name} must be {_KINDS[hint][0]} (got {_shown(value)})"
+
+
+_KINDS = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), bool: ("true or false", "trues and falses"),
+          str: ("text", "texts")}
+
+
+def _is(value: Any, kind) -> bool:
+    """Whether value is of kind; a whole number is a number too, true and false are neither."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+def _shown(value: Any) -> str:
+    """A value as a user wrote it: lists as lists, not as the tuples they became."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return repr(value)
 
 
 def augment_transforms(policy: str) -> tuple[str, ...]:
