@@ -206,3 +206,28 @@ def test_a_config_no_device_could_hold_is_refused_in_seconds_before_anything_is_
     assert time.perf_counter() - started < 30
     assert (tmp_path / "kept").read_text() == "precious"
     assert not any(p.name != ".gancli.lock" for p in (tmp_path / "run").rglob("*"))
+
+
+# --- 3. a symlink loop or a file where Orbax keeps a step's folder ---
+
+
+def test_strays_under_step_names_are_set_aside_before_training_not_met_at_the_first_save(copy_of):
+    run = copy_of()
+    root = run / "checkpoints"
+    (root / "60").symlink_to("60")  # the next save's step: a NotADirectoryError traceback at its rename once
+    (root / "60.orbax-checkpoint-tmp").write_text("mine")  # where that save writes first
+    (root / "80.orbax-checkpoint-tmp").symlink_to("80.orbax-checkpoint-tmp")
+    before = files_of(run)
+    result = invoke("train", "--ckpt", run, "--epochs", 3)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        f"warning: set aside {root}/60 as 60.skipped: a symlink loop where Orbax keeps a checkpoint folder",
+        f"warning: set aside {root}/60.orbax-checkpoint-tmp as 60.tmp.skipped: a file where Orbax keeps a checkpoint folder",
+        f"warning: set aside {root}/80.orbax-checkpoint-tmp as 80.tmp.skipped: a symlink loop where Orbax keeps a checkpoint folder",
+    ]
+    assert checkpoint.checkpoint_steps(run) == [20, 40, 60] and (root / "60").is_dir() and not (root / "60").is_symlink()
+    assert (root / "60.tmp.skipped").read_text() == "mine"
+    assert os.readlink(root / "60.skipped") == "60" and os.readlink(root / "80.tmp.skipped") == "80.orbax-checkpoint-tmp"
+    kept = lambda files: {p: c for p, c in files.items() if p.is_relative_to(root / "20") or p.is_relative_to(root / "40")}
+    assert kept(files_of(run)) == kept(before) != {}

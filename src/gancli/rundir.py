@@ -13,6 +13,7 @@ reports find everything in a run through this module.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -216,12 +217,55 @@ def set_aside(run_dirs: list[Path], step: int) -> list[Path]:
         for s in checkpoint_steps(run_dir):
             if s > step:
                 source = run_dir / CHECKPOINTS / str(s)
-                target = source.with_name(f"{s}.skipped")
-                n = 1
-                while target.exists():
-                    n += 1
-                    target = source.with_name(f"{s}.skipped-{n}")
-                source.rename(target)
+                target = _aside(source)
                 log.warning(f"set aside {source} as {target.name}: training goes on from step {step}")
                 moved.append(target)
     return moved
+
+
+# The names Orbax saves a step under: <step>/ and, until the save is complete, <step>.orbax-checkpoint-tmp/.
+STEP_NAME = re.compile(r"\d+(" + re.escape(UNFINISHED) + r"(-\d+)?)?")
+
+
+def set_aside_strays(run_dirs: list[Path]) -> list[Path]:
+    """Rename to <name>.skipped whatever holds a step's name in checkpoints/ but is not a folder of its own (a file,
+    a symlink, a symlink loop): Orbax can neither save over nor delete it, and would fail at the first save that
+    reaches its step, an epoch after training began. Kept for the user, like skipped checkpoints."""
+    moved = []
+    for run_dir in run_dirs:
+        root = Path(run_dir) / CHECKPOINTS
+        if not root.is_dir():
+            continue
+        for p in sorted(root.iterdir()):
+            if STEP_NAME.fullmatch(p.name) and (p.is_symlink() or not p.is_dir()):
+                what = _stray_kind(p)
+                # Without Orbax's suffix: the one set aside must not be taken for an unfinished save again.
+                target = _aside(p, p.name.replace(UNFINISHED, ".tmp"))
+                log.warning(f"set aside {p} as {target.name}: a {what} where Orbax keeps a checkpoint folder")
+                moved.append(target)
+    return moved
+
+
+def _stray_kind(p: Path) -> str:
+    if p.is_symlink():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:  # Python 3.11 says "Symlink loop"; 3.13 raises OSError(ELOOP)
+            return "symlink loop"
+        except OSError as e:
+            return "symlink loop" if e.errno == errno.ELOOP else "broken symlink"
+        return "symlink"
+    return "file" if p.is_file() else "special file"
+
+
+def _aside(source: Path, name: str | None = None) -> Path:
+    """Rename source to <name>.skipped (or .skipped-2, ...: never over an earlier one; name: source's) and return
+    the new path."""
+    name = name or source.name
+    target = source.with_name(f"{name}.skipped")
+    n = 1
+    while target.exists() or target.is_symlink():
+        n += 1
+        target = source.with_name(f"{name}.skipped-{n}")
+    source.rename(target)
+    return target

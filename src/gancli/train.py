@@ -406,6 +406,9 @@ def _restore(game: steps.Game, dirs: list[Path], placement: parallel.Placement |
     """
     # Restored onto this run's devices whatever devices wrote it; a multi-seed state is split over them later.
     where = parallel.restore_sharding(placement)
+    if parallel.is_primary():
+        rundir.set_aside_strays(dirs)
+    parallel.barrier("gancli: strays set aside")
     runs = checkpoint.load_common(dirs, lambda c, m: parallel.with_sharding(steps.abstract_state(dataclasses.replace(game, config=c)), where))
     step = int(runs[0].state["step"])
     stored = runs[0].config
