@@ -111,3 +111,16 @@ def fake_data_for_module():
     with pytest.MonkeyPatch.context() as mp:
         use_fake_data(mp, random_images(), np.zeros(200, np.int64))
         yield
+
+
+@pytest.fixture
+def warnings_logged():
+    """The messages the library logs as warnings during the test."""
+    import logging
+
+    lines = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("gancli").addHandler(handler)
+    yield lines
+    logging.getLogger("gancli").removeHandler(handler)

@@ -4,7 +4,6 @@ a non-zero exit and nothing already written lost, or be set aside like other dam
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import shutil
@@ -42,16 +41,6 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def copy_of(trained, tmp_path):
     return lambda name="run": Path(shutil.copytree(trained, tmp_path / name))
-
-
-@pytest.fixture
-def warnings_logged():
-    lines = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logging.getLogger("gancli").addHandler(handler)
-    yield lines
-    logging.getLogger("gancli").removeHandler(handler)
 
 
 def invoke(*args):

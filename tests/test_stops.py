@@ -74,17 +74,6 @@ def copy_of(trained, tmp_path):
     return make
 
 
-@pytest.fixture
-def warnings_logged():
-    """The messages the library logs as warnings during the test."""
-    lines = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logging.getLogger("gancli").addHandler(handler)
-    yield lines
-    logging.getLogger("gancli").removeHandler(handler)
-
-
 def state_of(run_dir: Path):
     return checkpoint.load_run(run_dir, lambda c, m: steps.abstract_state(GAME)).state
 
