@@ -426,6 +426,22 @@ def inspect(
 
 @app.command()
 @one_line_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (a multi-seed folder shows its seeds side by side).")],
+    out: Annotated[Optional[Path], typer.Option(help="The HTML file to write (default: RUN/report.html for one run, report.html here for several).")] = None,
+    grids: Annotated[int, typer.Option(help="Per-epoch sample grids shown per seed: the first, the last and evenly spaced between.")] = 12,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (a run's own report.html is always rewritten).")] = False,
+):
+    """Write one self-contained HTML page of runs (images inline, no scripts, nothing fetched): each run's config,
+    training curves, sample grids over epochs and evaluation reports with their protocols, seeds side by side."""
+    from gancli import html_report
+
+    path = html_report.write(runs, out, grids, force)
+    console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@one_line_errors
 def presets(
     fields: Annotated[bool, typer.Option("--fields", help="List every config field instead: the names --set and --config take, with type, default and meaning.")] = False,
 ):
