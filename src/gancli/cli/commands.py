@@ -298,8 +298,11 @@ def sample(
             what += f" of class {label}" if label is not None else f" taking the {run.config.n_classes} classes in turn"
         train = train_sets.get(run.config.dataset)
         if nearest:
-            with err_console.status(f"finding the nearest of {len(train):,} training images"):
-                drawn = sampling.with_nearest(drawn, train)
+            from gancli.cli.progress import WorkBars
+
+            with WorkBars(err_console) as bars:
+                what = f"nearest of {len(train):,} training images"
+                drawn = sampling.with_nearest(drawn, train, lambda done, total: bars(what, done, total))
         sampling.save_npz(drawn, npz)
         sampling.save_picture(drawn, png, train)
         if bad := sampling.count_nonfinite(drawn["samples"]):  # written anyway: a diverged run is worth a look

@@ -52,11 +52,16 @@ class _ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """Store where the rows came from in the dataset's metadata.json."""
         self.info.metadata.update({"source": source, "sha256": sha256})
 
-    def _generate_examples(self, images: np.ndarray, labels: np.ndarray, split: str = ""):
-        n = len(images)
-        every = max(1, n // 100)  # a hundred updates a split: a bar that moves, at no cost to the build
+    def _generate_examples(self, images: np.ndarray, labels: np.ndarray):
         for i, (image, label) in enumerate(zip(images, labels)):
             yield i, {"image": image, "label": int(label)}
+
+    def _examples(self, images: np.ndarray, labels: np.ndarray, split: str):
+        """_generate_examples of one split, reporting report(split, done, total) as TFDS consumes them."""
+        n = len(images)
+        every = max(1, n // 100)  # a hundred updates a split: a bar that moves, at no cost to the build
+        for i, example in enumerate(self._generate_examples(images, labels)):
+            yield example
             if self.report is not None and ((i + 1) % every == 0 or i + 1 == n):
                 self.report(split, i + 1, n)
 
@@ -75,7 +80,7 @@ class GancliMnist(_ImageBuilder, skip_registration=True):
         wheel = fetch.MNIST_WHEEL
         splits = unpickle.read_mnist_pickle(fetch.read_member(wheel, self._require_source()))
         self._record_provenance(wheel.source, {wheel.filename: wheel.sha256, wheel.member: wheel.member_sha256})
-        return {name: self._generate_examples(x, y, name) for name, (x, y) in splits.items()}
+        return {name: self._examples(x, y, name) for name, (x, y) in splits.items()}
 
 
 class GancliFashionMnist(_ImageBuilder, skip_registration=True):
@@ -103,7 +108,7 @@ class GancliFashionMnist(_ImageBuilder, skip_registration=True):
         sha256 = {p.name: fetch.sha256_file(p) for pair in paths.values() for p in pair}
         self._record_provenance(f"IDX files in {folder}", sha256)
         return {
-            "train": self._generate_examples(x[:cut], y[:cut], "train"),
-            "validation": self._generate_examples(x[cut:], y[cut:], "validation"),
-            "test": self._generate_examples(x_test, y_test, "test"),
+            "train": self._examples(x[:cut], y[:cut], "train"),
+            "validation": self._examples(x[cut:], y[cut:], "validation"),
+            "test": self._examples(x_test, y_test, "test"),
         }

@@ -45,7 +45,7 @@ class GancliCifar10(builders._ImageBuilder, skip_registration=True):
         release = "the official release" if official else "batches differ from the official release's md5s"
         self._record_provenance(f"{source} ({release})", sha256)
         self.info.metadata.update({"official_release": official})
-        return {split: self._generate_examples(x, y, split) for split, (x, y) in splits.items()}
+        return {split: self._examples(x, y, split) for split, (x, y) in splits.items()}
 
 
 class _GancliTfd(builders._ImageBuilder, skip_registration=True):
@@ -71,7 +71,7 @@ class _GancliTfd(builders._ImageBuilder, skip_registration=True):
             raise GancliError(f"{source}: the folds leave {', '.join(empty)} empty; not TFD's fold layout")
         self._record_provenance(str(source), sha256)
         self.info.metadata.update({"unlabeled_same_in_every_fold": same})
-        return {split: self._generate_examples(x, y, split) for split, (x, y) in splits.items()}
+        return {split: self._examples(x, y, split) for split, (x, y) in splits.items()}
 
 
 class GancliTfd(_GancliTfd, skip_registration=True):
