@@ -156,3 +156,21 @@ def test_evaluate_shows_its_bars_with_an_eta_on_stderr(fake_data, tmp_path):
     assert "50/50" in lines[0] and "200/200" in lines[1], lines
     assert all("ETA" in line and "━" in line for line in lines), lines
     assert result.stdout.lstrip().startswith("{")  # stdout carries the report alone
+
+
+def test_train_draws_a_build_before_training_in_place_of_its_status_line():
+    import io
+
+    from rich.console import Console
+
+    from gancli.cli.progress import RichReporter
+
+    out = io.StringIO()
+    reporter = RichReporter(Console(file=out, width=100), epochs=1)
+    reporter.status("loading fashion_mnist")
+    for done in (4, 8, 10):  # what a build under the train command reports (data.reporting_builds(reporter.work))
+        reporter.work("building fashion_mnist: train", done, 10)
+    reporter.start(total=20, done=0, epoch=0)  # training starts: the build's bars are put away
+    reporter.stop()
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("building fashion_mnist: train"))
+    assert "10/10" in line and "ETA" in line, out.getvalue()

@@ -66,7 +66,7 @@ def write(paths: list[Path], out: Path | None = None, grids: int = GRIDS, force:
     own = out is None and len(paths) == 1  # a run's own page, always rewritten as its reports/ are
     if target.exists() and not own and not force:
         raise GancliError(f"{target} already exists: pass --force to overwrite it, or --out to write elsewhere")
-    check_writable(target.parent if str(target.parent) else Path("."))
+    check_writable(target.parent)
     runs = [read_run(Path(p)) for p in paths]  # every run read (and checked) before anything is written
     page = render(runs, grids)
     try:

@@ -627,8 +627,8 @@ def summed_confusion(report: dict) -> tuple[str, list[list[int]]]:
 
 # --- training curves (metrics.jsonl): inspect writes them as curves.png, the HTML report inlines them ---
 
-# Keys of a metrics.jsonl record that are not curves of the game: bookkeeping and the schedule.
-NOT_CURVES = ("epoch", "step", "it_per_s", "lr", "momentum")
+# Keys of a metrics.jsonl record that are not curves of the game: bookkeeping, the schedule, the evaluation's seconds.
+NOT_CURVES = ("epoch", "step", "it_per_s", "lr", "momentum", "eval_s")
 GAME = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
