@@ -675,10 +675,11 @@ def other_curves(history: list[dict]) -> list[str]:
     return names
 
 
-def other_curves_figure(history: list[dict], names: list[str], title: str = "", columns: int = 4):
+def other_curves_figure(history: list[dict], names: list[str], title: str = "", most_columns: int = 6):
     """One small panel per metric of names against the epoch (the epochs that logged it), as a Figure."""
     from matplotlib.figure import Figure
 
+    columns = max(1, min(len(names), most_columns))
     rows = -(-len(names) // columns)
     fig = Figure(figsize=(2.6 * columns, 2.2 * rows + 0.4), dpi=100)
     for i, name in enumerate(names):
