@@ -61,7 +61,7 @@ class Page(HTMLParser):
 
 
 def test_the_page_holds_every_section_inline(run_dir, tmp_path):
-    out = tmp_path / "page.html"
+    out = tmp_path / "new" / "page.html"  # its folder made
     assert ok("report", run_dir, "--out", out).output.strip() == f"report: {out}"
     text = out.read_text()
     page = Page(text)

@@ -25,7 +25,6 @@ FILE = "report.html"
 GRIDS = 12  # sample grids shown per seed by default: the first and last epochs and evenly spaced between
 # The browser may load nothing but the page's own inline images and styles.
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-SECTIONS = ("config", "curves", "samples", "evaluations", "seeds")
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
@@ -60,6 +59,7 @@ def write(paths: list[Path], out: Path | None = None, grids: int = GRIDS, force:
     if not paths:
         raise GancliError("give at least one run folder")
     check_count(grids, "--grids")
+    runs = [read_run(Path(p)) for p in paths]  # every run read (and checked) before anything is drawn
     target = default_out(paths) if out is None else Path(out)
     if target.is_dir():
         raise GancliError(f"{target} is a folder: give --out a file name, e.g. {target / FILE}")
@@ -67,9 +67,9 @@ def write(paths: list[Path], out: Path | None = None, grids: int = GRIDS, force:
     if target.exists() and not own and not force:
         raise GancliError(f"{target} already exists: pass --force to overwrite it, or --out to write elsewhere")
     check_writable(target.parent)
-    runs = [read_run(Path(p)) for p in paths]  # every run read (and checked) before anything is written
     page = render(runs, grids)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             tmp.write_text(page, encoding="utf-8")
     except OSError as e:
