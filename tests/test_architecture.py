@@ -21,7 +21,7 @@ LAYERS = (
     ("sampling", ("gancli.sampling",)),
     ("evaluation", ("gancli.parzen", "gancli.feature_nets", "gancli.metrics", "gancli.judge", "gancli.semi_supervised",
                     "gancli.per_epoch")),
-    ("reports", ("gancli.report",)),
+    ("reports", ("gancli.report", "gancli.html_report")),
     ("runners", ("gancli.evaluate", "gancli.inspection")),
     ("cli", ("gancli.cli",)),
 )

@@ -169,9 +169,9 @@ def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> ParzenDa
     return ParzenData(dataset, np.asarray(valid[:n_valid]), np.asarray(test), data_dir)
 
 
-def _score(label: str, source, samples, ref: ParzenData, sigmas, epoch=None, step=None) -> dict:
+def _score(label: str, source, samples, ref: ParzenData, sigmas, epoch=None, step=None, progress=None) -> dict:
     """One model's Parzen entry: its identity and its protocol result."""
-    result = parzen.protocol(samples, ref.valid, ref.test, sigmas)
+    result = parzen.protocol(samples, ref.valid, ref.test, sigmas, progress=progress, label=label)
     entry = {"label": label, "source": str(source), "epoch": epoch, "step": step, **result.to_dict()}
     if ref.dataset == "ring8":  # a mixture with known modes: say which ones the generator covers
         from gancli.data import toy
@@ -222,7 +222,8 @@ class Parzen:
 
     def measure(self, model: Model, samples, extra: dict) -> dict:
         self.log(f"evaluating against {self.ref.dataset}: sigma over {len(self.sigmas)} values, then {len(self.ref.test):,} test images")
-        return {**_score(model.label, model.source, samples, self.ref, self.sigmas, model.epoch, model.step), **extra}
+        return {**_score(model.label, model.source, samples, self.ref, self.sigmas, model.epoch, model.step,
+                         self.progress), **extra}
 
     def calibrate(self, n: int, seed: int, log) -> dict:
         """The protocol with the first n training images as the model, which shows the scale of the numbers."""
@@ -230,7 +231,7 @@ class Parzen:
 
         train = np.asarray(data.load(self.ref.dataset, "train", self.ref.data_dir)[0][:n])
         log(f"calibrating: the same protocol with {len(train):,} real training images as the model")
-        return _score(f"{len(train):,} training images", "train", train, self.ref, self.sigmas)
+        return _score(f"{len(train):,} training images", "train", train, self.ref, self.sigmas, progress=self.progress)
 
     def compose(self, models: list[dict], calibration, info: dict, extra: dict) -> dict:
         protocol = {"sigmas": list(self.sigmas), "n_valid": len(self.ref.valid), "n_test": len(self.ref.test),

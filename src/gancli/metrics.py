@@ -129,8 +129,9 @@ def class_coverage(logits, min_share: float = CLASS_MIN_SHARE) -> dict:
 # --- distances, precision/recall, density/coverage ---
 
 
-def kth_neighbour_radii(x, ks: Iterable[int], block_elements: int = BLOCK_ELEMENTS) -> dict[int, np.ndarray]:
-    """{k: distance from each point to its k-th nearest other point of the same set} (float64)."""
+def kth_neighbour_radii(x, ks: Iterable[int], block_elements: int = BLOCK_ELEMENTS, progress=None) -> dict[int, np.ndarray]:
+    """{k: distance from each point to its k-th nearest other point of the same set} (float64); progress(done,
+    total) after each block of points."""
     ks = sorted({int(k) for k in ks})
     (x,) = centred_sets(x)
     n = len(x)
@@ -144,6 +145,8 @@ def kth_neighbour_radii(x, ks: Iterable[int], block_elements: int = BLOCK_ELEMEN
         d2[np.arange(len(d2)), np.arange(start, start + len(d2))] = np.inf  # a point is not its own neighbour
         for k, kth in _kth_smallest(d2, ks).items():
             out[k][start : start + len(d2)] = np.sqrt(np.maximum(kth, 0.0))
+        if progress is not None:
+            progress(start + len(d2), n)
     return out
 
 
@@ -164,10 +167,14 @@ def _kth_smallest(d2: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
 
 
 def prdc(generated, real, k_pr: int = K_PR, k_dc: int = K_DC, real_radii: dict | None = None,
-         block_elements: int = BLOCK_ELEMENTS) -> dict:
-    """Precision, recall (k_pr) and density, coverage (k_dc) of generated points against real ones (both (N, d))."""
+         block_elements: int = BLOCK_ELEMENTS, progress=None) -> dict:
+    """Precision, recall (k_pr) and density, coverage (k_dc) of generated points against real ones (both (N, d));
+    progress(done, total) after each block of generated points, total twice their number (their radii, then the
+    balls)."""
     real_radii = real_radii or kth_neighbour_radii(real, (k_pr, k_dc), block_elements)
-    gen_radii = kth_neighbour_radii(generated, (k_pr,), block_elements)[k_pr]
+    n = len(generated)
+    gen_radii = kth_neighbour_radii(generated, (k_pr,), block_elements,
+                                    None if progress is None else lambda done, _: progress(done, 2 * n))[k_pr]
     real, generated = centred_sets(real, generated)
     # Ball membership compares squared distances, as float32 like the distances themselves.
     r_pr, r_dc = (np.square(real_radii[k]).astype(np.float32) for k in (k_pr, k_dc))
@@ -185,6 +192,8 @@ def prdc(generated, real, k_pr: int = K_PR, k_dc: int = K_DC, real_radii: dict |
         density_counts[start:stop] = np.count_nonzero(d2 <= r_dc[None, :], axis=1)
         np.minimum(nearest_gen, d2.min(axis=0), out=nearest_gen)
         recalled |= np.any(d2 <= g_pr[start:stop, None], axis=0)
+        if progress is not None:
+            progress(n + stop, 2 * n)
     return {
         "precision": float(in_real_ball.mean()),
         "recall": float(recalled.mean()),
@@ -298,7 +307,9 @@ def _inception(m: Inputs) -> dict:
 def _memorisation(m: Inputs) -> dict:
     if m.ref.train is None:
         raise GancliError("the reference was built without the training images; build it for memorisation")
-    return memorisation(m.ref.train.nearest(m.x[: m.memorisation_n])[1], m.ref.test_nearest)
+    x = m.x[: m.memorisation_n]
+    nearest = m.ref.train.nearest(x, progress=named(m.progress, f"nearest training image of {len(x):,} {m.label}"))
+    return memorisation(nearest[1], m.ref.test_nearest)
 
 
 REGISTRY: dict[str, Metric] = {
@@ -309,7 +320,9 @@ REGISTRY: dict[str, Metric] = {
     "score": Metric("classifier score", lambda m: classifier_score(m.logits),
                     lambda v: {"score": v["mean"], "score_std": v["std"]},  # the std shows inside the score's cell
                     (Column("score", "class. score", "higher", "score"),), cheap=True),
-    "prdc": Metric("precision, recall, density, coverage", lambda m: prdc(m.features, m.ref.features, real_radii=m.ref.radii),
+    "prdc": Metric("precision, recall, density, coverage",
+                   lambda m: prdc(m.features, m.ref.features, real_radii=m.ref.radii,
+                                  progress=named(m.progress, f"precision and recall of {m.label}")),
                    lambda v: {k: v[k] for k in ("precision", "recall", "density", "coverage")},
                    tuple(Column(k, k, "higher", k) for k in ("precision", "recall", "density", "coverage"))),
     "classes": Metric("class coverage", lambda m: class_coverage(m.logits),
@@ -399,13 +412,14 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
         ref.network = network = network or feature_nets.shipped(dataset)
         log(f"features of the {len(test):,} test images ({network.spec.version})")
         with _timed(timings, "reference: features"):
-            features, logits = network.features_and_logits(test)
+            features, logits = network.features_and_logits(test, named(progress, f"features of the {dataset} test split"))
             ref.features = features
             ref.feature_stats = reference_stats(features)
             ref.logit_stats = reference_stats(logits)
         if "prdc" in which:
             with _timed(timings, "reference: prdc radii"):
-                ref.radii = kth_neighbour_radii(features, (K_PR, K_DC))
+                ref.radii = kth_neighbour_radii(features, (K_PR, K_DC),
+                                                progress=named(progress, f"neighbour radii of the {dataset} test split"))
     if "inception" in which:
         check_inception_data(dataset, test)
         ref.inception = _inception_network(str(data.resolve_data_dir(data_dir)))
@@ -418,7 +432,7 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
         with _timed(timings, "reference: training-image index"):
             ref.train = TrainIndex(data.load(dataset, "train", data_dir)[0] if train is None else train)
         with _timed(timings, "reference: test images' nearest"):
-            ref.test_nearest = ref.train.nearest(test)[1]
+            ref.test_nearest = ref.train.nearest(test, progress=named(progress, f"nearest training image of the {dataset} test split"))[1]
     return ref
 
 
@@ -440,10 +454,14 @@ def check_inception_data(dataset: str, images: np.ndarray) -> None:
                           "use the dataset of its plain pixels)")
 
 
+def named(progress: Callable[[str, int, int], None] | None, what: str) -> Callable[[int, int], None] | None:
+    """progress(what, done, total) as the progress(done, total) of one step, what naming it; None for None."""
+    return None if progress is None else (lambda done, total: progress(what, done, total))
+
+
 def inception_features(net, x: np.ndarray, what: str, progress=None) -> np.ndarray:
     """The Inception features of images, reporting progress(what, done, total) per batch."""
-    report = None if progress is None else (lambda done, total: progress(what, done, total))
-    return net.features(x, progress=report)
+    return net.features(x, progress=named(progress, what))
 
 
 def cached_inception_features(ref: FeatureReference, test: np.ndarray, data_dir, log, progress) -> np.ndarray:
@@ -507,7 +525,7 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
-            features, logits = ref.network.features_and_logits(x)
+            features, logits = ref.network.features_and_logits(x, named(progress, f"features of {label}"))
     inputs = Inputs(x, features, logits, ref, memorisation_n, progress, label)
     for name in which:
         with _timed(timings, name):

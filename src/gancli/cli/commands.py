@@ -92,11 +92,14 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
     from gancli import data
     from gancli.cli import render
 
+    from gancli.cli.progress import WorkBars
+
     root = data.resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
         raise GancliError(f"--data-dir {root} is a file, not a folder")
     if data_file is not None:
-        data.use_file(data_file, root)
+        with WorkBars(err_console) as bars:
+            data.use_file(data_file, root, progress=bars)
     try:
         entries = data.describe(root)
     except OSError as e:  # e.g. a folder in it that cannot be read
@@ -157,8 +160,8 @@ def train(
     from gancli import parallel
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
-    from gancli import objectives, penalties, per_epoch
-    from gancli.cli.progress import RichReporter
+    from gancli import data, objectives, penalties, per_epoch
+    from gancli.cli.progress import RichReporter, WorkBars
 
     parallel.start(distributed)  # before anything touches a device
 
@@ -186,10 +189,10 @@ def train(
     layered.update(settings(base, set_ or []))
     overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
     config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
+    reporter = RichReporter(console, config.epochs, config.optimizer.name)
     if data_file is not None:
-        from gancli import data
-
-        data.use_file(data_file, data_dir, config.dataset)
+        with WorkBars(console) as bars:
+            data.use_file(data_file, data_dir, config.dataset, progress=bars)
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
@@ -208,8 +211,9 @@ def train(
     if objectives.INTERPOLATES in objectives.needs(config) and not config.penalty.gp:
         console.print("note: d_loss wgan-gp with penalty.gp 0 trains a critic without its gradient penalty, "
                       "nothing keeps it Lipschitz", highlight=False)
-    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs, config.optimizer.name), resume=resuming,
-                             evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
+        outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
+                                 evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
@@ -294,8 +298,11 @@ def sample(
             what += f" of class {label}" if label is not None else f" taking the {run.config.n_classes} classes in turn"
         train = train_sets.get(run.config.dataset)
         if nearest:
-            with err_console.status(f"finding the nearest of {len(train):,} training images"):
-                drawn = sampling.with_nearest(drawn, train)
+            from gancli.cli.progress import WorkBars
+
+            with WorkBars(err_console) as bars:
+                what = f"nearest of {len(train):,} training images"
+                drawn = sampling.with_nearest(drawn, train, lambda done, total: bars(what, done, total))
         sampling.save_npz(drawn, npz)
         sampling.save_picture(drawn, png, train)
         if bad := sampling.count_nonfinite(drawn["samples"]):  # written anyway: a diverged run is worth a look
@@ -366,15 +373,15 @@ def evaluate(
     evaluators = [evaluation.Parzen(parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS, n_valid)] if parzen else []
     evaluators += [evaluation.Metrics(metrics)] if which else []  # the words given: "all" is decided per dataset
     evaluators += [evaluation.Classify(ema)] if classify else []
-    if data_file is not None:
-        from gancli import data
+    from gancli import data
 
-        data.use_file(data_file, data_dir, None if classify else dataset)
     # With --json, stdout carries the report alone: progress goes to stderr.
     talk = err_console if as_json else console
     common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force, seed=seed,
                   log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
-    with WorkBars(talk) as bars:
+    with WorkBars(talk) as bars, data.reporting_builds(bars):
+        if data_file is not None:
+            data.use_file(data_file, data_dir, None if classify else dataset, progress=bars)
         if samples is not None:
             results = evaluation.evaluate_samples(samples, evaluators, dataset="mnist" if dataset is None else dataset,
                                                   n_samples=n_samples, progress=bars, **common)
@@ -422,6 +429,22 @@ def inspect(
         return
     for part in render.summary_view(summary):
         console.print(part)
+
+
+@app.command()
+@one_line_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (a multi-seed folder shows its seeds side by side).")],
+    out: Annotated[Optional[Path], typer.Option(help="The HTML file to write (default: RUN/report.html for one run, report.html here for several).")] = None,
+    grids: Annotated[int, typer.Option(help="Per-epoch sample grids shown per seed: the first, the last and evenly spaced between.")] = 12,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (a run's own report.html is always rewritten).")] = False,
+):
+    """Write one self-contained HTML page of runs (images inline, no scripts, nothing fetched): each run's config,
+    training curves, sample grids over epochs and evaluation reports with their protocols, seeds side by side."""
+    from gancli import html_report
+
+    path = html_report.write(runs, out, grids, force)
+    console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

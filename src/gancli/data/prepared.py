@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import sys
 import time
@@ -66,9 +67,28 @@ def one_line(e: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def build(builder, label: str) -> Path:
-    """download_and_prepare a gancli builder as array_record; on any failure nothing prepared is left."""
+# A build starts inside whichever data.load first needs the dataset (under train, evaluate, judge, ...): the progress
+# a caller wants shown for it is set for a block (reporting_builds) rather than threaded through every loader.
+_BUILD_PROGRESS: contextvars.ContextVar = contextvars.ContextVar("gancli_build_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting_builds(progress):
+    """Within the block, a build started without a progress of its own reports progress(what, done, total)."""
+    token = _BUILD_PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _BUILD_PROGRESS.reset(token)
+
+
+def build(builder, label: str, progress=None) -> Path:
+    """download_and_prepare a gancli builder as array_record; on any failure nothing prepared is left.
+    progress(what, done, total) per split as its examples are written (default: reporting_builds's)."""
     data_dir = Path(builder.data_dir_root)
+    progress = progress if progress is not None else _BUILD_PROGRESS.get()
+    if progress is not None:
+        builder.report = lambda split, done, total: progress(f"building {label}: {split}", done, total)
     print(f"gancli: building {label} into {data_dir} (first use)", file=sys.stderr)
     start = time.perf_counter()
     tfds.disable_progress_bar()

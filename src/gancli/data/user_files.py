@@ -45,7 +45,7 @@ class GancliCifar10(builders._ImageBuilder, skip_registration=True):
         release = "the official release" if official else "batches differ from the official release's md5s"
         self._record_provenance(f"{source} ({release})", sha256)
         self.info.metadata.update({"official_release": official})
-        return {split: self._generate_examples(x, y) for split, (x, y) in splits.items()}
+        return {split: self._examples(x, y, split) for split, (x, y) in splits.items()}
 
 
 class _GancliTfd(builders._ImageBuilder, skip_registration=True):
@@ -71,7 +71,7 @@ class _GancliTfd(builders._ImageBuilder, skip_registration=True):
             raise GancliError(f"{source}: the folds leave {', '.join(empty)} empty; not TFD's fold layout")
         self._record_provenance(str(source), sha256)
         self.info.metadata.update({"unlabeled_same_in_every_fold": same})
-        return {split: self._generate_examples(x, y) for split, (x, y) in splits.items()}
+        return {split: self._examples(x, y, split) for split, (x, y) in splits.items()}
 
 
 class GancliTfd(_GancliTfd, skip_registration=True):
@@ -201,11 +201,11 @@ def kind_of(path: Path):
     )
 
 
-def use_file(path, data_dir: Path, dataset: str | None = None) -> list[str]:
+def use_file(path, data_dir: Path, dataset: str | None = None, progress=None) -> list[str]:
     """Build the dataset that a user's file holds into data_dir (once); return the dataset names it serves.
 
     When that dataset is already prepared, the file must be the one it was built from: a different one is refused
-    with the folder to delete, never silently used or ignored.
+    with the folder to delete, never silently used or ignored. progress(what, done, total) through a build.
     """
     path = Path(path).expanduser().absolute()
     builder_cls = kind_of(path)
@@ -216,7 +216,7 @@ def use_file(path, data_dir: Path, dataset: str | None = None) -> list[str]:
     if (done := ds.prepared(data_dir)) is not None:
         _check_same(done, path, builder_cls)
     else:
-        ds.ensure_prepared(data_dir, path)
+        ds.ensure_prepared(data_dir, path, progress)
     return served
 
 
