@@ -5,6 +5,7 @@ reports find everything in a run through this module.
 
     RUN/checkpoints/<step>/   Orbax checkpoints (gancli.checkpoint writes and reads them)
     RUN/metrics.jsonl         one record per epoch
+    RUN/events.out.tfevents.* the same figures and each epoch's picture for TensorBoard (one file per training process)
     RUN/samples/              a PNG grid per epoch
     RUN/reports/              evaluation reports
     RUN/seed-<i>/             a multi-seed run: one such folder per seed, each laid out as above
@@ -25,6 +26,7 @@ from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
+from gancli import events
 from gancli.errors import GancliError
 from gancli.files import atomic_path, check_names, check_writable
 
@@ -131,6 +133,39 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+class Log:
+    """What the training loop adds to one run folder each epoch: the metrics.jsonl record and, beside it, the same
+    figures (every number in the record, the training step as the step) and the epoch's sample picture as
+    TensorBoard events, flushed each time, so that a live `tensorboard --logdir RUN` follows the run.
+
+    A resumed run logs in a new events file, after the events past the step it resumes from are cut from the
+    earlier ones (as `history` cuts metrics.jsonl): each step is in the folder once, whatever was killed when.
+    """
+
+    def __init__(self, run_dir: Path, step: int):
+        self.run_dir = Path(run_dir)
+        events.cut_after(self.run_dir, step)
+        self.events = events.Writer(self.run_dir)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        append_metrics(self.run_dir, record)
+        self.events.scalars(record["step"], {k: v for k, v in record.items() if _number(v) and k != "step"})
+
+    def picture(self, step: int, png: Path) -> None:
+        """The epoch's sample picture, a PNG file already written, as TensorBoard's image "samples" at step."""
+        self.events.image(step, "samples", Path(png).read_bytes())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.events.close()
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def check(ckpt_dir: Path) -> None:
     """Before any work: gancli can keep checkpoints at ckpt_dir, and write in it and in what it holds."""
     ckpt_dir = Path(ckpt_dir)
@@ -178,11 +213,11 @@ def claim(ckpt_dir: Path) -> Iterator[None]:
 
 
 def leftovers(ckpt_dir: Path, top: bool = True) -> list[Path] | None:
-    """What a run stopped before its first checkpoint leaves in ckpt_dir (metrics lines, per-epoch pictures,
+    """What a run stopped before its first checkpoint leaves in ckpt_dir (metrics lines, events, per-epoch pictures,
     Orbax's unfinished saves, the lock, seed folders of these), or None when it holds anything else."""
     found = []
     for p in sorted(Path(ckpt_dir).iterdir()):
-        if p.is_file() and p.name in (METRICS, LOCK):
+        if p.is_file() and (p.name in (METRICS, LOCK) or p.name.startswith(events.PREFIX)):
             found.append(p)
         elif p.is_dir() and p.name == SAMPLES and all(q.name.startswith(("epoch_", ".epoch_")) for q in p.iterdir()):
             found.append(p)
