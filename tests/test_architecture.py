@@ -22,7 +22,7 @@ LAYERS = (
     ("evaluation", ("gancli.parzen", "gancli.feature_nets", "gancli.metrics", "gancli.judge", "gancli.semi_supervised",
                     "gancli.per_epoch")),
     ("reports", ("gancli.report",)),
-    ("runners", ("gancli.evaluate", "gancli.inspection")),
+    ("runners", ("gancli.evaluate", "gancli.inspection", "gancli.compare")),
     ("cli", ("gancli.cli",)),
 )
 
