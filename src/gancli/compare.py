@@ -26,8 +26,8 @@ from gancli.report import format_ll, plot_overlaid
 CURVES = "compare.png"
 NOT_COMPARED = ("epoch", "step")  # where each run is, shown apart
 NOT_PLOTTED = ("lr", "momentum", "it_per_s", "eval_s")  # schedule and speed: in the table, not worth a panel
-STDERR = ("mean ± standard error over seeds (sample std, ddof 1, / sqrt(n)) of each seed's latest value; one seed: "
-          "its latest value alone; Parzen: the estimator's standard error over the test split for one seed")
+STDERR = ("x ± e (n N): the mean over N seeds of each seed's latest value ± the standard error over seeds (sample "
+          "std / sqrt(N)); one seed: its latest value; Parzen of one seed: ± its standard error over the test split")
 
 
 @dataclasses.dataclass
@@ -182,9 +182,10 @@ def cell(e: dict[str, Any] | None) -> str:
     """An estimate as text: mean ± standard error, or the value alone for one."""
     if e is None:
         return "-"
-    if e["stderr"] is None or not e["stderr"] > 0:
-        return str(e["mean"]) if isinstance(e["mean"], int) else f"{e['mean']:.4g}"
-    return format_ll(e["mean"], e["stderr"]) + (f" (n {e['n']})" if e["n"] > 1 else "")
+    n = f" (n {e['n']})" if e["n"] > 1 else ""
+    if e["stderr"] is None or not e["stderr"] > 0:  # one value, or seeds that all agree
+        return (str(e["mean"]) if isinstance(e["mean"], int) else f"{e['mean']:.4g}") + n
+    return format_ll(e["mean"], e["stderr"]) + n
 
 
 def value_text(v: Any) -> str:

@@ -1,8 +1,9 @@
 """TensorBoard event files (TFEvents), written by hand: scalars and PNG images, readable by `tensorboard --logdir`.
 
-Why a writer of our own: TensorFlow's tf.summary needs TensorFlow, tensorboard's and tensorboardX's writers would be
-a new dependency (and tensorboardX protobuf's generated code), and a hosted tracker such as W&B wants an account
-and a network. The format is small enough to own: a file is a sequence of records, each
+Why a writer of our own: TensorFlow's tf.summary needs all of TensorFlow; the writers of the tensorboard and
+tensorboardX packages would be a new dependency (with protobuf's runtime) of a tool that only writes files; a
+hosted tracker such as W&B wants an account and a network. The format is small enough to own in a few dozen
+lines, with nothing to install: a file is a sequence of records, each
 
     uint64 length (little-endian) | uint32 masked crc32c of those 8 bytes | the bytes | uint32 masked crc32c of them
 
@@ -13,7 +14,7 @@ and each record's bytes are one Event protobuf. Only the few fields gancli write
     Value    1 tag string, 2 simple_value float, 4 image Image
     Image    1 height int32, 2 width int32, 3 colorspace int32, 4 encoded_image_string bytes (a PNG)
 
-Nothing to install to write them; whoever wants to watch installs tensorboard wherever they like. `read` and
+Whoever wants to watch installs tensorboard wherever they like. `read` and
 `cut_after` read the same records back (a resumed run cuts the epochs it trains again; the tests compare).
 """
 

@@ -268,7 +268,9 @@ def plot_overlaid(panels: list, path: Path, title: str = "") -> Path:
     standard errors or None)])]; a band of ± one standard error around a line that has them."""
     from matplotlib.figure import Figure
 
-    cols = min(3, len(panels))
+    from matplotlib.ticker import MaxNLocator
+
+    cols = 2 if len(panels) == 4 else min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows + 0.4), dpi=100)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -280,6 +282,7 @@ def plot_overlaid(panels: list, path: Path, title: str = "") -> Path:
                                 color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_title(heading, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[len(panels):]:
         ax.set_visible(False)

@@ -445,6 +445,7 @@ def compare(
         return
     for table in render.compare_tables(result):
         console.print(table)
+    console.print(result["stderr"], markup=False, highlight=False)
     if result["curves"]:
         console.print(f"curves: {result['curves']}", markup=False, highlight=False, soft_wrap=True)
 

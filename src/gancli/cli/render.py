@@ -105,7 +105,7 @@ def compare_tables(result: dict[str, Any]) -> list[Table]:
     for row in differing:
         table.add_row(*map(escape, row))
     out.append(table)
-    table = Table(title="latest metrics", caption=escape(result["stderr"]))
+    table = Table(title="latest metrics")
     table.add_column("metric", style="bold")
     for name in names:
         table.add_column(escape(name), justify="right", overflow="fold")
