@@ -176,6 +176,16 @@ def test_a_resumed_run_writes_no_step_twice(tmp_path, fake_data):
     assert scalars_by_step(run) == expected(run) and sorted(expected(run)) == [20, 40, 60, 80]
 
 
+def test_a_resume_that_is_up_to_date_cuts_the_events_with_the_metrics_log(tmp_path, fake_data):
+    run = tmp_path / "run"
+    train.train(tiny(epochs=3, ckpt_every=1), run)
+    shutil.rmtree(run / rundir.CHECKPOINTS / "60")
+    config, resuming = train.resolve_config(run, None, None, {"epochs": 2}, resume=True)
+    assert train.train(config, run, resume=resuming).status == "up-to-date"
+    assert len(events.files(run)) == 1 and sorted(scalars_by_step(run)) == [20, 40]
+    assert scalars_by_step(run) == expected(run)
+
+
 def test_a_record_cut_short_by_a_kill_is_dropped(tmp_path):
     with events.Writer(tmp_path) as w:
         w.scalars(10, {"a": 1.0})

@@ -72,9 +72,10 @@ def compare(paths: list[Path], curves: Path | None = Path(CURVES)) -> dict[str, 
         "stderr": STDERR,
         "curves": None,
     }
-    if curves is not None and any(any(h) for r in runs for h in r.histories):
+    drawn = panels(runs) if curves is not None else []
+    if drawn:
         try:
-            out["curves"] = str(plot_overlaid(panels(runs), Path(curves), "  vs  ".join(str(r.path) for r in runs)))
+            out["curves"] = str(plot_overlaid(drawn, Path(curves), "  vs  ".join(str(r.path) for r in runs)))
         except OSError as e:
             raise GancliError(f"cannot write {curves}: {e.strerror or e}") from None
     return out

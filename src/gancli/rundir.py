@@ -111,9 +111,15 @@ def reports_dir(run_dir: Path) -> Path:
     return Path(run_dir) / REPORTS
 
 
-def history(run_dir: Path, upto_epoch: int, rewrite: bool = True) -> list[dict[str, Any]]:
+def history(run_dir: Path, upto_epoch: int, rewrite: bool = True, upto_step: int | None = None) -> list[dict[str, Any]]:
     """The metrics log up to a checkpoint's epoch; with rewrite, later or unreadable lines are dropped on disk too
-    (a resumed run logs those epochs again)."""
+    (a resumed run logs those epochs again), and with upto_step (the checkpoint's) the TensorBoard events after it."""
+    if rewrite and upto_step is not None:
+        try:
+            events.cut_after(run_dir, upto_step)
+        except OSError as e:
+            raise GancliError(f"cannot cut the events after step {upto_step} out of {e.filename or run_dir}: "
+                              f"{e.strerror or e}") from None
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
@@ -138,13 +144,12 @@ class Log:
     figures (every number in the record, the training step as the step) and the epoch's sample picture as
     TensorBoard events, flushed each time, so that a live `tensorboard --logdir RUN` follows the run.
 
-    A resumed run logs in a new events file, after the events past the step it resumes from are cut from the
-    earlier ones (as `history` cuts metrics.jsonl): each step is in the folder once, whatever was killed when.
+    A resumed run logs in a new events file, after `history` has cut the events past the step it resumes from out
+    of the earlier ones, with the metrics log's lines: each step is in the folder once, whatever was killed when.
     """
 
-    def __init__(self, run_dir: Path, step: int):
+    def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        events.cut_after(self.run_dir, step)
         self.events = events.Writer(self.run_dir)
 
     def epoch(self, record: dict[str, Any]) -> None:

@@ -210,7 +210,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         state, partial = _stack(states, config.seeds), None
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
-    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary()) for d in dirs]
+    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary(), upto_step=step) for d in dirs]
     warned: set[int] = set()  # seeds whose D rejects every sample, told once
     watched = objectives.probabilities(config)
     if step >= total:
@@ -260,7 +260,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
     with ExitStack() as stack, _stop_signals() as stopped_by:
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
-        logs = [stack.enter_context(rundir.Log(d, step)) for d in dirs] if primary else []
+        logs = [stack.enter_context(rundir.Log(d)) for d in dirs] if primary else []
         stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
         # Pictures are drawn by one background thread: on a GPU an epoch can take less time than a PNG.
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
