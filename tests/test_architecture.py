@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gancli"
 
 # Lowest first. A module belongs to the first entry that is it or a package above it.
 LAYERS = (
-    ("base", ("gancli.errors", "gancli.files", "gancli.images", "gancli.knn")),
+    ("base", ("gancli.errors", "gancli.files", "gancli.images", "gancli.knn", "gancli.events")),
     ("config", ("gancli.config",)),
     ("data", ("gancli.data",)),
     ("objectives", ("gancli.objectives",)),
@@ -22,7 +22,7 @@ LAYERS = (
     ("evaluation", ("gancli.parzen", "gancli.feature_nets", "gancli.metrics", "gancli.judge", "gancli.semi_supervised",
                     "gancli.per_epoch")),
     ("reports", ("gancli.report", "gancli.html_report")),
-    ("runners", ("gancli.evaluate", "gancli.inspection")),
+    ("runners", ("gancli.evaluate", "gancli.inspection", "gancli.compare")),
     ("cli", ("gancli.cli",)),
 )
 

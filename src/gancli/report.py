@@ -263,6 +263,40 @@ def plot_parzen(report: dict, path: Path) -> Path:
     return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
+def plot_overlaid(panels: list, path: Path, title: str = "") -> Path:
+    """One panel per metric, one line per run (gancli compare): panels is [(heading, [(label, epochs, values,
+    standard errors or None)])]; a band of ± one standard error around a line that has them."""
+    from matplotlib.figure import Figure
+
+    from matplotlib.ticker import MaxNLocator
+
+    cols = 2 if len(panels) == 4 else min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + 0.4), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (heading, lines) in zip(axes, panels):
+        for label, epochs, values, errs in lines:
+            (line,) = ax.plot(epochs, values, label=label, marker="o" if len(epochs) < 30 else None, markersize=3)
+            if errs is not None:
+                ax.fill_between(epochs, [v - e for v, e in zip(values, errs)], [v + e for v, e in zip(values, errs)],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(heading, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    legend = {}  # label -> line, from every panel: a run may lack the first panel's metric
+    for ax in axes[:len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) > 3), 1, 1))
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
 def _atomic(path: Path, write) -> Path:
     """Write through a temporary file and rename, so a report is never left half-written."""
     with atomic_path(path) as tmp:

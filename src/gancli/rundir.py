@@ -5,6 +5,7 @@ reports find everything in a run through this module.
 
     RUN/checkpoints/<step>/   Orbax checkpoints (gancli.checkpoint writes and reads them)
     RUN/metrics.jsonl         one record per epoch
+    RUN/events.out.tfevents.* the same figures and each epoch's picture for TensorBoard (one file per training process)
     RUN/samples/              a PNG grid per epoch
     RUN/reports/              evaluation reports
     RUN/seed-<i>/             a multi-seed run: one such folder per seed, each laid out as above
@@ -25,6 +26,7 @@ from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
+from gancli import events
 from gancli.errors import GancliError
 from gancli.files import atomic_path, check_names, check_writable
 
@@ -109,9 +111,15 @@ def reports_dir(run_dir: Path) -> Path:
     return Path(run_dir) / REPORTS
 
 
-def history(run_dir: Path, upto_epoch: int, rewrite: bool = True) -> list[dict[str, Any]]:
+def history(run_dir: Path, upto_epoch: int, rewrite: bool = True, upto_step: int | None = None) -> list[dict[str, Any]]:
     """The metrics log up to a checkpoint's epoch; with rewrite, later or unreadable lines are dropped on disk too
-    (a resumed run logs those epochs again)."""
+    (a resumed run logs those epochs again), and with upto_step (the checkpoint's) the TensorBoard events after it."""
+    if rewrite and upto_step is not None:
+        try:
+            events.cut_after(run_dir, upto_step)
+        except OSError as e:
+            raise GancliError(f"cannot cut the events after step {upto_step} out of {e.filename or run_dir}: "
+                              f"{e.strerror or e}") from None
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
@@ -129,6 +137,38 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+class Log:
+    """What the training loop adds to one run folder each epoch: the metrics.jsonl record and, beside it, the same
+    figures (every number in the record, the training step as the step) and the epoch's sample picture as
+    TensorBoard events, flushed each time, so that a live `tensorboard --logdir RUN` follows the run.
+
+    A resumed run logs in a new events file, after `history` has cut the events past the step it resumes from out
+    of the earlier ones, with the metrics log's lines: each step is in the folder once, whatever was killed when.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.events = events.Writer(self.run_dir)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        append_metrics(self.run_dir, record)
+        self.events.scalars(record["step"], {k: v for k, v in record.items() if _number(v) and k != "step"})
+
+    def picture(self, step: int, png: Path) -> None:
+        """The epoch's sample picture, a PNG file already written, as TensorBoard's image "samples" at step."""
+        self.events.image(step, "samples", Path(png).read_bytes())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.events.close()
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def check(ckpt_dir: Path) -> None:
@@ -178,11 +218,11 @@ def claim(ckpt_dir: Path) -> Iterator[None]:
 
 
 def leftovers(ckpt_dir: Path, top: bool = True) -> list[Path] | None:
-    """What a run stopped before its first checkpoint leaves in ckpt_dir (metrics lines, per-epoch pictures,
+    """What a run stopped before its first checkpoint leaves in ckpt_dir (metrics lines, events, per-epoch pictures,
     Orbax's unfinished saves, the lock, seed folders of these), or None when it holds anything else."""
     found = []
     for p in sorted(Path(ckpt_dir).iterdir()):
-        if p.is_file() and p.name in (METRICS, LOCK):
+        if p.is_file() and (p.name in (METRICS, LOCK) or p.name.startswith(events.PREFIX)):
             found.append(p)
         elif p.is_dir() and p.name == SAMPLES and all(q.name.startswith(("epoch_", ".epoch_")) for q in p.iterdir()):
             found.append(p)

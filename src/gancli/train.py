@@ -210,7 +210,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         state, partial = _stack(states, config.seeds), None
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
-    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary()) for d in dirs]
+    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary(), upto_step=step) for d in dirs]
     warned: set[int] = set()  # seeds whose D rejects every sample, told once
     watched = objectives.probabilities(config)
     if step >= total:
@@ -260,6 +260,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
     with ExitStack() as stack, _stop_signals() as stopped_by:
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
+        logs = [stack.enter_context(rundir.Log(d)) for d in dirs] if primary else []
         stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
         # Pictures are drawn by one background thread: on a GPU an epoch can take less time than a PNG.
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
@@ -314,8 +315,8 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 for s, d in enumerate(dirs):
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
                     if primary:
-                        painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
-                        rundir.append_metrics(d, records[s])
+                        painted.append(painter.submit(_paint, logs[s], step, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
+                        logs[s].epoch(records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 for s, d in enumerate(dirs):
@@ -339,6 +340,11 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 raise GancliError(f"cannot write a sample picture: {error}")
             picture.result()
     return Outcome(ckpt_dir, status, step // ipe, step, history[0], stopped_by() if status == "interrupted" else 0)
+
+
+def _paint(log: rundir.Log, step: int, samples: np.ndarray, picture: Path, *how) -> None:
+    """The epoch's picture of samples (on the picture thread), then the same PNG in the run's TensorBoard events."""
+    log.picture(step, images.save_samples(samples, picture, *how))
 
 
 def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done: bool, stopping: bool,

@@ -449,6 +449,32 @@ def report(
 
 @app.command()
 @one_line_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two run folders or more (a multi-seed folder is one run).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON and nothing else.")] = False,
+    out: Annotated[Path, typer.Option(help="Where the PNG of the overlaid training curves goes.")] = Path("compare.png"),
+    curves: Annotated[bool, typer.Option(help="Write the overlaid curves to --out.")] = True,
+):
+    """Compare runs: the config fields that differ, the latest metrics with standard errors over seeds, and the
+    training curves overlaid in one PNG."""
+    import json
+
+    from gancli import compare as comparison
+    from gancli.cli import render
+
+    result = comparison.compare(runs, out if curves else None)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for table in render.compare_tables(result):
+        console.print(table)
+    console.print(result["stderr"], markup=False, highlight=False)
+    if result["curves"]:
+        console.print(f"curves: {result['curves']}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@one_line_errors
 def presets(
     fields: Annotated[bool, typer.Option("--fields", help="List every config field instead: the names --set and --config take, with type, default and meaning.")] = False,
 ):
