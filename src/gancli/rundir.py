@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
@@ -151,14 +151,14 @@ def check(ckpt_dir: Path) -> None:
 
 
 @contextmanager
-def claim(ckpt_dir: Path) -> Iterator[None]:
+def claim(ckpt_dir: Path) -> Iterator[Callable[[], None]]:
     """Hold ckpt_dir (checked, made if missing) for one writer until the block ends.
 
     The lock is an flock on RUN/.gancli.lock: the kernel drops it when the process ends however it ends, so a
     killed run never leaves a stale lock. The file keeps the holder's pid for the message a second one gets.
     When the block fails (an option refused once the data is known, a signal during start-up) and the folder
     holds nothing but the lock, what the claim made (the lock file, the folders) is taken back; a folder that
-    existed before is never removed.
+    existed before is never removed. Yields the function that takes them back, for a process about to end at once.
     """
     ckpt_dir = Path(ckpt_dir)
     check(ckpt_dir)
@@ -166,11 +166,12 @@ def claim(ckpt_dir: Path) -> Iterator[None]:
     lock = ckpt_dir / LOCK
     lock_made = not lock.exists()
     fd = _lock(ckpt_dir)
+    take_back = lambda: _take_back(ckpt_dir, made, lock_made)
     try:
         try:
-            yield
+            yield take_back
         except BaseException:
-            _take_back(ckpt_dir, made, lock_made)
+            take_back()
             raise
     finally:
         os.close(fd)

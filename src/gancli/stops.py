@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -43,6 +43,7 @@ class Stop:
         self.phase = STARTING
         self._step: int | None = None  # the step the stopping save writes
         self._told = False
+        self.before_exit: list[Callable[[], None]] = []  # run when a second signal ends start-up at once
 
     @property
     def signum(self) -> int:
@@ -71,6 +72,8 @@ class Stop:
         if self.phase == STARTING:
             _say(f"{name(signum)} again: stopping at once; training had not begun, nothing was saved and the "
                  "checkpoints are as they were")
+            for undo in self.before_exit:
+                undo()
             os._exit(128 + self.hits[0])
         if self.phase == SAVING:
             self._tell()

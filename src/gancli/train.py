@@ -181,7 +181,8 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     with stops.watch() as stop:  # the CLI's, installed at its first line, or one of our own
         try:
             stop.check()  # a signal before this call (while JAX was imported, say): nothing is claimed
-            with rundir.claim(ckpt_dir) if primary else nullcontext():
+            with rundir.claim(ckpt_dir) if primary else nullcontext() as take_back:
+                stop.before_exit.append(take_back or (lambda: None))
                 if not resume and primary:
                     rundir.start_fresh(ckpt_dir)
                 parallel.barrier("gancli: run folder ready")
@@ -271,6 +272,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     sums = np.zeros((config.seeds, len(names))) if partial is None else np.asarray(partial["sums"])
     epoch_iters = 0 if partial is None else int(partial["iters"])
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
+    chunk = config.chunk or auto_chunk(game)
+    program(min(chunk, ipe - step % ipe))
+    stop.check()  # between compilation and the first step, before the writers make anything in the folder
     stopped_by = lambda: stop.signum
     with ExitStack() as stack:
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
@@ -278,7 +282,6 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         # Pictures are drawn by one background thread: on a GPU an epoch can take less time than a PNG.
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         painted = []
-        chunk = config.chunk or auto_chunk(game)
 
         def dispatch(step: int, state):
             """Start the chunk from `step`: JAX returns at once and the device runs it while the host goes on."""
@@ -286,8 +289,6 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             length = min(chunk - i % chunk, ipe - i)
             return length, time.perf_counter(), *program(length)(state, data_on_device)
 
-        program(min(chunk, ipe - step % ipe))
-        stop.check()  # between compilation and the first step
         stop.training()  # from here a save may be in flight: a second signal must not break it
         reporter.start(total, step, step // ipe)
         last_save = time.monotonic()

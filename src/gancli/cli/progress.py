@@ -43,6 +43,7 @@ class RichReporter:
             transient=False,
         )
         self._task = None
+        self._running = False  # the bar is drawn: stop() ends it once (Rich prints a line at each stop off a terminal)
 
     def status(self, text: str) -> None:
         self._end_status()
@@ -59,6 +60,7 @@ class RichReporter:
         self._per_epoch = total // self.epochs  # train counts total as epochs x iterations per epoch
         self._epoch = epoch
         self._progress.start()
+        self._running = True
         self._task = self._progress.add_task(
             "train", total=self._per_epoch, completed=done - epoch * self._per_epoch, epoch=epoch + 1,
             epochs=self.epochs, speed="-", eta="-:--:--", losses="",
@@ -90,7 +92,9 @@ class RichReporter:
 
     def stop(self) -> None:
         self._end_status()
-        self._progress.stop()
+        if self._running:
+            self._running = False
+            self._progress.stop()
 
 
 def _clock(seconds: float) -> str:
