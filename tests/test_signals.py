@@ -54,10 +54,12 @@ data.load = load
 AFTER_COMPILING = """
 import os, signal
 from gancli import steps
-_compiled = steps.compiled_chunk
-def compiled_chunk(*a, **k):  # between compilation and the first step
+_compiled, fired = steps.compiled_chunk, []
+def compiled_chunk(*a, **k):  # between the first compilation and the first step
     fn = _compiled(*a, **k)
-    os.kill(os.getpid(), signal.SIGINT)
+    if not fired:
+        fired.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
     return fn
 steps.compiled_chunk = compiled_chunk
 """
@@ -131,7 +133,7 @@ def test_sigint_during_start_up_stops_with_one_line_and_takes_back_the_new_folde
         proc.send_signal(signal.SIGINT)
     out, err, _ = finish(proc)
     assert proc.returncode == STOPPED, (out, err)
-    assert out.splitlines()[-1] == "interrupted by SIGINT before training began: nothing was saved; run the same command to start again."
+    assert out.splitlines()[-1:] == ["interrupted by SIGINT before training began: nothing was saved; run the same command to start again."]
     assert err == "", err
     assert not (tmp_path / "new").exists()  # the claim made both folders, and takes both back
 
@@ -143,8 +145,8 @@ def test_sigint_after_compiling_a_resumed_run_leaves_its_checkpoints_as_they_wer
     proc = helpers.start_gancli(helpers.gancli_program(AFTER_COMPILING), "train", "--ckpt", run, "--epochs", 3)
     out, err, _ = finish(proc)
     assert proc.returncode == STOPPED and err == "", (out, err)
-    assert out.splitlines()[-1] == (f"interrupted by SIGINT before training began: {run}/ holds the checkpoints it held; "
-                                    "run the same command to resume.")
+    assert out.splitlines()[-1:] == [(f"interrupted by SIGINT before training began: {run}/ holds the checkpoints it held; "
+                                     "run the same command to resume.")]
     assert files_of(run) == before and (run / rundir.LOCK).exists()
 
 
@@ -181,7 +183,7 @@ def test_two_sigints_50_ms_apart_mid_epoch_wait_for_the_save_and_leave_every_che
     assert err == (f"SIGINT again: waiting for the checkpoint of step {saved} to be complete on disk, then stopping "
                    "(kill -9 stops at once, keeping the previous checkpoints)\n"), err
     epoch = saved // 20
-    assert out.splitlines()[-1] == f"interrupted by SIGINT: saved step {saved} (epoch {epoch}) in {run}/; run the same command to resume."
+    assert out.splitlines()[-1:] == [f"interrupted by SIGINT: saved step {saved} (epoch {epoch}) in {run}/; run the same command to resume."]
     found = rundir.checkpoint_steps(run)
     assert saved > 80 and len(found) == 3, found  # --keep 3: the stopping save and the two before it
     assert sorted(p.name for p in (run / rundir.CHECKPOINTS).iterdir()) == sorted(map(str, found))  # no unfinished save
