@@ -3,7 +3,7 @@
 The first signal asks the run to stop at its next safe point: during start-up (data, the state, compilation) it
 stops there with nothing saved; once training has begun, at the end of the running chunk, saving that state. A
 second signal never breaks a checkpoint being written: during start-up, when nothing is being written, it ends the
-process at once; from the first step on, it waits for the stopping save to be complete on disk.
+process at once; from the first step on, it (and any after it) waits for the stopping save to be complete on disk.
 
 The handler never raises. An exception raised from a signal handler surfaces wherever the main thread happens to
 be: inside a garbage-collection callback (JAX's) Python prints "Exception ignored" and the run goes on; inside
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -43,7 +42,7 @@ class Stop:
         self.phase = STARTING
         self._step: int | None = None  # the step the stopping save writes
         self._told = False
-        self.before_exit: list[Callable[[], None]] = []  # run when a second signal ends start-up at once
+        self._undo: list[Callable[[], None]] = []  # run when a second signal ends start-up at once
 
     @property
     def signum(self) -> int:
@@ -54,6 +53,18 @@ class Stop:
         """A safe point of start-up: Interrupted if a signal came."""
         if self.hits:
             raise Interrupted(self.hits[0])
+
+    @contextmanager
+    def undoing(self, undo: Callable[[], None] | None) -> Iterator[None]:
+        """While the block runs, a second signal that ends start-up at once calls undo() first (None: nothing)."""
+        if undo is None:
+            yield
+            return
+        self._undo.append(undo)
+        try:
+            yield
+        finally:
+            self._undo.remove(undo)
 
     def training(self) -> None:
         """From here on a checkpoint may be being written: a second signal waits for it."""
@@ -72,7 +83,7 @@ class Stop:
         if self.phase == STARTING:
             _say(f"{name(signum)} again: stopping at once; training had not begun, nothing was saved and the "
                  "checkpoints are as they were")
-            for undo in self.before_exit:
+            for undo in self._undo:
                 undo()
             os._exit(128 + self.hits[0])
         if self.phase == SAVING:
@@ -88,7 +99,7 @@ class Stop:
 def _say(line: str) -> None:
     """One line on stderr, written past Python's buffers: a handler may run while the main thread is inside a write
     to sys.stderr, which the same buffer refuses to re-enter."""
-    lead = "\n" if sys.stderr is not None and os.isatty(2) else ""  # past the ^C the terminal echoed
+    lead = "\n" if os.isatty(2) else ""  # past the ^C the terminal echoed
     os.write(2, f"{lead}{line}\n".encode())
 
 

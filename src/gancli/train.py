@@ -181,8 +181,7 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     with stops.watch() as stop:  # the CLI's, installed at its first line, or one of our own
         try:
             stop.check()  # a signal before this call (while JAX was imported, say): nothing is claimed
-            with rundir.claim(ckpt_dir) if primary else nullcontext() as take_back:
-                stop.before_exit.append(take_back or (lambda: None))
+            with rundir.claim(ckpt_dir) if primary else nullcontext() as take_back, stop.undoing(take_back):
                 if not resume and primary:
                     rundir.start_fresh(ckpt_dir)
                 parallel.barrier("gancli: run folder ready")
