@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
@@ -191,30 +191,72 @@ def check(ckpt_dir: Path) -> None:
 
 
 @contextmanager
-def claim(ckpt_dir: Path) -> Iterator[None]:
+def claim(ckpt_dir: Path) -> Iterator[Callable[[], None]]:
     """Hold ckpt_dir (checked, made if missing) for one writer until the block ends.
 
     The lock is an flock on RUN/.gancli.lock: the kernel drops it when the process ends however it ends, so a
     killed run never leaves a stale lock. The file keeps the holder's pid for the message a second one gets.
+    When the block fails (an option refused once the data is known, a signal during start-up) and the folder
+    holds nothing but the lock, what the claim made (the lock file, the folders) is taken back; a folder that
+    existed before is never removed. Yields the function that takes them back, for a process about to end at once.
     """
     ckpt_dir = Path(ckpt_dir)
     check(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ckpt_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    made = [p for p in (ckpt_dir, *ckpt_dir.parents) if not p.exists()]  # deepest first, as they are removed
+    lock = ckpt_dir / LOCK
+    lock_made = not lock.exists()
+    fd = _lock(ckpt_dir)
+    take_back = lambda: _take_back(ckpt_dir, made, lock_made)
     try:
+        try:
+            yield take_back
+        except BaseException:
+            take_back()
+            raise
+    finally:
+        os.close(fd)
+
+
+def _lock(ckpt_dir: Path) -> int:
+    """An fd holding the flock on ckpt_dir's lock file, which names this process."""
+    lock = ckpt_dir / LOCK
+    while True:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a claim that failed took back the folder in between
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise GancliError(
                 f"{ckpt_dir} is being written by another gancli train (pid {holder}): "
                 "wait for it to end, or choose another --ckpt"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)  # locked a file that a failed claim had just taken back: lock the one there now
+
+
+def _take_back(ckpt_dir: Path, made: list[Path], lock_made: bool) -> None:
+    """Remove the lock file a failed claim made, then the folders it made, while they hold nothing else."""
+    try:
+        if any(p.name != LOCK for p in ckpt_dir.iterdir()):
+            return
+        if lock_made:
+            (ckpt_dir / LOCK).unlink(missing_ok=True)  # still locked: a claim waiting on it locks the next one
+        for folder in made:
+            folder.rmdir()
+    except OSError:  # a folder another process has written into meanwhile, one that went: left as it is
+        pass
 
 
 def leftovers(ckpt_dir: Path, top: bool = True) -> list[Path] | None:

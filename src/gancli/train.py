@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from importlib import metadata as pkg_metadata
 from pathlib import Path
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, streams
+from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, stops, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
 from gancli.errors import GancliError
 from gancli.files import human_bytes
@@ -77,6 +76,7 @@ class Outcome:
     step: int
     history: list[dict[str, Any]]
     signal: int = 0  # the signal that interrupted it (SIGINT, SIGTERM)
+    saved: bool = True  # False: interrupted during start-up, before the first step, with nothing saved
 
 
 def resolve_config(
@@ -164,7 +164,8 @@ def seed_config(config: RunConfig, i: int) -> RunConfig:
 
 def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False,
           evaluations: Evaluations | None = None, devices: int | None = None) -> Outcome:
-    """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM saves and stops.
+    """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM stops it (gancli.stops):
+    during start-up with nothing saved (saved False), once training has begun by saving the state it reached.
     evaluations: what to measure at the end of some epochs, into metrics.jsonl (train --eval-every passes
     gancli.per_epoch.Every); the loop runs whatever it is given and knows no evaluation itself.
     devices: how many to train on (None: all there are; gancli.parallel.plan says how the work is split over them).
@@ -176,17 +177,27 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     if evaluations is not None:
         evaluations.check(config)
     primary = parallel.is_primary()
-    with rundir.claim(ckpt_dir) if primary else nullcontext():
-        if not resume and primary:
-            rundir.start_fresh(ckpt_dir)
-        parallel.barrier("gancli: run folder ready")
-        return _train(config, Path(ckpt_dir), data_dir, (reporter or Silent()) if primary else Silent(), resume, evaluations, devices)
+    reporter = (reporter or Silent()) if primary else Silent()
+    with stops.watch() as stop:  # the CLI's, installed at its first line, or one of our own
+        try:
+            stop.check()  # a signal before this call (while JAX was imported, say): nothing is claimed
+            with rundir.claim(ckpt_dir) if primary else nullcontext() as take_back, stop.undoing(take_back):
+                if not resume and primary:
+                    rundir.start_fresh(ckpt_dir)
+                parallel.barrier("gancli: run folder ready")
+                return _train(config, Path(ckpt_dir), data_dir, reporter, resume, evaluations, devices, stop)
+        except stops.Interrupted as e:  # the claim has taken back what it made (rundir.claim)
+            return Outcome(Path(ckpt_dir), "interrupted", 0, 0, [], e.signum, saved=False)
+        finally:
+            reporter.stop()  # a status line of start-up must not stay live over what the caller prints next
 
 
-def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, evaluations: Evaluations | None = None,
-           devices: int | None = None) -> Outcome:
+def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, evaluations: Evaluations | None,
+           devices: int | None, stop: stops.Stop) -> Outcome:
+    # stop.check() at each safe point of start-up: a signal stops the run there, before its first step.
     reporter.status(f"loading {config.dataset}")
     train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
+    stop.check()
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
     game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0], streams.pools(config, train_labels))
@@ -208,6 +219,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     else:
         states = [steps.init_state(game, config.seed + i, train_images) for i in range(config.seeds)]
         state, partial = _stack(states, config.seeds), None
+    stop.check()
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
     history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary(), upto_step=step) for d in dirs]
@@ -247,6 +259,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     }
 
     evaluations = evaluations.build(config, game, data_dir) if evaluations is not None else None  # reference statistics, once
+    stop.check()
     reporter.status("compiling the training program")
 
     def program(length: int):
@@ -258,14 +271,17 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     sums = np.zeros((config.seeds, len(names))) if partial is None else np.asarray(partial["sums"])
     epoch_iters = 0 if partial is None else int(partial["iters"])
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
-    with ExitStack() as stack, _stop_signals() as stopped_by:
+    chunk = config.chunk or auto_chunk(game)
+    program(min(chunk, ipe - step % ipe))
+    stop.check()  # between compilation and the first step, before the writers make anything in the folder
+    stopped_by = lambda: stop.signum
+    with ExitStack() as stack:
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
         logs = [stack.enter_context(rundir.Log(d)) for d in dirs] if primary else []
         stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
         # Pictures are drawn by one background thread: on a GPU an epoch can take less time than a PNG.
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         painted = []
-        chunk = config.chunk or auto_chunk(game)
 
         def dispatch(step: int, state):
             """Start the chunk from `step`: JAX returns at once and the device runs it while the host goes on."""
@@ -273,7 +289,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             length = min(chunk - i % chunk, ipe - i)
             return length, time.perf_counter(), *program(length)(state, data_on_device)
 
-        program(min(chunk, ipe - step % ipe))
+        stop.training()  # from here a save may be in flight: a second signal must not break it
         reporter.start(total, step, step // ipe)
         last_save = time.monotonic()
         length, started, state, metrics = dispatch(step, state)
@@ -326,6 +342,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                                          "D rejects every generated sample; such a run seldom recovers (look at its samples)")
                 sums[:] = 0.0
                 epoch_iters, epoch_seconds = 0, 0.0
+            if finished:  # the bar stops here, so that what a second signal prints is not drawn over
+                reporter.stop()
+                stop.saving(step)
             if saving:
                 partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
                 _save(writers, copies, config, base_meta, step, ipe, partial if epoch_iters else None)
@@ -445,26 +464,3 @@ def _stack(states: list, seeds: int):
     if seeds == 1:
         return states[0]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-
-
-@contextmanager
-def _stop_signals():
-    """Ctrl-C (SIGINT) and SIGTERM (a scheduler's or kill's stop) set a flag the loop checks between chunks, so
-    it can save first; a second one aborts. Yields a function giving the first signal's number, or 0."""
-    hits = []
-
-    def handler(signum, frame):
-        hits.append(signum)
-        if len(hits) > 1:
-            raise KeyboardInterrupt
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: leave the signals alone
-        yield lambda: 0
-        return
-    try:
-        yield lambda: hits[0] if hits else 0
-    finally:
-        for s, handler_before in previous.items():
-            signal.signal(s, handler_before)

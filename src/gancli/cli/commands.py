@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
+from gancli import stops  # no JAX: train watches the signals from its first line
 from gancli.config import sections  # no JAX: the --config help lists the config's tables
 from gancli.errors import GancliError
 from gancli.files import check_count
@@ -84,6 +85,18 @@ def one_line_errors(fn):
     return wrapper
 
 
+def watching_signals(fn):
+    """SIGINT and SIGTERM stop the command at its next safe point from its first line on (gancli.stops), not only
+    once its loop runs: before JAX is imported, while data loads and while XLA compiles."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with stops.watch():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 @app.command()
 @one_line_errors
 def datasets(data_dir: DataDir = None, data_file: DataFile = None):
@@ -112,6 +125,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
 
 @app.command()
 @one_line_errors
+@watching_signals
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
     preset: Annotated[Optional[str], typer.Option(help=PRESET_HELP)] = None,
@@ -218,10 +232,13 @@ def train(
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
         name = signal.Signals(outcome.signal).name
-        console.print(
-            f"interrupted by {name}: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume.",
-            markup=False, highlight=False, soft_wrap=True,
-        )
+        if not outcome.saved:
+            kept = f"{ckpt}/ holds the checkpoints it held; run the same command to resume." if resuming else (
+                "nothing was saved; run the same command to start again.")
+            line = f"interrupted by {name} before training began: {kept}"
+        else:
+            line = f"interrupted by {name}: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume."
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(128 + outcome.signal)  # what a shell reports for a process ended by that signal
     else:
         console.print(f"done: epoch {outcome.epoch}, step {outcome.step}; checkpoints, metrics.jsonl and samples/ in {ckpt}/")

@@ -46,6 +46,7 @@ class RichReporter:
         )
         self._task = None
         self._work: WorkBars | None = None
+        self._running = False  # the bar is drawn: stop() ends it once (Rich prints a line at each stop off a terminal)
 
     def work(self, what: str, done: int, total: int) -> None:
         """progress(what, done, total) of work before training starts (a dataset build): bars in place of the
@@ -77,6 +78,7 @@ class RichReporter:
         self._per_epoch = total // self.epochs  # train counts total as epochs x iterations per epoch
         self._epoch = epoch
         self._progress.start()
+        self._running = True
         self._task = self._progress.add_task(
             "train", total=self._per_epoch, completed=done - epoch * self._per_epoch, epoch=epoch + 1,
             epochs=self.epochs, speed="-", eta="-:--:--", losses="",
@@ -109,7 +111,9 @@ class RichReporter:
     def stop(self) -> None:
         self._end_status()
         self._end_work()
-        self._progress.stop()
+        if self._running:
+            self._running = False
+            self._progress.stop()
 
 
 def _clock(seconds: float) -> str:
