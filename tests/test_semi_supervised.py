@@ -112,15 +112,17 @@ def test_labelled_subset_is_balanced_reproducible_and_seeded():
 
 def test_each_pass_over_the_labelled_set_is_a_fresh_permutation():
     subset = tuple(range(100, 120))
-    pools = ((objectives.LABELLED, subset),)
-    game = steps.Game(tiny(n_classes=10), (4, 4, 1), 200, pools)
+    game = steps.Game(tiny(n_classes=10), (4, 4, 1), 200)
     key = jax.random.PRNGKey(0)
-    batches = [np.asarray(streams.labelled_indices(game, key, i)) for i in range(4)]  # 10 each: two per pass of 20
+    drawn = streams.STREAMS[0].prepare(game, key, jnp.asarray(subset, jnp.int32))
+    batches = [np.asarray(streams.labelled_indices(game, drawn, i)) for i in range(4)]  # 10 each: two per pass of 20
     for p in range(2):
         assert sorted(np.concatenate(batches[2 * p : 2 * p + 2]).tolist()) == list(subset)
     assert not np.array_equal(np.concatenate(batches[:2]), np.concatenate(batches[2:]))
-    whole = steps.Game(tiny(n_classes=10, batch_size=20), (4, 4, 1), 200, pools)  # a batch as large as the set
-    assert sorted(np.asarray(streams.labelled_indices(whole, key, 3)).tolist()) == list(subset)
+    whole = steps.Game(tiny(n_classes=10, batch_size=20), (4, 4, 1), 200)  # a batch as large as the set
+    assert sorted(np.asarray(streams.labelled_indices(whole, drawn, 3)).tolist()) == list(subset)
+    with pytest.raises(ValueError, match="needs a pool of 20 examples"):
+        streams.STREAMS[0].prepare(game, key, jnp.arange(19, dtype=jnp.int32))
 
 
 def test_preset_is_the_released_mnist_code():
