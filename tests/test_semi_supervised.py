@@ -343,3 +343,37 @@ def _bias(count):
     0.999): sqrt(1 - b2^t) / (1 - b1^t)."""
     t = count + 1
     return np.sqrt(1 - 0.999**t) / (1 - 0.5**t)
+
+
+def test_the_protocol_scripts_table_gives_each_seed_and_mean_and_std_beside_the_references():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ssl_protocol", Path(__file__).parents[1] / "examples" / "ssl_protocol.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    records = [{"epoch": e, "test_errors": 300 - e, "test_errors_raw": 310 - e} for e in (50, 100, 150, 200)]
+    one = script.seed_errors(records, [100, 200, 300])
+    assert one == {"test": {100: 200, 200: 100}, "d": {100: 210, 200: 110}, "epochs_done": 200}
+    assert script.seed_errors([{"epoch": 100, "test_errors": 99}], [100])["d"] == {100: 99}  # no average: D itself
+    results = {
+        "semi-supervised": {"description": "today", "epochs": 300, "cpu_s_per_epoch": 240.0, "seeds": [
+            {"seed": 0, "label_seed": 1, "test": {100: 120, 200: 110, 300: 100}, "d": {100: 125, 200: 112, 300: 101}, "epochs_done": 300},
+            {"seed": 1, "label_seed": 2, "test": {100: 130, 200: 90}, "d": {100: 131, 200: 95}, "epochs_done": 250}]},
+        "semi-supervised-2016-06-08": {"description": "then", "epochs": 300, "cpu_s_per_epoch": None, "seeds": [
+            {"seed": 0, "label_seed": 1, "test": {100: 140}, "d": {100: 140}, "epochs_done": 120}]},
+    }
+    markdown, data = script.table(results, [100, 200, 300])
+    today = data["recipes"]["semi-supervised"]["mean_std"]
+    assert today["test"][100] == {"n": 2, "mean": 125.0, "std": pytest.approx(np.std([120, 130], ddof=1))}
+    assert today["test"][300]["n"] == 1 and today["test"][300]["std"] is None and today["d"][200]["mean"] == 103.5
+    assert data["recipes"]["semi-supervised-2016-06-08"]["mean_std"] == {"test": {100: {"n": 1, "mean": 140.0, "std": None}}}
+    rows = markdown.splitlines()
+    assert "| `semi-supervised` | average of D | 1, 2 | 125.0 ± 7.1 | 100.0 ± 14.1 | 100.0 (1 of 2) | 250 of 300 |" in rows
+    assert "| `semi-supervised` | D itself | 1, 2 | 128.0 ± 4.2 | 103.5 ± 12.0 | 101.0 (1 of 2) | 250 of 300 |" in rows
+    assert "| `semi-supervised-2016-06-08` | D itself | 1 | 140.0 | — | — | 120 of 300 |" in rows
+    assert "| &nbsp;&nbsp;seed 1 | | 2 | 130 / 131 | 90 / 95 | — | 250 |" in rows
+    assert any(r.startswith("| Salimans et al. (2016), Table 1, 100 labels |") and r.endswith("| 93 ± 6.5 | |") for r in rows)
+    assert any(r.startswith("| hiroharu-kato/improved_gan_chainer") and r.endswith("| 82 | |") for r in rows)
+    assert "240 CPU s per epoch of all 2 seeds" in markdown
+    assert json.loads(json.dumps(script._json_keys(data)))["recipes"]["semi-supervised"]["mean_std"]["test"]["100"]["n"] == 2
