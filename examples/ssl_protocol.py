@@ -14,7 +14,9 @@ the first's D itself too), read from each seed's metrics.jsonl at the epochs of 
 93 ± 6.5 and the 82 errors at epoch 300 of the Chainer port's logged run (hiroharu-kato/improved_gan_chainer).
 
 Resumable: the same command continues every recipe from its checkpoints (train saves every 5 minutes and on
-SIGINT/SIGTERM) and rewrites the table from the logs, saying how far each recipe got.
+SIGINT/SIGTERM) and rewrites the table from the logs, saying how far each recipe got. The table covers every recipe
+folder under --out, so the recipes may train in separate processes (--recipes one each); --table-only rewrites it
+from the logs without training.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -108,9 +111,9 @@ def table(results: dict, at: list[int]) -> tuple[str, dict]:
     return "\n".join(lines + notes) + "\n", data
 
 
-def run_recipe(recipe: str, args, out: Path) -> dict:
-    """Train (or continue) one recipe's seeds to --epochs; its seeds' errors and the CPU seconds per epoch of this call."""
-    from gancli import per_epoch, rundir, train
+def run_recipe(recipe: str, args, out: Path) -> None:
+    """Train (or continue) one recipe's seeds to --epochs; the CPU seconds per epoch of this call go to its cpu.json."""
+    from gancli import per_epoch, train
 
     folder = out / recipe
     overrides = {"seeds": args.subsets, "seed": args.seed, "label_seed": args.label_seed, "labels": args.labels,
@@ -124,14 +127,27 @@ def run_recipe(recipe: str, args, out: Path) -> dict:
                           evaluations=per_epoch.Every(args.eval_every))
     cpu = time.process_time() - c0
     after = _epochs_done(folder)
-    seeds = []
-    for i, run_dir in enumerate(rundir.find_runs(folder)):
-        records = rundir.read_metrics(run_dir)[0]
-        seeds.append({"seed": args.seed + i, "label_seed": train.seed_config(config, i).label_seed, **seed_errors(records, args.at)})
+    if after > before:  # this process's CPU time (all its threads), compiling and evaluating included
+        (folder / "cpu.json").write_text(json.dumps({"cpu_s_per_epoch": round(cpu / (after - before), 1), "epochs": after - before,
+                                                     "seeds": config.seeds, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
     if outcome.status == "interrupted":
         raise SystemExit(f"interrupted while training {recipe} at epoch {outcome.epoch}; run the same command to resume")
-    return {"description": RECIPES[recipe], "epochs": args.epochs, "seeds": seeds,
-            "cpu_s_per_epoch": cpu / (after - before) if after > before else None}
+
+
+def collect(recipe: str, args) -> dict | None:
+    """What a recipe's folder under --out holds so far, as table() takes it; None when it has no seeds yet."""
+    from gancli import checkpoint, rundir
+
+    folder = args.out / recipe
+    runs = rundir.find_runs(folder) if folder.is_dir() else []
+    if not runs or not rundir.checkpoint_steps(runs[0]):
+        return None
+    seeds = []
+    for run_dir in runs:
+        stored = checkpoint.newest_config(run_dir)  # each seed's own: its training seed and label seed
+        seeds.append({"seed": stored.seed, "label_seed": stored.label_seed, **seed_errors(rundir.read_metrics(run_dir)[0], args.at)})
+    cpu = json.loads((folder / "cpu.json").read_text()) if (folder / "cpu.json").exists() else {}
+    return {"description": RECIPES[recipe], "epochs": stored.epochs, "seeds": seeds, "cpu_s_per_epoch": cpu.get("cpu_s_per_epoch")}
 
 
 def _lines(recipe: str):
@@ -169,6 +185,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/ssl-protocol"))
+    parser.add_argument("--table-only", action="store_true", help="rewrite the table from the logs; train nothing")
     args = parser.parse_args()
     args.at = [int(e) for e in args.at.split(",")]
     recipes = [r.strip() for r in args.recipes.split(",")]
@@ -179,21 +196,22 @@ def main() -> None:
     if bad:
         parser.error(f"--at {bad[0]} is past --epochs or not a multiple of --eval-every")
     args.out.mkdir(parents=True, exist_ok=True)
-    saved = args.out / "table.json"
-    previous = json.loads(saved.read_text())["recipes"] if saved.exists() else {}
-    results = {}
-    for recipe in recipes:
-        results[recipe] = run_recipe(recipe, args, args.out)
-        if results[recipe]["cpu_s_per_epoch"] is None and recipe in previous:  # up to date: keep the last figure
-            results[recipe]["cpu_s_per_epoch"] = previous[recipe].get("cpu_s_per_epoch")
-        write(results, args)
-    print((args.out / "table.md").read_text())
+    for recipe in [] if args.table_only else recipes:
+        run_recipe(recipe, args, args.out)
+        write(args)
+    print(write(args))
 
 
-def write(results: dict, args) -> None:
+def write(args) -> str:
+    """table.md and table.json of every recipe folder under --out, each written whole (a rename), so that two
+    processes may write them; the Markdown."""
+    results = {r: found for r in RECIPES if (found := collect(r, args)) is not None}
     markdown, data = table(results, args.at)
-    (args.out / "table.md").write_text(markdown)
-    (args.out / "table.json").write_text(json.dumps(_json_keys(data), indent=2, allow_nan=False))
+    for name, text in (("table.md", markdown), ("table.json", json.dumps(_json_keys(data), indent=2, allow_nan=False))):
+        part = args.out / f".{name}.{os.getpid()}"
+        part.write_text(text)
+        part.replace(args.out / name)
+    return markdown
 
 
 def _json_keys(tree):
