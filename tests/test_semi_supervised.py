@@ -345,13 +345,34 @@ def _bias(count):
     return np.sqrt(1 - 0.999**t) / (1 - 0.5**t)
 
 
-def test_the_protocol_scripts_table_gives_each_seed_and_mean_and_std_beside_the_references():
+def _protocol_script():
     import importlib.util
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("ssl_protocol", Path(__file__).parents[1] / "examples" / "ssl_protocol.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_protocol_script_reads_a_recipes_seeds_from_its_folder(seeded_runs, tmp_path):
+    import argparse
+
+    script = _protocol_script()
+    (tmp_path / "semi-supervised").symlink_to(seeded_runs / "own")  # the 2-seed run as the recipe's folder
+    args = argparse.Namespace(out=tmp_path, at=[1, 2])
+    found = script.collect("semi-supervised", args)
+    logs = [[json.loads(x) for x in (seeded_runs / "own" / f"seed-{i}" / "metrics.jsonl").read_text().splitlines()] for i in range(2)]
+    assert [(s["seed"], s["label_seed"], s["epochs_done"]) for s in found["seeds"]] == [(0, 3, 2), (1, 4, 2)]
+    assert [s["test"] for s in found["seeds"]] == [{1: log[0]["test_errors"], 2: log[1]["test_errors"]} for log in logs]
+    assert script.collect("semi-supervised-2016-06-08", args) is None
+    markdown = script.write(args)
+    assert (tmp_path / "table.md").read_text() == markdown and "| `semi-supervised` | average of D | 3, 4 |" in markdown
+    assert json.loads((tmp_path / "table.json").read_text())["recipes"]["semi-supervised"]["seeds"][1]["label_seed"] == 4
+
+
+def test_the_protocol_scripts_table_gives_each_seed_and_mean_and_std_beside_the_references():
+    script = _protocol_script()
     records = [{"epoch": e, "test_errors": 300 - e, "test_errors_raw": 310 - e} for e in (50, 100, 150, 200)]
     one = script.seed_errors(records, [100, 200, 300])
     assert one == {"test": {100: 200, 200: 100}, "d": {100: 210, 200: 110}, "epochs_done": 200}
