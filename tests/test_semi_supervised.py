@@ -192,7 +192,7 @@ def test_a_tiny_run_through_the_cli_trains_classifies_and_refuses_other_runs(ssl
     shown = runner.invoke(app, ["inspect", str(run)], env={"COLUMNS": "100"})
     assert shown.exit_code == 0, shown.output
     said = " ".join(shown.output.split())
-    assert "20 labelled training examples (2 per class, label seed 3)" in said
+    assert "20 labelled training examples (2 per class, label seed 3, subset sha256 " in said
     assert "unlabelled batches draw from the whole training split" in said  # the labelled ones included, as the code
     assert "average of decay 0.9999" in shown.output and "test errors" in shown.output
 
