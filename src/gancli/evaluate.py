@@ -338,7 +338,8 @@ class Classify:
                  + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
         predicted = semi_supervised.predict(game, run.state, self.images, self.ema)
         return {**model.identity(), "d_ema": decay, "labels": run.config.labels,
-                "label_seed": run.config.label_seed, **semi_supervised.scores(self.labels, predicted, run.config.n_classes)}
+                "label_seed": run.config.label_seed, "labelled_sha256": run.metadata.get("labelled", {}).get("sha256"),
+                **semi_supervised.scores(self.labels, predicted, run.config.n_classes)}
 
     def calibrate(self, n: int, seed: int, log) -> None:
         return None

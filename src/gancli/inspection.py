@@ -54,6 +54,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "mesh": meta.get("mesh"),
         "saved_at": meta.get("saved_at"),
         "compile_s": meta.get("compile_s"),
+        "labelled": meta.get("labelled"),  # a semi-supervised seed's labelled subset: its label seed, size and digest
         "config": run.config.to_dict(),
         "metrics": metrics_summary(history, skipped),
         "d_rejects_since": train.rejected_since(history, objectives.probabilities(run.config)),
@@ -228,7 +229,8 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
             "generated examples take the real batch's labels; sample --label N draws class N")
     if c.get("labels"):
         add("semi-supervised", f"{c['labels']} labelled training examples ({c['labels'] // max(c.get('n_classes') or 10, 1)} "
-            f"per class, label seed {c['label_seed']}); the unlabelled batches draw from the whole training split; D classifies"
+            f"per class, label seed {c['label_seed']}" + (f", subset sha256 {s['labelled']['sha256']}" if s.get("labelled") else "")
+            + "); the unlabelled batches draw from the whole training split; D classifies"
             + (f" with its average of decay {c['d_ema']!r} (evaluate --classify)" if c.get("d_ema") else " (evaluate --classify)"))
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))

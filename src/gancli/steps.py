@@ -59,8 +59,6 @@ class Game:
     config: RunConfig
     data_shape: tuple[int, ...]
     n_train: int
-    # (stream name, the training examples it draws from) for each stream that draws from part of the set (streams.pools)
-    pools: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def iters_per_epoch(self) -> int:
@@ -70,9 +68,6 @@ class Game:
     def streams(self) -> tuple[streams.Stream, ...]:
         """The extra batches each iteration draws for the objectives."""
         return streams.of(self.config)
-
-    def pool(self, name: str) -> tuple[int, ...]:
-        return dict(self.pools).get(name, ())
 
     @cached_property
     def networks(self):
@@ -396,16 +391,18 @@ def iteration(game: Game, state, batches):
 def chunk(game: Game, state, data, length: int, batch_sharding=None):
     """`length` iterations inside one epoch as one compiled loop; returns the state and metrics of [length].
 
-    batch_sharding (gancli.parallel) splits every batch [k, B, ...] over devices on B; the data may hold padding
-    rows past game.n_train, which are never drawn.
+    data: {"image", "label"} of the training set, and under POOLS the seed's pool of each stream that has one
+    (streams.pool_sizes). batch_sharding (gancli.parallel) splits every batch [k, B, ...] over devices on B; the
+    data may hold padding rows past game.n_train, which are never drawn.
     """
     c = game.config
     per_iter = c.batch_size * c.k
     epoch = state["step"] // game.iters_per_epoch
     epoch_key = lambda stream: jax.random.fold_in(jax.random.fold_in(state["key"], stream), epoch)
     order = jax.random.permutation(epoch_key(ORDER), game.n_train)
-    drawn = [(s, s.prepare(game, epoch_key(s.order))) for s in game.streams]
-    take = lambda at, steps: jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), data)
+    pools, examples = data.get(POOLS, {}), {k: v for k, v in data.items() if k != POOLS}
+    drawn = [(s, s.prepare(game, epoch_key(s.order), pools.get(s.name))) for s in game.streams]
+    take = lambda at, steps: jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), examples)
 
     def body(state, _):
         i = state["step"] % game.iters_per_epoch
@@ -419,35 +416,49 @@ def chunk(game: Game, state, data, length: int, batch_sharding=None):
     return jax.lax.scan(body, state, None, length=length)
 
 
-def data_spec(game: Game, rows: int | None = None) -> dict:
-    """Shapes and dtypes of the training data as the compiled chunk takes it (rows: with padding, if any)."""
+# The data's entry holding each stream's pool of examples (one per seed, on the seed axis, for several seeds).
+POOLS = "pools"
+
+
+def data_spec(game: Game, rows: int | None = None, seeds: int = 1) -> dict:
+    """Shapes and dtypes of the training data as the compiled chunk takes it (rows: with padding, if any), with the
+    pools of a run whose streams have some ([seeds, size] for several seeds)."""
     rows = game.n_train if rows is None else rows
-    return {
+    spec = {
         "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.float32),
         "label": jax.ShapeDtypeStruct((rows,), jnp.int32),
     }
+    sizes = streams.pool_sizes(game.config)
+    if sizes:
+        lead = (seeds,) if seeds > 1 else ()
+        spec[POOLS] = {name: jax.ShapeDtypeStruct(lead + (n,), jnp.int32) for name, n in sizes.items()}
+    return spec
 
 
 def compiled_chunk(game: Game, seeds: int, length: int, placement=None):
     """The chunk of `length` iterations, compiled once per process, the state donated; vmapped over a
-    leading seed axis when seeds > 1; laid out over a mesh by a gancli.parallel.Placement (None: one device)."""
-    # Fields that do not enter the program are blanked so that runs differing only in them share it.
-    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1, ckpt_minutes=1.0, keep=1)
+    leading seed axis when seeds > 1 (the state's and the pools'); laid out over a mesh by a
+    gancli.parallel.Placement (None: one device)."""
+    # Fields that do not enter the program are blanked so that runs differing only in them share it (the label seed
+    # picks the pools, which the program takes as data).
+    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1,
+                                 ckpt_minutes=1.0, keep=1, label_seed=0, same_labels=False)
     return _compiled_chunk(dataclasses.replace(game, config=config), seeds, length, placement)
 
 
 @lru_cache(maxsize=16)
 def _compiled_chunk(game: Game, seeds: int, length: int, placement=None):
     fn = partial(chunk, game, length=length, batch_sharding=None if placement is None else placement.batches)
-    if seeds > 1:
-        fn = jax.vmap(fn, in_axes=(0, None))
+    data = data_spec(game, None if placement is None else placement.data_rows(game.n_train), seeds)
+    if seeds > 1:  # the training set is shared by the seeds; each seed has its own pools
+        fn = jax.vmap(fn, in_axes=(0, {k: 0 if k == POOLS else None for k in data}))
     state = abstract_state(game)
     if seeds > 1:
         state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((seeds,) + x.shape, x.dtype), state)
     if placement is None:
-        return jax.jit(fn, donate_argnums=0).lower(state, data_spec(game)).compile()
-    data = data_spec(game, placement.data_rows(game.n_train))
-    shardings = dict(in_shardings=(placement.state, placement.data_sharding), out_shardings=(placement.state, placement.replicated))
+        return jax.jit(fn, donate_argnums=0).lower(state, data).compile()
+    data_shardings = {k: placement.state if k == POOLS else placement.data_sharding for k in data}
+    shardings = dict(in_shardings=(placement.state, data_shardings), out_shardings=(placement.state, placement.replicated))
     return jax.jit(fn, donate_argnums=0, **shardings).lower(state, data).compile()
 
 
@@ -458,7 +469,8 @@ FIRST = ("d_loss", "g_loss", "d_real", "d_fake")
 def iteration_spec(game: Game) -> dict:
     """Shapes and dtypes of the batches one iteration takes (what `iteration` is traced with)."""
     c = game.config
-    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), data_spec(game))
+    examples = {k: v for k, v in data_spec(game).items() if k != POOLS}
+    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), examples)
     batches = per_step(c.k)
     for stream in game.streams:
         batches[stream.name] = per_step(stream.batches(c))

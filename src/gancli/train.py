@@ -19,6 +19,7 @@ import numpy as np
 
 from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, rundir, steps, stops, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
+from gancli.data import labelled
 from gancli.errors import GancliError
 from gancli.files import human_bytes
 from gancli.models import count_params
@@ -99,7 +100,7 @@ def resolve_config(
         return models.check(with_overrides(base, **overrides)), False
     stored = checkpoint.newest_config(runs[0])
     if len(runs) > 1:
-        stored = with_overrides(stored, seed=stored.seed - int(runs[0].name[5:]), seeds=len(runs))
+        stored = whole_run_config(stored, int(runs[0].name[5:]), len(runs))
     asked = with_overrides(stored, **overrides)
     if dataset is not None and dataset != stored.dataset:
         raise GancliError(f"{ckpt_dir} trains {stored.dataset!r}, not {dataset!r}: choose another --ckpt")
@@ -158,8 +159,21 @@ def check_state_fits(game: steps.Game, placement: parallel.Placement | None) -> 
 
 
 def seed_config(config: RunConfig, i: int) -> RunConfig:
-    """The config a single seed's folder stores: seed + i, one seed."""
-    return with_overrides(config, seed=config.seed + i, seeds=1) if config.seeds > 1 else config
+    """The config a single seed's folder stores: seed + i, one seed, and its own label seed (labelled.label_seed_of)."""
+    if config.seeds == 1:
+        return config
+    return with_overrides(config, seed=config.seed + i, seeds=1, label_seed=labelled.label_seed_of(config, i))
+
+
+def whole_run_config(stored: RunConfig, i: int, seeds: int) -> RunConfig:
+    """The config of the run of `seeds` seeds whose seed i's folder stores `stored` (seed_config's inverse)."""
+    run = with_overrides(stored, seed=stored.seed - i, seeds=seeds)
+    return run if stored.same_labels or not labelled.is_semi_supervised(stored) else with_overrides(run, label_seed=stored.label_seed - i)
+
+
+def seed_pools(config: RunConfig, train_labels) -> list[dict[str, tuple[int, ...]]]:
+    """Each seed's pools of training examples (streams.pools of its seed_config): its labelled subset."""
+    return [streams.pools(seed_config(config, i), train_labels) for i in range(config.seeds)]
 
 
 def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False,
@@ -200,7 +214,8 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     stop.check()
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
-    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0], streams.pools(config, train_labels))
+    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0])
+    pools = seed_pools(config, train_labels)
     augment.check(config, game.data_shape)
     ipe = game.iters_per_epoch
     if ipe < 1:
@@ -217,7 +232,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     if resume:
         state, partial = _restore(game, dirs, placement)
     else:
-        states = [steps.init_state(game, config.seed + i, train_images) for i in range(config.seeds)]
+        # Each seed from its own config: a data-dependent init (model ssl-mlp) takes the seed's label seed's images.
+        states = [steps.init_state(dataclasses.replace(game, config=seed_config(config, i)), config.seed + i, train_images)
+                  for i in range(config.seeds)]
         state, partial = _stack(states, config.seeds), None
     stop.check()
     step = int(np.asarray(state["step"]).reshape(-1)[0])
@@ -229,6 +246,10 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
     data_on_device = parallel.place_data(placement, train_images, train_labels)
+    if pools[0]:  # each seed's pools, on the seed axis as the state's leaves are
+        stacked = {name: np.stack([np.asarray(p[name], np.int32) for p in pools]) if config.seeds > 1 else np.asarray(pools[0][name], np.int32)
+                   for name in pools[0]}
+        data_on_device[steps.POOLS] = jax.device_put(stacked) if placement is None else parallel.put(stacked, placement.state)
     # Low-dimensional samples are pictured over real points; images speak for themselves.
     reference = None if train_images.ndim == 4 else train_images[:2000]
     del train_images
@@ -258,6 +279,10 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         "params": {"generator": count_params(state["g"]) // config.seeds, "discriminator": count_params(state["d"]) // config.seeds},
     }
 
+    # What each seed's checkpoints say of its labelled subset, so that evaluate and inspect can tell the seeds' apart.
+    seed_meta = [{"labelled": {"label_seed": seed_config(config, i).label_seed, "n": len(p[objectives.LABELLED]),
+                               "sha256": labelled.digest(p[objectives.LABELLED])}} if objectives.LABELLED in p else {}
+                 for i, p in enumerate(pools)]
     evaluations = evaluations.build(config, game, data_dir) if evaluations is not None else None  # reference statistics, once
     stop.check()
     reporter.status("compiling the training program")
@@ -347,7 +372,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 stop.saving(step)
             if saving:
                 partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
-                _save(writers, copies, config, base_meta, step, ipe, partial if epoch_iters else None)
+                _save(writers, copies, config, [dict(base_meta, **m) for m in seed_meta], step, ipe, partial if epoch_iters else None)
                 last_save = time.monotonic()
             if finished:
                 status = "interrupted" if stopping else "done"
@@ -381,7 +406,7 @@ def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done
 def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch: int, step: int, it_per_s: float):
     c = game.config.optimizer
     g_count = step  # G takes one update per iteration
-    lr = float(optim.learning_rate(c, g_count - 1))
+    lr = float(optim.learning_rate(c, g_count - 1, game.iters_per_epoch))
     mom = float(optim.momentum(c, epoch - 1)) if c.name == "sgd" else c.b1
     return [
         {"epoch": epoch, "step": step, **{k: round(float(v), 6) for k, v in zip(names, row)},
@@ -414,9 +439,9 @@ def _snapshot(state, seeds: int, placement: parallel.Placement | None) -> list:
     return [parallel.seed_of(placement, state, s) for s in range(seeds)]
 
 
-def _save(writers, states: list, config: RunConfig, base_meta, step: int, ipe: int, partial) -> None:
+def _save(writers, states: list, config: RunConfig, seed_meta: list, step: int, ipe: int, partial) -> None:
     for s, (w, one) in enumerate(zip(writers, states)):
-        meta = dict(base_meta, epoch=step // ipe, step=step, seed=config.seed + s, saved_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta = dict(seed_meta[s], epoch=step // ipe, step=step, seed=config.seed + s, saved_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if partial is not None:
             meta["partial_epoch"] = {"sums": partial["sums"][s], "iters": partial["iters"], "seconds": partial["seconds"]}
         w.save(step, one, seed_config(config, s), meta)
@@ -438,7 +463,7 @@ def _restore(game: steps.Game, dirs: list[Path], placement: parallel.Placement |
     step = int(runs[0].state["step"])
     stored = runs[0].config
     if len(dirs) > 1:
-        stored = with_overrides(stored, seed=stored.seed - int(dirs[0].name[5:]), seeds=len(dirs))
+        stored = whole_run_config(stored, int(dirs[0].name[5:]), len(dirs))
     conflicts = differences(game.config, stored, ignore=RESUMABLE) if runs[0].skipped else []
     if conflicts:
         raise GancliError(

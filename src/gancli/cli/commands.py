@@ -153,7 +153,8 @@ def train(
     spectral_norm: Annotated[Optional[str], typer.Option(help="Spectral normalisation (Miyato et al. 2018) of the weights of D (d), of D and G (both), or none (the default); one power iteration per update.")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
-    label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
+    label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); with --seeds N, seed i takes label seed + i, a labelled subset of its own (the paper's protocol); stored in each seed's checkpoint.")] = None,
+    same_labels: Annotated[bool, typer.Option("--same-labels", help="Semi-supervised with --seeds: every seed trains on the --label-seed's labelled subset, not one of its own.")] = False,
     augment: Annotated[Optional[str], typer.Option(help="Augment everything D sees, real and generated, in every D pass (DiffAugment, Zhao et al. 2020): a comma list of translation, cutout, color; 'none' for none.")] = None,
     ada: Annotated[Optional[float], typer.Option(help="With --augment: ADA (Karras et al. 2020) moves the probability p of each transform from 0 towards keeping the mean sign of D's logit on real data at this target (e.g. 0.6); 0: p fixed at 1.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
@@ -190,7 +191,7 @@ def train(
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
         "spectral_norm": spectral_norm,
-        "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
+        "conditional": conditional or None, "labels": labels, "label_seed": label_seed, "same_labels": same_labels or None,
         "penalty.r1": r1, "penalty.r2": r2, "penalty.lazy": lazy,
         "augment.policy": "" if augment == "none" else augment, "augment.ada_target": ada,
     }
@@ -214,7 +215,7 @@ def train(
         + f"{config.g_loss} G loss, " + _penalty_words(config, penalties.active(config))
         + f"{config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
         + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
-        + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
+        + (f"{config.labels} labelled examples ({_label_seed_words(config)}), " if config.labels else "")
         + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "")
         + ({"d": "spectral norm in D, ", "both": "spectral norm in D and G, "}.get(config.spectral_norm, ""))
         + (f"augmenting D's inputs ({config.augment.policy}" + (f", ADA target {config.augment.ada_target:g}), " if config.augment.ada_target else "), ")
@@ -242,6 +243,15 @@ def train(
         raise typer.Exit(128 + outcome.signal)  # what a shell reports for a process ended by that signal
     else:
         console.print(f"done: epoch {outcome.epoch}, step {outcome.step}; checkpoints, metrics.jsonl and samples/ in {ckpt}/")
+
+
+def _label_seed_words(config) -> str:
+    """Which label seeds a semi-supervised run's seeds take, in words."""
+    if config.seeds == 1:
+        return f"label seed {config.label_seed}"
+    if config.same_labels:
+        return f"label seed {config.label_seed} for every seed"
+    return f"label seeds {config.label_seed} to {config.label_seed + config.seeds - 1}, one subset per seed"
 
 
 def _penalty_words(config, active: tuple[str, ...]) -> str:
