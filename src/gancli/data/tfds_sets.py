@@ -48,7 +48,7 @@ class BuiltDataset:
 
     def load(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
         """float32 images in [0, 1] and int64 labels, building the dataset on first use."""
-        builder = prepared.open_prepared(self.ensure_prepared(data_dir))
+        builder = prepared.open_prepared(self.ensure_prepared(data_dir), self.builder_cls.features_json())
         images, labels = reading.read_split(builder, self.combined.get(split, split))
         if self.convert is not None:
             return self.convert(images, labels)
@@ -60,7 +60,7 @@ class BuiltDataset:
         if path is None:
             before = {"splits": dict(self.splits), "version": str(self.builder_cls.VERSION), "path": None}
             return {**before, **self.source_info(data_dir)}
-        info = prepared.open_prepared(path).info
+        info = prepared.open_prepared(path, self.builder_cls.features_json()).info
         sizes = {name: split.num_examples for name, split in info.splits.items()}
         sizes.update({name: sum(sizes.get(s, 0) for s in expr.split("+")) for name, expr in self.combined.items()})
         meta = dict(info.metadata or {})

@@ -222,7 +222,7 @@ def use_file(path, data_dir: Path, dataset: str | None = None) -> list[str]:
 
 def _check_same(done: Path, path: Path, builder_cls) -> None:
     """GancliError unless the prepared dataset at done was built from the same bytes as path."""
-    meta = dict(prepared.open_prepared(done).info.metadata or {})
+    meta = dict(prepared.open_prepared(done, builder_cls.features_json()).info.metadata or {})
     recorded = dict(meta.get("sha256") or {})
     if path.is_file() and fetch.sha256_file(path) in recorded.values():
         return
