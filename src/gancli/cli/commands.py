@@ -84,6 +84,15 @@ def one_line_errors(fn):
     return wrapper
 
 
+def _use_file(data_file: Path, data_dir, dataset: str | None = None) -> list[str]:
+    """data.use_file with a bar on stderr while the file is read: a large (or hostile) archive takes a while."""
+    from gancli import data
+    from gancli.cli.progress import WorkBars
+
+    with WorkBars(err_console) as bars:
+        return data.use_file(data_file, data_dir, dataset, progress=bars)
+
+
 @app.command()
 @one_line_errors
 def datasets(data_dir: DataDir = None, data_file: DataFile = None):
@@ -96,7 +105,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
     if root.exists() and not root.is_dir():
         raise GancliError(f"--data-dir {root} is a file, not a folder")
     if data_file is not None:
-        data.use_file(data_file, root)
+        _use_file(data_file, root)
     try:
         entries = data.describe(root)
     except OSError as e:  # e.g. a folder in it that cannot be read
@@ -187,9 +196,7 @@ def train(
     overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
     config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
     if data_file is not None:
-        from gancli import data
-
-        data.use_file(data_file, data_dir, config.dataset)
+        _use_file(data_file, data_dir, config.dataset)
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
@@ -257,9 +264,7 @@ def sample(
     check_count(count, "--n")
     dirs = rundir.find_runs(ckpt)
     if data_file is not None and nearest:
-        from gancli import data
-
-        data.use_file(data_file, data_dir)
+        _use_file(data_file, data_dir)
     # Restore every seed, check every output path and load the training data before drawing anything.
     plan = []
     train_sets: dict[str, object] = {}
@@ -367,9 +372,7 @@ def evaluate(
     evaluators += [evaluation.Metrics(metrics)] if which else []  # the words given: "all" is decided per dataset
     evaluators += [evaluation.Classify(ema)] if classify else []
     if data_file is not None:
-        from gancli import data
-
-        data.use_file(data_file, data_dir, None if classify else dataset)
+        _use_file(data_file, data_dir, None if classify else dataset)
     # With --json, stdout carries the report alone: progress goes to stderr.
     talk = err_console if as_json else console
     common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force, seed=seed,

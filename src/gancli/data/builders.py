@@ -21,8 +21,9 @@ class _ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     DESCRIPTION = ""
     HOMEPAGE = ""
 
-    def __init__(self, *, source: Path | None = None, **kwargs):
+    def __init__(self, *, source: Path | None = None, progress=None, **kwargs):
         self._source = source
+        self._progress = progress  # progress(what, done, total) while a user's file is read, or None
         super().__init__(**kwargs)
 
     @classmethod

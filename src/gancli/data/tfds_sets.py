@@ -36,12 +36,13 @@ class BuiltDataset:
         """The folder prepared by this builder version in data_dir, or None; other versions get rebuilt."""
         return prepared.find_prepared(data_dir, self.builder_cls.name, str(self.builder_cls.VERSION))
 
-    def ensure_prepared(self, data_dir: Path, source: Path | None = None) -> Path:
-        """The prepared folder, built first when missing (from source when given, else from get_source's)."""
+    def ensure_prepared(self, data_dir: Path, source: Path | None = None, progress=None) -> Path:
+        """The prepared folder, built first when missing (from source when given, else from get_source's);
+        progress(what, done, total) while the source is read, when the builder reports it."""
         if path := self.prepared(data_dir):
             return path
         try:
-            builder = self.builder_cls(data_dir=data_dir, source=source or self.get_source(data_dir))
+            builder = self.builder_cls(data_dir=data_dir, source=source or self.get_source(data_dir), progress=progress)
         except OSError as e:  # e.g. a data dir that is a file, or not writable
             raise GancliError(f"cannot prepare {self.name} in {data_dir}: {e}") from None
         return prepared.build(builder, self.name)
