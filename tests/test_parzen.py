@@ -138,7 +138,7 @@ def test_empty_inputs_are_an_error(small):
 def test_distances_ask_for_highest_precision():
     # On GPU/TPU the default matmul precision is TF32/bf16; the kernel must ask for full float32 explicitly.
     x, mu = np.zeros((4, 8), np.float32), np.zeros((6, 8), np.float32)
-    prepared = parzen._prepare(mu)
+    prepared = parzen._prepare(mu, mu.mean(axis=0))
     text = parzen._logsumexp_grid.lower(x, *prepared, np.ones(2, np.float32), rows=2).as_text()
     dots = [line for line in text.splitlines() if "dot_general" in line]
     assert dots and all("precision = [HIGHEST, HIGHEST]" in line for line in dots)

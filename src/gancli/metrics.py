@@ -37,6 +37,8 @@ SCORE_SPLITS = 10
 CLASS_MIN_SHARE = 0.01
 COPY_PERCENTILE = 1.0
 N_NOISE_MEMORISATION = 1_000  # noise images searched for their nearest training image (brute force)
+# Samples checked, searched or fed to Inception at once: a samples file is read a chunk at a time, never whole.
+CHUNK = 50_000
 
 
 def parse(which: str | Iterable[str]) -> tuple[str, ...]:
@@ -272,7 +274,12 @@ class Inputs:
 
     @functools.cached_property
     def inception(self) -> np.ndarray:
-        return inception_features(self.ref.inception, self.x, f"Inception features of {self.label}", self.progress)
+        what, n = f"Inception features of {self.label}", len(self.x)
+        parts = []
+        for start in range(0, n, CHUNK):  # the network's input copy (3 channels) is a chunk's, not the whole set's
+            report = None if self.progress is None else (lambda done, _, s=start: self.progress(what, s + done, n))
+            parts.append(self.ref.inception.features(self.x[start : start + CHUNK], progress=report))
+        return np.concatenate(parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +305,10 @@ def _inception(m: Inputs) -> dict:
 def _memorisation(m: Inputs) -> dict:
     if m.ref.train is None:
         raise GancliError("the reference was built without the training images; build it for memorisation")
-    return memorisation(m.ref.train.nearest(m.x[: m.memorisation_n])[1], m.ref.test_nearest)
+    x = m.x[: m.memorisation_n]
+    # A chunk at a time: the search copies and centres its queries, which for a samples file would be all of it.
+    distances = [m.ref.train.nearest(x[start : start + CHUNK])[1] for start in range(0, len(x), CHUNK)]
+    return memorisation(np.concatenate(distances), m.ref.test_nearest)
 
 
 REGISTRY: dict[str, Metric] = {
@@ -478,20 +488,38 @@ def cached_inception_features(ref: FeatureReference, test: np.ndarray, data_dir,
 
 def check_images(samples, source: str = "samples", shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """Samples as float32 (N, *shape) in [0, 1], or GancliError saying what is wrong; shape is the shipped
-    networks' 28x28 unless the Inception network alone reads them."""
+    networks' 28x28 unless the Inception network alone reads them. Checked CHUNK rows at a time; float32 samples
+    come back as a view, so a memory-mapped file is never read whole."""
     x = np.asarray(samples)
     if x.ndim < 1 or len(x) == 0:
         raise GancliError(f"{source}: no samples")
     if x.size != len(x) * math.prod(shape):
         size = "x".join(map(str, shape[:-1] if shape[-1] == 1 else shape))  # 28x28 for one channel
         raise GancliError(f"{source}: the feature network takes {size} images, got samples shaped {x.shape[1:]}")
-    x = x.reshape(len(x), *shape).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise GancliError(f"{source}: samples contain NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
+    x = x.reshape(len(x), *shape)
+    lo, hi = np.inf, -np.inf
+    for start in range(0, len(x), CHUNK):
+        rows = x[start : start + CHUNK].astype(np.float32, copy=False)
+        if not np.isfinite(rows).all():
+            raise GancliError(f"{source}: samples contain NaN or inf")
+        lo, hi = min(lo, float(rows.min())), max(hi, float(rows.max()))
     if lo < 0.0 or hi > 1.0:
         raise GancliError(f"{source}: the feature network takes pixels in [0, 1], got [{lo:g}, {hi:g}]")
-    return x
+    return x.astype(np.float32, copy=False)
+
+
+def kept_bytes(which, noise_dims: int = 0) -> int:
+    """Bytes measure keeps per sample beyond the chunk it reads (features, logits, nearest-image distances), plus
+    noise_dims float32 pixels per sample for a calibration's noise images (made whole)."""
+    from gancli.feature_nets import FeatureNet
+    from gancli.feature_nets.inception import DIMS
+
+    which = parse(which)
+    shipped = any(REGISTRY[name].network == "shipped" for name in which)
+    per = 4 * (FeatureNet.n_features + FeatureNet.n_classes) if shipped else 0
+    per += 4 * DIMS if "inception" in which else 0
+    per += 16 if "memorisation" in which else 0  # index and distance of each sample's nearest training image
+    return per + 4 * noise_dims
 
 
 def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples", timings: dict | None = None,
