@@ -354,8 +354,8 @@ def test_a_samples_file_measured_in_chunks_gives_the_one_shot_numbers(small_mnis
         monkeypatch.setattr(parzen, "SAMPLE_CHUNK", chunk)
         monkeypatch.setattr(metrics, "CHUNK", chunk)
         result = evaluate.evaluate_samples(tmp_path / "s.npy", [evaluate.Parzen(n_valid=100), evaluate.Metrics(which)],
-                                           data_dir=small_mnist, calibration=False, out=tmp_path / out)
-        return {kind: ev.models[0] for kind, ev in result.items()}
+                                           data_dir=small_mnist, out=tmp_path / out)
+        return {kind: ev.models[0] for kind, ev in result.items()} | {"cal": result["metrics"].calibration}
 
     whole, chunked = run(10_000, "whole"), run(64, "chunked")
     for key in ("valid_ll", "mean", "stderr", "sigma"):
@@ -366,3 +366,14 @@ def test_a_samples_file_measured_in_chunks_gives_the_one_shot_numbers(small_mnis
     for key, value in flat(whole["metrics"]).items():
         np.testing.assert_allclose(flat(chunked["metrics"])[key], value, rtol=1e-6, err_msg=key)
     assert chunked["metrics"]["memorisation"] == whole["metrics"]["memorisation"]
+    for row in ("train", "noise"):  # the noise row's 300 images are made a chunk at a time too
+        for key, value in flat(whole["cal"][row]).items():
+            np.testing.assert_allclose(flat(chunked["cal"][row])[key], value, rtol=1e-6, err_msg=f"{row} {key}")
+
+
+def test_noise_images_made_as_they_are_read_are_the_noise_images():
+    whole = metrics.noise_images(70, seed=3, shape=(4, 4, 1))
+    lazy = metrics.NoiseImages(70, seed=3, shape=(4, 4, 1))
+    assert len(lazy) == 70 and lazy.shape == whole.shape
+    for rows in (slice(0, 10), slice(10, 35), slice(50, 70), slice(5, 20), slice(None, 1000), slice(69, None)):
+        np.testing.assert_array_equal(lazy[rows], whole[rows])

@@ -279,8 +279,8 @@ class Metrics:
 
     def kept_bytes(self, dims: int, calibration: bool) -> int:
         """Bytes held per sample beyond the chunk being read: the features a metric reads and the nearest-image
-        distances; for the calibration, as many noise images as samples (made whole)."""
-        return metrics.kept_bytes(self.which, dims if calibration else 0)
+        distances (the calibration's noise images are made a chunk at a time too)."""
+        return metrics.kept_bytes(self.which)
 
     def prepare(self, dataset: str, data_dir, log) -> None:
         from gancli import data

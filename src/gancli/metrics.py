@@ -508,9 +508,8 @@ def check_images(samples, source: str = "samples", shape: tuple[int, ...] = IMAG
     return x.astype(np.float32, copy=False)
 
 
-def kept_bytes(which, noise_dims: int = 0) -> int:
-    """Bytes measure keeps per sample beyond the chunk it reads (features, logits, nearest-image distances), plus
-    noise_dims float32 pixels per sample for a calibration's noise images (made whole)."""
+def kept_bytes(which) -> int:
+    """Bytes measure keeps per sample beyond the chunk it reads: features, logits, nearest-image distances."""
     from gancli.feature_nets import FeatureNet
     from gancli.feature_nets.inception import DIMS
 
@@ -519,7 +518,7 @@ def kept_bytes(which, noise_dims: int = 0) -> int:
     per = 4 * (FeatureNet.n_features + FeatureNet.n_classes) if shipped else 0
     per += 4 * DIMS if "inception" in which else 0
     per += 16 if "memorisation" in which else 0  # index and distance of each sample's nearest training image
-    return per + 4 * noise_dims
+    return per
 
 
 def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples", timings: dict | None = None,
@@ -528,14 +527,16 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
     on the first memorisation_n samples when given."""
     which = parse(which)
     shipped = any(REGISTRY[name].network == "shipped" for name in which)
-    x = check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
+    # Noise made here is in [0, 1] by construction, and made a chunk at a time as it is read.
+    x = samples if isinstance(samples, NoiseImages) else check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
     row: dict = {"label": label, "n": len(x)}
     features = logits = None
     if shipped:
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
-            features, logits = ref.network.features_and_logits(x)
+            parts = [ref.network.features_and_logits(x[start : start + CHUNK]) for start in range(0, len(x), CHUNK)]
+            features, logits = (np.concatenate(p) for p in zip(*parts))
     inputs = Inputs(x, features, logits, ref, memorisation_n, progress, label)
     for name in which:
         with _timed(timings, name):
@@ -546,6 +547,33 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
 def noise_images(n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """n images of independent uniform [0, 1] pixels: the useless generator of the calibration."""
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+class NoiseImages:
+    """noise_images(n, seed, shape), made as its rows are read (x[a:b]) instead of whole: the calibration of a
+    samples file of many gigabytes needs as many noise images. The generator's stream does not depend on how it is
+    cut, so any slicing gives noise_images' pixels; a slice before the last one read starts the stream again."""
+
+    def __init__(self, n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE):
+        self.n, self.seed, self.shape = n, seed, (n, *shape)
+        self._rng, self._at = np.random.default_rng(seed), 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.n)
+        if step != 1:
+            raise IndexError("noise images are read in runs of rows")
+        if start < self._at:
+            self._rng, self._at = np.random.default_rng(self.seed), 0
+        while self._at < start:  # skipped rows are drawn and dropped, a chunk at a time
+            skip = min(CHUNK, start - self._at)
+            self._rng.random((skip, *self.shape[1:]), dtype=np.float32)
+            self._at += skip
+        stop = max(start, stop)
+        self._at = stop
+        return self._rng.random((stop - start, *self.shape[1:]), dtype=np.float32)
 
 
 def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0,
@@ -559,7 +587,7 @@ def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0
     rows = {"train": measure(train[:n_train], ref, which, f"{n_train:,} training images", spent, progress=progress)}
     # Noise has no low-dimensional structure to prune the nearest-image search with: a brute-force search
     # of 10,000 would dominate the call, and 1,000 already show that noise copies nothing.
-    rows["noise"] = measure(noise_images(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
+    rows["noise"] = measure(NoiseImages(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
                             memorisation_n=N_NOISE_MEMORISATION, progress=progress)
     if timings is not None:
         timings.update({f"calibration: {k}": v for k, v in spent.items()})
