@@ -338,6 +338,9 @@ class Classify:
         for run in runs:
             semi_supervised.check_run(run.config, str(run.path))
 
+    def kept_bytes(self, dims: int, calibration: bool) -> int:
+        return 0  # it reads no samples
+
     def prepare(self, dataset: str, data_dir, log) -> None:
         from gancli import data
 

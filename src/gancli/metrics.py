@@ -38,7 +38,7 @@ CLASS_MIN_SHARE = 0.01
 COPY_PERCENTILE = 1.0
 N_NOISE_MEMORISATION = 1_000  # noise images searched for their nearest training image (brute force)
 # Samples checked, searched or fed to Inception at once: a samples file is read a chunk at a time, never whole.
-CHUNK = 50_000
+CHUNK = 10_000
 
 
 def parse(which: str | Iterable[str]) -> tuple[str, ...]:

@@ -28,9 +28,10 @@ MIN_SIGMA = 1e-6
 # Distances held at once (floats): 20M = 80 MB bounds memory for any number of samples; blocks of ~2,000
 # rows against 10,000 samples measured fastest on a 2-core CPU (smaller blocks underuse the matmul).
 BLOCK_ELEMENTS = 20_000_000
-# Samples on the device at once (with their centred transpose): 50,000 MNIST-sized ones are 2 x 157 MB, whatever the
-# size of the samples file they are read from.
-SAMPLE_CHUNK = 50_000
+# Samples on the device at once (with their centred transpose): 10,000 MNIST-sized ones are 2 x 31 MB, whatever the
+# size of the samples file they are read from. 10,000 is also evaluate's default draw, which stays one chunk, and
+# blocks of 2,000 points against it measured fastest (BLOCK_ELEMENTS); smaller chunks would underuse the matmul.
+SAMPLE_CHUNK = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
