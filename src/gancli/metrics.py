@@ -275,11 +275,12 @@ class Inputs:
     @functools.cached_property
     def inception(self) -> np.ndarray:
         what, n = f"Inception features of {self.label}", len(self.x)
-        parts = []
-        for start in range(0, n, CHUNK):  # the network's input copy (3 channels) is a chunk's, not the whole set's
-            report = None if self.progress is None else (lambda done, _, s=start: self.progress(what, s + done, n))
-            parts.append(self.ref.inception.features(self.x[start : start + CHUNK], progress=report))
-        return np.concatenate(parts)
+
+        def features(rows, start):  # the network's input copy (3 channels) is a chunk's, not the whole set's
+            report = None if self.progress is None else (lambda done, _: self.progress(what, start + done, n))
+            return (self.ref.inception.features(rows, progress=report),)
+
+        return _chunked(features, self.x, with_start=True)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,6 +301,19 @@ def _inception(m: Inputs) -> dict:
     f, ref = m.inception, m.ref
     return {"fid": frechet_distance(*gaussian_stats(f), *ref.inception_stats), "kid": kid(f, ref.inception_features),
             "prdc": prdc(f, ref.inception_features, real_radii=ref.inception_radii)}
+
+
+def _chunked(compute, x, with_start: bool = False) -> tuple[np.ndarray, ...]:
+    """compute(rows) -> a tuple of per-row arrays, over x a CHUNK of rows at a time, written into arrays made once:
+    only the outputs of all rows and one chunk's are held, never a list of parts and their concatenation too."""
+    out = None
+    for start in range(0, len(x), CHUNK):
+        parts = compute(x[start : start + CHUNK], start) if with_start else compute(x[start : start + CHUNK])
+        if out is None:
+            out = tuple(np.empty((len(x), *p.shape[1:]), p.dtype) for p in parts)
+        for whole, part in zip(out, parts):
+            whole[start : start + len(part)] = part
+    return out
 
 
 def _memorisation(m: Inputs) -> dict:
@@ -535,8 +549,7 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
-            parts = [ref.network.features_and_logits(x[start : start + CHUNK]) for start in range(0, len(x), CHUNK)]
-            features, logits = (np.concatenate(p) for p in zip(*parts))
+            features, logits = _chunked(lambda rows: ref.network.features_and_logits(rows), x)
     inputs = Inputs(x, features, logits, ref, memorisation_n, progress, label)
     for name in which:
         with _timed(timings, name):
