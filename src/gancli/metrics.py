@@ -63,13 +63,19 @@ def reference_stats(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def gaussian_stats(x) -> tuple[np.ndarray, np.ndarray]:
-    """float64 mean and unbiased (ddof 1) covariance of the rows of x."""
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    """float64 mean and unbiased (ddof 1) covariance of the rows of x, summed over chunks of CHUNK rows: a float64
+    copy of all the features of a large samples file, and its centred copy, would outweigh the features twice over."""
+    x = np.asarray(x).reshape(len(x), -1)
     if len(x) < 2:
         raise GancliError(f"a covariance needs at least 2 points, got {len(x)}")
-    mu = x.mean(axis=0)
-    centred = x - mu
-    return mu, centred.T @ centred / (len(x) - 1)
+    rows = lambda start: x[start : start + CHUNK].astype(np.float64)
+    starts = range(0, len(x), CHUNK)
+    mu = sum(rows(start).sum(axis=0) for start in starts) / len(x)
+    scatter = np.zeros((x.shape[1], x.shape[1]))
+    for start in starts:
+        centred = rows(start) - mu
+        scatter += centred.T @ centred
+    return mu, scatter / (len(x) - 1)
 
 
 def _psd_sqrt(a: np.ndarray) -> np.ndarray:
