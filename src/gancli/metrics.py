@@ -37,6 +37,8 @@ SCORE_SPLITS = 10
 CLASS_MIN_SHARE = 0.01
 COPY_PERCENTILE = 1.0
 N_NOISE_MEMORISATION = 1_000  # noise images searched for their nearest training image (brute force)
+# Samples checked, searched or fed to Inception at once: a samples file is read a chunk at a time, never whole.
+CHUNK = 10_000
 
 
 def parse(which: str | Iterable[str]) -> tuple[str, ...]:
@@ -61,13 +63,19 @@ def reference_stats(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def gaussian_stats(x) -> tuple[np.ndarray, np.ndarray]:
-    """float64 mean and unbiased (ddof 1) covariance of the rows of x."""
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    """float64 mean and unbiased (ddof 1) covariance of the rows of x, summed over chunks of CHUNK rows: a float64
+    copy of all the features of a large samples file, and its centred copy, would outweigh the features twice over."""
+    x = np.asarray(x).reshape(len(x), -1)
     if len(x) < 2:
         raise GancliError(f"a covariance needs at least 2 points, got {len(x)}")
-    mu = x.mean(axis=0)
-    centred = x - mu
-    return mu, centred.T @ centred / (len(x) - 1)
+    rows = lambda start: x[start : start + CHUNK].astype(np.float64)
+    starts = range(0, len(x), CHUNK)
+    mu = sum(rows(start).sum(axis=0) for start in starts) / len(x)
+    scatter = np.zeros((x.shape[1], x.shape[1]))
+    for start in starts:
+        centred = rows(start) - mu
+        scatter += centred.T @ centred
+    return mu, scatter / (len(x) - 1)
 
 
 def _psd_sqrt(a: np.ndarray) -> np.ndarray:
@@ -281,7 +289,13 @@ class Inputs:
 
     @functools.cached_property
     def inception(self) -> np.ndarray:
-        return inception_features(self.ref.inception, self.x, f"Inception features of {self.label}", self.progress)
+        what, n = f"Inception features of {self.label}", len(self.x)
+
+        def features(rows, start):  # the network's input copy (3 channels) is a chunk's, not the whole set's
+            report = None if self.progress is None else (lambda done, _: self.progress(what, start + done, n))
+            return (self.ref.inception.features(rows, progress=report),)
+
+        return _chunked(features, self.x, with_start=True)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,12 +318,28 @@ def _inception(m: Inputs) -> dict:
             "prdc": prdc(f, ref.inception_features, real_radii=ref.inception_radii)}
 
 
+def _chunked(compute, x, with_start: bool = False) -> tuple[np.ndarray, ...]:
+    """compute(rows) -> a tuple of per-row arrays, over x a CHUNK of rows at a time, written into arrays made once:
+    only the outputs of all rows and one chunk's are held, never a list of parts and their concatenation too."""
+    out = None
+    for start in range(0, len(x), CHUNK):
+        parts = compute(x[start : start + CHUNK], start) if with_start else compute(x[start : start + CHUNK])
+        if out is None:
+            out = tuple(np.empty((len(x), *p.shape[1:]), p.dtype) for p in parts)
+        for whole, part in zip(out, parts):
+            whole[start : start + len(part)] = part
+    return out
+
+
 def _memorisation(m: Inputs) -> dict:
     if m.ref.train is None:
         raise GancliError("the reference was built without the training images; build it for memorisation")
     x = m.x[: m.memorisation_n]
-    nearest = m.ref.train.nearest(x, progress=named(m.progress, f"nearest training image of {len(x):,} {m.label}"))
-    return memorisation(nearest[1], m.ref.test_nearest)
+    # A chunk at a time: the search copies and centres its queries, which for a samples file would be all of it.
+    report = named(m.progress, f"nearest training image of {len(x):,} {m.label}")
+    distances = [m.ref.train.nearest(x[start : start + CHUNK], progress=within(report, start, len(x)))[1]
+                 for start in range(0, len(x), CHUNK)]
+    return memorisation(np.concatenate(distances), m.ref.test_nearest)
 
 
 REGISTRY: dict[str, Metric] = {
@@ -459,6 +489,11 @@ def named(progress: Callable[[str, int, int], None] | None, what: str) -> Callab
     return None if progress is None else (lambda done, total: progress(what, done, total))
 
 
+def within(progress: Callable[[int, int], None] | None, start: int, total: int) -> Callable[[int, int], None] | None:
+    """A chunk's progress(done, total) as progress over all `total` rows, the chunk starting at row `start`."""
+    return None if progress is None else (lambda done, _: progress(start + done, total))
+
+
 def inception_features(net, x: np.ndarray, what: str, progress=None) -> np.ndarray:
     """The Inception features of images, reporting progress(what, done, total) per batch."""
     return net.features(x, progress=named(progress, what))
@@ -496,20 +531,37 @@ def cached_inception_features(ref: FeatureReference, test: np.ndarray, data_dir,
 
 def check_images(samples, source: str = "samples", shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """Samples as float32 (N, *shape) in [0, 1], or GancliError saying what is wrong; shape is the shipped
-    networks' 28x28 unless the Inception network alone reads them."""
+    networks' 28x28 unless the Inception network alone reads them. Checked CHUNK rows at a time; float32 samples
+    come back as a view, so a memory-mapped file is never read whole."""
     x = np.asarray(samples)
     if x.ndim < 1 or len(x) == 0:
         raise GancliError(f"{source}: no samples")
     if x.size != len(x) * math.prod(shape):
         size = "x".join(map(str, shape[:-1] if shape[-1] == 1 else shape))  # 28x28 for one channel
         raise GancliError(f"{source}: the feature network takes {size} images, got samples shaped {x.shape[1:]}")
-    x = x.reshape(len(x), *shape).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise GancliError(f"{source}: samples contain NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
+    x = x.reshape(len(x), *shape)
+    lo, hi = np.inf, -np.inf
+    for start in range(0, len(x), CHUNK):
+        rows = x[start : start + CHUNK].astype(np.float32, copy=False)
+        if not np.isfinite(rows).all():
+            raise GancliError(f"{source}: samples contain NaN or inf")
+        lo, hi = min(lo, float(rows.min())), max(hi, float(rows.max()))
     if lo < 0.0 or hi > 1.0:
         raise GancliError(f"{source}: the feature network takes pixels in [0, 1], got [{lo:g}, {hi:g}]")
-    return x
+    return x.astype(np.float32, copy=False)
+
+
+def kept_bytes(which) -> int:
+    """Bytes measure keeps per sample beyond the chunk it reads: features, logits, nearest-image distances."""
+    from gancli.feature_nets import FeatureNet
+    from gancli.feature_nets.inception import DIMS
+
+    which = parse(which)
+    shipped = any(REGISTRY[name].network == "shipped" for name in which)
+    per = 4 * (FeatureNet.n_features + FeatureNet.n_classes) if shipped else 0
+    per += 4 * DIMS if "inception" in which else 0
+    per += 16 if "memorisation" in which else 0  # index and distance of each sample's nearest training image
+    return per
 
 
 def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples", timings: dict | None = None,
@@ -518,14 +570,17 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
     on the first memorisation_n samples when given."""
     which = parse(which)
     shipped = any(REGISTRY[name].network == "shipped" for name in which)
-    x = check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
+    # Noise made here is in [0, 1] by construction, and made a chunk at a time as it is read.
+    x = samples if isinstance(samples, NoiseImages) else check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
     row: dict = {"label": label, "n": len(x)}
     features = logits = None
     if shipped:
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
-            features, logits = ref.network.features_and_logits(x, named(progress, f"features of {label}"))
+            report = named(progress, f"features of {label}")
+            features, logits = _chunked(
+                lambda rows, start: ref.network.features_and_logits(rows, within(report, start, len(x))), x, with_start=True)
     inputs = Inputs(x, features, logits, ref, memorisation_n, progress, label)
     for name in which:
         with _timed(timings, name):
@@ -536,6 +591,33 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
 def noise_images(n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """n images of independent uniform [0, 1] pixels: the useless generator of the calibration."""
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+class NoiseImages:
+    """noise_images(n, seed, shape), made as its rows are read (x[a:b]) instead of whole: the calibration of a
+    samples file of many gigabytes needs as many noise images. The generator's stream does not depend on how it is
+    cut, so any slicing gives noise_images' pixels; a slice before the last one read starts the stream again."""
+
+    def __init__(self, n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE):
+        self.n, self.seed, self.shape = n, seed, (n, *shape)
+        self._rng, self._at = np.random.default_rng(seed), 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.n)
+        if step != 1:
+            raise IndexError("noise images are read in runs of rows")
+        if start < self._at:
+            self._rng, self._at = np.random.default_rng(self.seed), 0
+        while self._at < start:  # skipped rows are drawn and dropped, a chunk at a time
+            skip = min(CHUNK, start - self._at)
+            self._rng.random((skip, *self.shape[1:]), dtype=np.float32)
+            self._at += skip
+        stop = max(start, stop)
+        self._at = stop
+        return self._rng.random((stop - start, *self.shape[1:]), dtype=np.float32)
 
 
 def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0,
@@ -549,7 +631,7 @@ def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0
     rows = {"train": measure(train[:n_train], ref, which, f"{n_train:,} training images", spent, progress=progress)}
     # Noise has no low-dimensional structure to prune the nearest-image search with: a brute-force search
     # of 10,000 would dominate the call, and 1,000 already show that noise copies nothing.
-    rows["noise"] = measure(noise_images(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
+    rows["noise"] = measure(NoiseImages(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
                             memorisation_n=N_NOISE_MEMORISATION, progress=progress)
     if timings is not None:
         timings.update({f"calibration: {k}": v for k, v in spent.items()})

@@ -95,6 +95,13 @@ def watching_signals(fn):
             return fn(*args, **kwargs)
 
     return wrapper
+def _use_file(data_file: Path, data_dir, dataset: str | None = None) -> list[str]:
+    """data.use_file with a bar on stderr while the file is read: a large (or hostile) archive takes a while."""
+    from gancli import data
+    from gancli.cli.progress import WorkBars
+
+    with WorkBars(err_console) as bars:
+        return data.use_file(data_file, data_dir, dataset, progress=bars)
 
 
 @app.command()
@@ -105,14 +112,11 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
     from gancli import data
     from gancli.cli import render
 
-    from gancli.cli.progress import WorkBars
-
     root = data.resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
         raise GancliError(f"--data-dir {root} is a file, not a folder")
     if data_file is not None:
-        with WorkBars(err_console) as bars:
-            data.use_file(data_file, root, progress=bars)
+        _use_file(data_file, root)
     try:
         entries = data.describe(root)
     except OSError as e:  # e.g. a folder in it that cannot be read
@@ -176,7 +180,7 @@ def train(
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
     from gancli import data, objectives, penalties, per_epoch
-    from gancli.cli.progress import RichReporter, WorkBars
+    from gancli.cli.progress import RichReporter
 
     parallel.start(distributed)  # before anything touches a device
 
@@ -206,8 +210,7 @@ def train(
     config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
     reporter = RichReporter(console, config.epochs, config.optimizer.name)
     if data_file is not None:
-        with WorkBars(console) as bars:
-            data.use_file(data_file, data_dir, config.dataset, progress=bars)
+        _use_file(data_file, data_dir, config.dataset)
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
@@ -288,9 +291,7 @@ def sample(
     check_count(count, "--n")
     dirs = rundir.find_runs(ckpt)
     if data_file is not None and nearest:
-        from gancli import data
-
-        data.use_file(data_file, data_dir)
+        _use_file(data_file, data_dir)
     # Restore every seed, check every output path and load the training data before drawing anything.
     plan = []
     train_sets: dict[str, object] = {}
