@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gancli.data import generic, prepared, reading, user_files
+from gancli.data import generic, image_sets, prepared, reading, user_files
 from gancli.data.registry import DATASETS, ArrayDataset
 from gancli.errors import GancliError
 
@@ -37,7 +37,8 @@ def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tu
     return generic.load(name, split, generic.find(name, root, sorted(DATASETS)))
 
 
-_DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None}
+_DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None,
+             "preprocessing": None}
 
 
 def _entry(name: str, description: str, info: dict) -> dict:
@@ -75,7 +76,7 @@ def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     keys = ("source", "sha256", "splits", "version", "state", "path")
     scale = None if isinstance(DATASETS.get(name), ArrayDataset) else reading.PIXEL_SCALE  # toy sets are not pixels
     out = {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}
-    if preprocessing := getattr(DATASETS.get(name), "preprocessing", None):
+    if preprocessing := getattr(DATASETS.get(name), "preprocessing", None) or entry.get("preprocessing"):
         out["preprocessing"] = preprocessing
     return out
 
@@ -84,3 +85,31 @@ def use_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
     """Build the dataset a user's file holds (CIFAR-10's python release, a TFD .mat) into the data dir, once; the
     names of the datasets it serves. With dataset, the file must be one for it."""
     return user_files.use_file(path, resolve_data_dir(data_dir), dataset)
+
+
+def use_folder(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, image_size: int = 64,
+               channels: int | None = None, strict: bool = False) -> str:
+    """Build a folder of images into the data dir (once per content: gancli.data.image_sets); the dataset name to
+    train, sample and evaluate with."""
+    return image_sets.use_folder(path, resolve_data_dir(data_dir), image_size, channels, strict)
+
+
+def is_folder_argument(text: str) -> bool:
+    """Whether a dataset argument names a folder of images rather than a dataset."""
+    return image_sets.is_folder_argument(text)
+
+
+FOLDER_IMAGE_SIZE = 64  # a folder's side when --image-size is not given: DCGAN's classic size
+
+
+def dataset_argument(text: str | None, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
+                     channels: int | None = None, strict: bool = False) -> str | None:
+    """The dataset name a command line's dataset argument trains on: a folder is built first (image_size, channels
+    and strict apply to it); a name is returned as it is. GancliError for image options without a folder."""
+    if text is not None and is_folder_argument(text):
+        return use_folder(text, data_dir, image_size or FOLDER_IMAGE_SIZE, channels, strict)
+    given = [flag for flag, v in (("--image-size", image_size), ("--channels", channels), ("--strict", strict)) if v]
+    if given:
+        what = f"the dataset {text!r}" if text else "a run without a dataset argument"
+        raise GancliError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a folder of images, not to {what}")
+    return text

@@ -37,14 +37,17 @@ def load(name: str, split: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def info(name: str, path: Path) -> dict:
-    """Where a prepared dataset stands; TFDS records no source checksums we could show."""
+    """Where a prepared dataset stands: the source and digests gancli's image builds record (gancli.data.image_sets);
+    TFDS records no source checksums for the rest."""
     builder = prepared.open_prepared(path)
     problem = reading.format_problem(builder)
+    meta = dict(builder.info.metadata or {})
     return {
         "state": "unavailable" if problem else "ready",
         "splits": {s: v.num_examples for s, v in builder.info.splits.items()},
-        "source": f"TFDS dataset prepared at {path}",
-        "sha256": {},
+        "source": meta.get("source") or f"TFDS dataset prepared at {path}",
+        "sha256": dict(meta.get("sha256") or {}),
+        "preprocessing": meta.get("preprocessing"),
         "version": str(builder.info.version),
         "path": str(path),
         "hint": problem,
