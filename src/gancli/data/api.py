@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gancli.data import generic, image_sets, prepared, reading, user_files
+from gancli.data import catalog, generic, image_sets, prepared, reading, user_files
 from gancli.data.registry import DATASETS, ArrayDataset
 from gancli.errors import GancliError
 
@@ -34,7 +34,8 @@ def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tu
         if split not in ds.splits:
             raise GancliError(f"unknown split {split!r} for {name}; choose from {', '.join(ds.splits)}")
         return ds.load(split, root)
-    return generic.load(name, split, generic.find(name, root, sorted(DATASETS)))
+    tname = catalog.catalog_name(name)
+    return generic.load(tname, split, generic.find(tname, root, sorted(DATASETS)))
 
 
 _DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None,
@@ -72,7 +73,8 @@ def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     if ds := DATASETS.get(name):
         entry = _entry(name, ds.description, ds.info(root))
     else:
-        entry = _entry(name, "prepared TFDS dataset", generic.info(name, generic.find(name, root, sorted(DATASETS))))
+        tname = catalog.catalog_name(name)
+        entry = _entry(name, "prepared TFDS dataset", generic.info(tname, generic.find(tname, root, sorted(DATASETS))))
     keys = ("source", "sha256", "splits", "version", "state", "path")
     scale = None if isinstance(DATASETS.get(name), ArrayDataset) else reading.PIXEL_SCALE  # toy sets are not pixels
     out = {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}
@@ -103,13 +105,23 @@ FOLDER_IMAGE_SIZE = 64  # a folder's side when --image-size is not given: DCGAN'
 
 
 def dataset_argument(text: str | None, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
-                     channels: int | None = None, strict: bool = False) -> str | None:
-    """The dataset name a command line's dataset argument trains on: a folder is built first (image_size, channels
-    and strict apply to it); a name is returned as it is. GancliError for image options without a folder."""
+                     channels: int | None = None, strict: bool = False, download: bool = False) -> str | None:
+    """The dataset name a command line's dataset argument trains on. A folder is built first (image_size, channels
+    and strict apply to it); a TFDS catalog name is prepared first with download and resized with image_size
+    (gancli.data.catalog); any other name is returned as it is, and found when loaded. GancliError for options that
+    do not apply."""
     if text is not None and is_folder_argument(text):
+        if download:
+            raise GancliError("--download applies to a TFDS catalog dataset, not to a folder")
         return use_folder(text, data_dir, image_size or FOLDER_IMAGE_SIZE, channels, strict)
-    given = [flag for flag, v in (("--image-size", image_size), ("--channels", channels), ("--strict", strict)) if v]
+    if text is not None and text not in DATASETS and (image_size is not None or channels is not None or download):
+        if strict:
+            raise GancliError("--strict applies to a folder of images")
+        return catalog.use(text, resolve_data_dir(data_dir), image_size, channels, download)
+    given = [flag for flag, v in (("--image-size", image_size), ("--channels", channels), ("--strict", strict),
+                                  ("--download", download)) if v]
     if given:
-        what = f"the dataset {text!r}" if text else "a run without a dataset argument"
-        raise GancliError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a folder of images, not to {what}")
+        what = f"gancli's own {text!r}" if text else "a run without a dataset argument"
+        raise GancliError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a folder of images or a TFDS "
+                          f"catalog dataset, not to {what}" + (f" (tfds:{text} is the catalog's)" if text else ""))
     return text

@@ -47,23 +47,29 @@ def _read_raw(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _keys(builder) -> tuple[str, str | None]:
-    """The image feature's key and the label's (None when the dataset has no labels)."""
+def image_and_label_keys(builder) -> tuple[str, str | None]:
+    """The image feature's key (the first Image feature; else "image" or the supervised input) and the label's (the
+    supervised label or "label" when a ClassLabel, else the first ClassLabel; None when the dataset has none)."""
     features = builder.info.features
     supervised = builder.info.supervised_keys or ()
-    candidates = ["image", *[k for k in supervised[:1] if isinstance(k, str)]]
-    image = next((k for k in candidates if k in features), None)
+    named = [k for k in features.keys()]
+    image = next((k for k in named if isinstance(features[k], tfds.features.Image)), None)
     if image is None:
-        raise GancliError(f"{builder.name} has no image feature (features: {', '.join(features.keys())})")
-    label = next((k for k in ["label", *supervised[1:2]] if isinstance(k, str) and k in features), None)
-    return image, label
+        candidates = ["image", *[k for k in supervised[:1] if isinstance(k, str)]]
+        image = next((k for k in candidates if k in features), None)
+    if image is None:
+        raise GancliError(f"{builder.name} has no image feature (features: {', '.join(named)})")
+    preferred = [k for k in [*supervised[1:2], "label"] if isinstance(k, str) and k in features]
+    labels = [k for k in [*preferred, *named] if isinstance(features[k], tfds.features.ClassLabel)]
+    fallback = next(iter(preferred), None)  # a label that is not a ClassLabel, as before
+    return image, labels[0] if labels else fallback
 
 
 def _read_decoded(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Read through TFDS's own decoding, for datasets gancli did not build (e.g. encoded Image features)."""
-    image_key, label_key = _keys(builder)
+    image_key, label_key = image_and_label_keys(builder)
     if None in builder.info.features[image_key].shape:
-        raise GancliError(f"{builder.name} images vary in size; gancli needs one fixed image shape")
+        raise GancliError(f"{builder.name} images vary in size: pass --image-size to train on them centre-cropped and resized")
     source = builder.as_data_source(split)
     n = len(source)
     images, labels = [], []
