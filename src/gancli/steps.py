@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import augment, models, objectives, optim, penalties, spectral, streams
+from gancli import augment, models, objectives, optim, penalties, pixels, spectral, streams
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
@@ -61,6 +61,9 @@ class Game:
     n_train: int
     # (stream name, the training examples it draws from) for each stream that draws from part of the set (streams.pools)
     pools: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # How the training images lie on the device: "uint8" bytes (gancli.pixels.pack), made float32 k/255 as each
+    # batch is gathered, or "float32" as they are
+    data_dtype: str = "float32"
 
     @property
     def iters_per_epoch(self) -> int:
@@ -405,7 +408,12 @@ def chunk(game: Game, state, data, length: int, batch_sharding=None):
     epoch_key = lambda stream: jax.random.fold_in(jax.random.fold_in(state["key"], stream), epoch)
     order = jax.random.permutation(epoch_key(ORDER), game.n_train)
     drawn = [(s, s.prepare(game, epoch_key(s.order))) for s in game.streams]
-    take = lambda at, steps: jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), data)
+
+    def take(at, steps):
+        batch = jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), data)
+        if batch["image"].dtype == jnp.uint8:  # bytes to to_unit's floats, exactly (gancli.pixels)
+            batch["image"] = jnp.asarray(pixels.TABLE)[batch["image"]]
+        return batch
 
     def body(state, _):
         i = state["step"] % game.iters_per_epoch
@@ -423,7 +431,7 @@ def data_spec(game: Game, rows: int | None = None) -> dict:
     """Shapes and dtypes of the training data as the compiled chunk takes it (rows: with padding, if any)."""
     rows = game.n_train if rows is None else rows
     return {
-        "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.float32),
+        "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.dtype(game.data_dtype)),
         "label": jax.ShapeDtypeStruct((rows,), jnp.int32),
     }
 
@@ -458,7 +466,8 @@ FIRST = ("d_loss", "g_loss", "d_real", "d_fake")
 def iteration_spec(game: Game) -> dict:
     """Shapes and dtypes of the batches one iteration takes (what `iteration` is traced with)."""
     c = game.config
-    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), data_spec(game))
+    as_seen = dataclasses.replace(game, data_dtype="float32")  # a batch's images are float whatever the data's dtype
+    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), data_spec(as_seen))
     batches = per_step(c.k)
     for stream in game.streams:
         batches[stream.name] = per_step(stream.batches(c))

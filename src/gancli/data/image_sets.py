@@ -203,7 +203,8 @@ def _decode(root: Path, f: FolderFile):
             image.load()
         return image, None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError or its own for damaged files
-        return None, " ".join(str(e).split())[:120] or type(e).__name__
+        why = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", " ".join(str(e).split()))  # not the buffer's address
+        return None, why[:120] or type(e).__name__
 
 
 def _labels(files: list[FolderFile]) -> tuple[list[str], list[int]]:

@@ -8,12 +8,10 @@ from tensorflow_datasets.core import decode
 from tensorflow_datasets.proto import tf_example_pb2
 
 from gancli.data.prepared import one_line
+from gancli.pixels import PIXEL_SCALE, to_unit  # noqa: F401  (data's names for them)
 from gancli.errors import GancliError
 
 _CHUNK = 8192
-# Every byte-valued image set is k/255, as pylearn2's read_mnist_images gave the paper's code (and its
-# Parzen script). The classic mnist.pkl.gz stores k/256, which raises every Parzen figure by about 3 nats.
-PIXEL_SCALE = 255.0
 
 
 def _is_raw_uint8_images(features) -> bool:
@@ -99,13 +97,6 @@ def format_problem(builder) -> str | None:
         f"{builder.name} is prepared as {stored}, which gancli cannot read without TensorFlow; "
         f"rebuild it with `tfds build {builder.name} --file_format=array_record`"
     )
-
-
-def to_unit(images: np.ndarray) -> np.ndarray:
-    """uint8 images as float32 pixels k/255 in [0, 1]."""
-    out = images.astype(np.float32)
-    out /= np.float32(PIXEL_SCALE)
-    return out
 
 
 def read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
