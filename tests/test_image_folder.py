@@ -237,7 +237,13 @@ def test_a_prepared_catalog_dataset_is_resized_and_trained_on(tmp_path):
     config = checkpoint.load_run(tmp_path / "run").config
     assert config.dataset == "tfds_beans_8x8x3" and config.preset == "paper"
     images, labels = data.load("tfds_beans_8x8x3", "test", tmp_path / "tfds")
-    assert images.shape == (6, 8, 8, 3) and labels.tolist() == [0, 1, 2, 0, 1, 2]
+    import tensorflow_datasets as tfds
+
+    source = tfds.builder_from_directory(tmp_path / "tfds" / "beans" / "0.1.0").as_data_source("test")
+    rows = [source[i] for i in range(len(source))]  # the catalog's rows in its order, each fitted as a folder's
+    assert images.shape == (6, 8, 8, 3) and labels.tolist() == [int(r["label"]) for r in rows]
+    fitted = np.stack([image_sets.fit(Image.fromarray(r["image"]), 8, 3) for r in rows])
+    assert np.array_equal(images, fitted / np.float32(255))
     assert "TFDS beans 0.1.0" in data.provenance("tfds_beans_8x8x3", tmp_path / "tfds")["source"]
 
 
