@@ -178,6 +178,10 @@ def test_one_tiny_conditional_epoch_on_a_folder(folder, tmp_path):
     assert meta["data_shape"] == [8, 8, 3] and meta["provenance"]["sha256"]
     again = invoke("train", root, "--image-size", 8, "--conditional", "--data-dir", tmp_path / "tfds", "--ckpt", run, "--epochs", 1, *SMALL)
     assert again.exit_code == 0 and "already trained to epoch 1" in " ".join(again.output.split())
+    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(root / "dogs" / "added.png")
+    changed = invoke("train", root, "--image-size", 8, "--conditional", "--data-dir", tmp_path / "tfds", "--ckpt", run, "--epochs", 2, *SMALL)
+    assert changed.exit_code == 1 and "has changed since it was built as" in changed.stderr
+    assert f"{run} trains {config.dataset!r}, built from the folder as it was; its files have changed since" in changed.stderr.splitlines()[-1]
 
 
 def test_an_unlabelled_folder_refuses_conditional(tmp_path):

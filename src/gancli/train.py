@@ -102,6 +102,11 @@ def resolve_config(
         stored = with_overrides(stored, seed=stored.seed - int(runs[0].name[5:]), seeds=len(runs))
     asked = with_overrides(stored, **overrides)
     if dataset is not None and dataset != stored.dataset:
+        same_folder = dataset.startswith("folder_") and dataset.rsplit("_", 1)[0] == stored.dataset.rsplit("_", 1)[0]
+        if same_folder:  # the name's last part is the folder's digest (gancli.data.image_sets)
+            raise GancliError(f"{ckpt_dir} trains {stored.dataset!r}, built from the folder as it was; its files have "
+                              f"changed since (now {dataset!r}): resume without the folder argument to go on with the "
+                              "images it was trained on, or choose another --ckpt")
         raise GancliError(f"{ckpt_dir} trains {stored.dataset!r}, not {dataset!r}: choose another --ckpt")
     if preset_name is not None and preset_name != stored.preset:
         raise GancliError(f"{ckpt_dir} was trained with preset {stored.preset!r}, not {preset_name!r}")

@@ -55,7 +55,8 @@ def describe(data_dir: str | os.PathLike | None = None) -> list[dict]:
     for name, path in prepared.list_prepared(root).items():
         if name.split("/")[0] not in own and name not in DATASETS:
             info = _info_or_problem(lambda p: generic.info(name, p), path)
-            entries.append(_entry(name, "prepared TFDS dataset", info))
+            kind = {image_sets.FOLDER_PREFIX: "image folder built by gancli", catalog.RESIZED_PREFIX: "TFDS catalog dataset resized by gancli"}
+            entries.append(_entry(name, next((v for k, v in kind.items() if name.startswith(k)), "prepared TFDS dataset"), info))
     return entries
 
 
