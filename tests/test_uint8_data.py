@@ -109,3 +109,17 @@ def test_mnist_trains_bit_for_bit_as_on_float32(mnist_data_dir, monkeypatch, tmp
     for record, mean in zip(logged, means):
         for key in ("d_loss", "g_loss", "d_real", "d_fake"):
             assert record[key] == pytest.approx(mean[key], abs=1.5e-6), key
+
+
+def test_bytes_stay_bytes_when_padded_for_a_mesh():
+    """A mesh pads the training set to rows its devices divide: the padding is bytes too, never a float32 copy."""
+    from types import SimpleNamespace
+
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+    placement = SimpleNamespace(data_rows=lambda n: n + 3, data_sharding=NamedSharding(mesh, PartitionSpec()))
+    images = np.arange(5 * 4 * 4, dtype=np.uint8).reshape(5, 4, 4, 1)
+    placed = parallel.place_data(placement, images, np.arange(5))
+    assert placed["image"].dtype == jnp.uint8 and placed["image"].shape == (8, 4, 4, 1)
+    assert np.array_equal(np.asarray(placed["image"])[:5], images) and not np.asarray(placed["image"])[5:].any()
