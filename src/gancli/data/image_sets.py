@@ -315,7 +315,7 @@ def use_folder(path, data_dir: Path, size: int, channels: int | None = None, str
     }
     source = (f"image folder {root} ({len(folder.files)} image files, {len(kept)} used; sha256 over the sorted "
               f"(relative path, size, sha256) list)")
-    rows = ImageRows(splits, source, {"folder (sorted path, size, sha256 list)": digest}, meta)
+    rows = ImageRows(splits, source, {"folder digest": digest}, meta)
     builder = make_builder(name, (size, size, channels), classes, rows, data_dir)
     prepared.build(builder, f"{name} from {root}")
     return name
