@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24; Rich would fix the CLI's width from them when it is
+# imported and ignore the COLUMNS each test passes to CliRunner.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 # A stalled registry costs the suite at most this long once, instead of pip's full backstop.
 FETCH_LIMIT_S = 120.0
 
@@ -27,6 +32,11 @@ def only_one_worker(root: Path):
     with open(root / ".tests.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """-n auto: one worker per core up to four; each worker holds its own JAX, compiled programs and fixtures."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def prepare_real_mnist(root: Path) -> Path:

@@ -1,9 +1,13 @@
 """What several test files share: the paper's model shrunk to seconds, 200 random 4x4 images to train it on, a
-stand-in for the TFDS-backed loader, a reporter that signals a run mid-way, and comparisons of parameter trees."""
+stand-in for the TFDS-backed loader, `gancli` in another process on them, a reporter that signals a run mid-way, and
+comparisons of parameter trees."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -23,6 +27,26 @@ images = (np.random.default_rng(0).integers(0, 256, (200, 4, 4, 1)) / 256).astyp
 data.load = lambda name, split, data_dir=None: (images, np.zeros(200, np.int64))
 data.provenance = lambda name, data_dir=None: {"dataset": name, "source": "test"}
 """
+
+
+def gancli_program(*hooks: str) -> str:
+    """A stand-in for `gancli` in another process, on FAKE_DATA's 200 images; hooks: Python run before the command
+    (wrapping a library function, say)."""
+    return FAKE_DATA + "".join(hooks) + "from gancli.cli import app\napp(prog_name='gancli')\n"
+
+
+def start_gancli(program: str, *args) -> subprocess.Popen:
+    """`gancli *args` (by gancli_program) started in another process, its stdout and stderr piped as text."""
+    return subprocess.Popen([sys.executable, "-c", program, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(proc: subprocess.Popen, condition, seconds: float = 120) -> None:
+    """Poll condition() until it holds; fails the test with proc's output if proc ends or the time runs out first."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
 
 
 def tiny(**more):

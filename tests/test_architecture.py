@@ -11,7 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gancli"
 
 # Lowest first. A module belongs to the first entry that is it or a package above it.
 LAYERS = (
-    ("base", ("gancli.errors", "gancli.files", "gancli.images", "gancli.knn", "gancli.pixels")),
+    ("base", ("gancli.errors", "gancli.files", "gancli.images", "gancli.knn", "gancli.pixels", "gancli.events",
+              "gancli.stops")),
     ("config", ("gancli.config",)),
     ("data", ("gancli.data",)),
     ("objectives", ("gancli.objectives",)),
@@ -21,8 +22,8 @@ LAYERS = (
     ("sampling", ("gancli.sampling",)),
     ("evaluation", ("gancli.parzen", "gancli.feature_nets", "gancli.metrics", "gancli.judge", "gancli.semi_supervised",
                     "gancli.per_epoch")),
-    ("reports", ("gancli.report",)),
-    ("runners", ("gancli.evaluate", "gancli.inspection")),
+    ("reports", ("gancli.report", "gancli.html_report")),
+    ("runners", ("gancli.evaluate", "gancli.inspection", "gancli.compare")),
     ("cli", ("gancli.cli",)),
 )
 

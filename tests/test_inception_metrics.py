@@ -19,12 +19,16 @@ CUT = {"train": 20, "test": 20}
 
 
 @pytest.fixture(scope="module")
-def tiny_mnist(mnist_data_dir, inception_wheel):
-    """The real MNIST cut to CUT, in a data dir that holds the cached Inception wheel."""
+def tiny_mnist(mnist_data_dir, inception_wheel, tmp_path_factory):
+    """The real MNIST cut to CUT, in a data dir of this module's own that holds the cached Inception wheel: the
+    shared one's kept references are written by tests running beside these (pytest -n)."""
+    root = tmp_path_factory.mktemp("data")
+    for entry in ("downloads", "gancli_mnist"):
+        (root / entry).symlink_to(mnist_data_dir / entry)
     load = data.load
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(data, "load", lambda name, split, data_dir=None: tuple(a[: CUT.get(split)] for a in load(name, split, data_dir)))
-        yield mnist_data_dir
+        yield root
 
 
 def ours(cache) -> list:

@@ -338,3 +338,42 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
     assert abs(same["mean"]) < 3 * same["std"] and shifted["mean"] > 10 * max(same["std"], abs(same["mean"]))
     with pytest.raises(GancliError, match="at least 2 points"):
         metrics.kid(a[:1], b)
+
+
+def test_a_samples_file_measured_in_chunks_gives_the_one_shot_numbers(small_mnist, tmp_path, monkeypatch):
+    """Issue 35, 6: a samples file is read from its memory map a chunk at a time (checked, fed to the network,
+    searched, and for Parzen prepared on the device chunk by chunk); chunks of 64 of 300 samples give the numbers
+    of one chunk."""
+    from gancli import data, parzen
+
+    samples = np.clip(data.load("mnist", "validation", small_mnist)[0][:300] + 0.02, 0.0, 1.0)
+    np.save(tmp_path / "s.npy", samples.reshape(300, -1))  # the flat layout, read back as 28x28
+    which = ("fid", "fid_logits", "score", "prdc", "classes", "memorisation")
+
+    def run(chunk: int, out: str) -> dict:
+        monkeypatch.setattr(parzen, "SAMPLE_CHUNK", chunk)
+        monkeypatch.setattr(metrics, "CHUNK", chunk)
+        result = evaluate.evaluate_samples(tmp_path / "s.npy", [evaluate.Parzen(n_valid=100), evaluate.Metrics(which)],
+                                           data_dir=small_mnist, out=tmp_path / out)
+        return {kind: ev.models[0] for kind, ev in result.items()} | {"cal": result["metrics"].calibration}
+
+    whole, chunked = run(10_000, "whole"), run(64, "chunked")
+    for key in ("valid_ll", "mean", "stderr", "sigma"):
+        np.testing.assert_allclose(chunked["parzen"][key], whole["parzen"][key], rtol=1e-6)
+    assert chunked["parzen"]["n_samples"] == 300 and chunked["parzen"]["dim"] == 784
+    flat = lambda row: {k: v for k, v in metrics.scalars(row).items()}
+    assert flat(chunked["metrics"]).keys() == flat(whole["metrics"]).keys() and len(flat(whole["metrics"])) >= 8
+    for key, value in flat(whole["metrics"]).items():
+        np.testing.assert_allclose(flat(chunked["metrics"])[key], value, rtol=1e-6, err_msg=key)
+    assert chunked["metrics"]["memorisation"] == whole["metrics"]["memorisation"]
+    for row in ("train", "noise"):  # the noise row's 300 images are made a chunk at a time too
+        for key, value in flat(whole["cal"][row]).items():
+            np.testing.assert_allclose(flat(chunked["cal"][row])[key], value, rtol=1e-6, err_msg=f"{row} {key}")
+
+
+def test_noise_images_made_as_they_are_read_are_the_noise_images():
+    whole = metrics.noise_images(70, seed=3, shape=(4, 4, 1))
+    lazy = metrics.NoiseImages(70, seed=3, shape=(4, 4, 1))
+    assert len(lazy) == 70 and lazy.shape == whole.shape
+    for rows in (slice(0, 10), slice(10, 35), slice(50, 70), slice(5, 20), slice(None, 1000), slice(69, None)):
+        np.testing.assert_array_equal(lazy[rows], whole[rows])

@@ -96,6 +96,20 @@ def test_protocol_chooses_sigma_on_validation_and_reports_test(small):
     assert r.to_dict()["sigmas"] == list(sigmas)
 
 
+def test_samples_go_to_the_device_a_chunk_at_a_time_and_give_the_one_chunk_numbers(small, monkeypatch):
+    """Issue 35, 6: a samples file of gigabytes was copied to the device whole, then centred and transposed there
+    (10 GB of RSS for a 2 GB file); each point's logsumexp is now summed over chunks of the samples."""
+    mu, valid, test = small
+    whole = parzen.protocol(mu, valid, test, parzen.PAPER_SIGMAS)
+    prepared, prepare = [], parzen._prepare
+    monkeypatch.setattr(parzen, "_prepare", lambda m, c: prepared.append(m.shape) or prepare(m, c))
+    chunked = parzen.protocol(mu, valid, test, parzen.PAPER_SIGMAS, chunk=64)
+    assert prepared == [(64, 16), (64, 16), (64, 16), (8, 16)] * 2  # 200 samples; the validation pass, then the test's
+    np.testing.assert_allclose(chunked.valid_ll, whole.valid_ll, rtol=1e-6)
+    assert (chunked.sigma, chunked.n_samples) == (whole.sigma, 200)
+    assert chunked.mean == pytest.approx(whole.mean, rel=1e-6) and chunked.stderr == pytest.approx(whole.stderr, rel=1e-5)
+
+
 def test_image_shaped_inputs_are_flattened(small):
     mu, valid, test = small
     flat = parzen.protocol(mu, valid, test, (0.2, 0.4))
@@ -138,7 +152,7 @@ def test_empty_inputs_are_an_error(small):
 def test_distances_ask_for_highest_precision():
     # On GPU/TPU the default matmul precision is TF32/bf16; the kernel must ask for full float32 explicitly.
     x, mu = np.zeros((4, 8), np.float32), np.zeros((6, 8), np.float32)
-    prepared = parzen._prepare(mu)
+    prepared = parzen._prepare(mu, mu.mean(axis=0))
     text = parzen._logsumexp_grid.lower(x, *prepared, np.ones(2, np.float32), rows=2).as_text()
     dots = [line for line in text.splitlines() if "dot_general" in line]
     assert dots and all("precision = [HIGHEST, HIGHEST]" in line for line in dots)

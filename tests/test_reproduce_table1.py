@@ -35,7 +35,9 @@ def reproduce(tmp_path: Path, epochs: int) -> subprocess.CompletedProcess:
     wrapper.write_text(f'#!/usr/bin/env bash\nexec {sys.executable} {program} "$@"\n')
     wrapper.chmod(0o755)
     env = {**os.environ, "CKPT": str(tmp_path / "run"), "PRESET": "paper-lr-ema", "EPOCHS": str(epochs), "EVERY": "1",
-           "SEEDS": "2", "GANCLI": str(wrapper)}
+           "SEEDS": "2", "GANCLI": str(wrapper),
+           # the script's python3 is the one running the tests, also from a virtual environment not activated
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(["bash", str(ROOT / "examples" / "reproduce_table1.sh")], env=env, capture_output=True,
                           text=True, timeout=600)
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -29,7 +28,7 @@ runner = CliRunner()
 DAMAGED = r"its state files are damaged \(\w+\)"  # the type is Orbax's, and depends on which file broke
 
 # A stand-in for `gancli` in another process, on the same 200 images as the tests.
-GANCLI = FAKE_DATA + "from gancli.cli import app\napp(prog_name='gancli')\n"
+GANCLI = helpers.gancli_program()
 
 
 def tiny(**more):
@@ -173,13 +172,9 @@ def test_the_cli_says_one_line_and_exits_128_plus_the_signal(copy_of, monkeypatc
 
 def test_sigterm_from_outside_saves_and_exits_143(copy_of):
     run = copy_of()
-    proc = subprocess.Popen([sys.executable, "-c", GANCLI, "train", "--ckpt", str(run), "--epochs", "100000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = helpers.start_gancli(GANCLI, "train", "--ckpt", run, "--epochs", 100000)
     try:
-        deadline = time.monotonic() + 120
-        while len((run / "metrics.jsonl").read_text().splitlines()) < 4:  # it is in its loop: two epochs done
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
+        helpers.wait_until(proc, lambda: len((run / "metrics.jsonl").read_text().splitlines()) >= 4)  # in its loop: two epochs done
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:

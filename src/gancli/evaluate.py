@@ -123,8 +123,11 @@ def _check_header(f, size: int, where: str) -> tuple[tuple[int, ...], np.dtype] 
     return shape, dtype
 
 
-def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_range: bool = True) -> np.ndarray:
-    """Samples as float32 (N, *example_shape), or GancliError naming what is wrong with them."""
+def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_range: bool = True,
+                  chunk: int | None = None) -> np.ndarray:
+    """Samples as float32 (N, *example_shape), or GancliError naming what is wrong with them. They are checked
+    `chunk` rows at a time (default parzen.SAMPLE_CHUNK), and float32 samples come back as a view: a memory-mapped
+    file is never read whole."""
     samples = np.asarray(samples)
     if not (np.issubdtype(samples.dtype, np.floating) or np.issubdtype(samples.dtype, np.integer)):
         raise GancliError(f"{source}: samples must be numbers, got dtype {samples.dtype}")
@@ -138,17 +141,25 @@ def check_samples(samples, example_shape: tuple[int, ...], source: str, unit_ran
         accepted.add(example_shape[:-1])
     if shape not in accepted:
         raise GancliError(f"{source}: each sample has shape {shape}, but the reference data's is {example_shape}")
-    given = samples
-    samples = samples.reshape((samples.shape[0], *example_shape)).astype(np.float32, copy=False)
-    if not np.isfinite(samples).all():
-        bad = int(np.count_nonzero(~np.isfinite(samples).reshape(len(samples), -1).all(axis=1)))
-        if np.issubdtype(given.dtype, np.floating) and np.isfinite(given).all():
-            raise GancliError(f"{source}: {bad} of {len(samples)} samples hold values beyond float32's ±3.4e38")
-        raise GancliError(f"{source}: {bad} of {len(samples)} samples contain NaN or inf")
-    lo, hi = float(samples.min()), float(samples.max())
+    n, chunk = samples.shape[0], max(1, parzen.SAMPLE_CHUNK if chunk is None else chunk)
+    shaped = samples.reshape((n, *example_shape))
+    lo, hi, bad, beyond = np.inf, -np.inf, 0, np.issubdtype(samples.dtype, np.floating)
+    for start in range(0, n, chunk):
+        given = shaped[start : start + chunk]
+        rows = given.astype(np.float32, copy=False)
+        finite = np.isfinite(rows).reshape(len(rows), -1).all(axis=1)
+        if not finite.all():
+            bad += int(np.count_nonzero(~finite))
+            beyond = beyond and bool(np.isfinite(given).all())
+        elif not bad:
+            lo, hi = min(lo, float(rows.min())), max(hi, float(rows.max()))
+    if bad:
+        if beyond:
+            raise GancliError(f"{source}: {bad} of {n} samples hold values beyond float32's ±3.4e38")
+        raise GancliError(f"{source}: {bad} of {n} samples contain NaN or inf")
     if unit_range and (lo < 0.0 or hi > 1.0):
         raise GancliError(f"{source}: sample values must lie in [0, 1] like the data, got [{lo:g}, {hi:g}]")
-    return samples
+    return shaped.astype(np.float32, copy=False)
 
 
 # The paper's parzen_ll.py chose sigma on the first 1,000 MNIST validation images but on all of TFD's valid fold.
@@ -169,9 +180,9 @@ def load_reference(dataset: str, n_valid: int | None, data_dir=None) -> ParzenDa
     return ParzenData(dataset, np.asarray(valid[:n_valid]), np.asarray(test), data_dir)
 
 
-def _score(label: str, source, samples, ref: ParzenData, sigmas, epoch=None, step=None) -> dict:
+def _score(label: str, source, samples, ref: ParzenData, sigmas, epoch=None, step=None, progress=None) -> dict:
     """One model's Parzen entry: its identity and its protocol result."""
-    result = parzen.protocol(samples, ref.valid, ref.test, sigmas)
+    result = parzen.protocol(samples, ref.valid, ref.test, sigmas, progress=progress, label=label)
     entry = {"label": label, "source": str(source), "epoch": epoch, "step": step, **result.to_dict()}
     if ref.dataset == "ring8":  # a mixture with known modes: say which ones the generator covers
         from gancli.data import toy
@@ -209,6 +220,10 @@ class Parzen:
     def check(self, dataset: str, configs) -> None:
         pass
 
+    def kept_bytes(self, dims: int, calibration: bool) -> int:
+        """Bytes held per sample beyond the chunk being read: none, the samples are read chunk by chunk each pass."""
+        return 0
+
     def prepare(self, dataset: str, data_dir, log) -> None:
         self.ref = load_reference(dataset, self.n_valid, data_dir)
 
@@ -222,7 +237,8 @@ class Parzen:
 
     def measure(self, model: Model, samples, extra: dict) -> dict:
         self.log(f"evaluating against {self.ref.dataset}: sigma over {len(self.sigmas)} values, then {len(self.ref.test):,} test images")
-        return {**_score(model.label, model.source, samples, self.ref, self.sigmas, model.epoch, model.step), **extra}
+        return {**_score(model.label, model.source, samples, self.ref, self.sigmas, model.epoch, model.step,
+                         self.progress), **extra}
 
     def calibrate(self, n: int, seed: int, log) -> dict:
         """The protocol with the first n training images as the model, which shows the scale of the numbers."""
@@ -230,7 +246,7 @@ class Parzen:
 
         train = np.asarray(data.load(self.ref.dataset, "train", self.ref.data_dir)[0][:n])
         log(f"calibrating: the same protocol with {len(train):,} real training images as the model")
-        return _score(f"{len(train):,} training images", "train", train, self.ref, self.sigmas)
+        return _score(f"{len(train):,} training images", "train", train, self.ref, self.sigmas, progress=self.progress)
 
     def compose(self, models: list[dict], calibration, info: dict, extra: dict) -> dict:
         protocol = {"sigmas": list(self.sigmas), "n_valid": len(self.ref.valid), "n_test": len(self.ref.test),
@@ -261,6 +277,11 @@ class Metrics:
             self.which = tuple(m for m in self.which if m not in metrics.SHIPPED or dataset in feature_nets.SPECS)
         if any(m in metrics.SHIPPED for m in self.which):
             feature_nets.spec(dataset)  # before reading anything: the dataset must have a network
+
+    def kept_bytes(self, dims: int, calibration: bool) -> int:
+        """Bytes held per sample beyond the chunk being read: the features a metric reads and the nearest-image
+        distances (the calibration's noise images are made a chunk at a time too)."""
+        return metrics.kept_bytes(self.which)
 
     def prepare(self, dataset: str, data_dir, log) -> None:
         from gancli import data
@@ -318,6 +339,9 @@ class Classify:
         for run in runs:
             semi_supervised.check_run(run.config, str(run.path))
 
+    def kept_bytes(self, dims: int, calibration: bool) -> int:
+        return 0  # it reads no samples
+
     def prepare(self, dataset: str, data_dir, log) -> None:
         from gancli import data
 
@@ -337,7 +361,8 @@ class Classify:
                  + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
         predicted = semi_supervised.predict(game, run.state, self.images, self.ema)
         return {**model.identity(), "d_ema": decay, "labels": run.config.labels,
-                "label_seed": run.config.label_seed, **semi_supervised.scores(self.labels, predicted, run.config.n_classes)}
+                "label_seed": run.config.label_seed, "labelled_sha256": run.metadata.get("labelled", {}).get("sha256"),
+                **semi_supervised.scores(self.labels, predicted, run.config.n_classes)}
 
     def calibrate(self, n: int, seed: int, log) -> None:
         return None
@@ -405,8 +430,11 @@ def evaluate_samples(
         if len(raw) < n_samples:
             raise GancliError(f"{path} holds {len(raw)} samples, fewer than --n-samples {n_samples}")
         raw = raw[:n_samples]
-    if raw.ndim > 0:
-        check_memory(len(raw), 4 * math.prod(raw.shape[1:]), f"samples in {path}")  # as float32
+    if raw.ndim > 0:  # what the chunked path holds: what the evaluators keep, and a float32 copy of other dtypes
+        dims = math.prod(raw.shape[1:])
+        kept = sum(ev.kept_bytes(dims, calibration) for ev in evaluators)
+        if need := kept + (0 if raw.dtype == np.float32 else 4 * dims):
+            check_memory(len(raw), need, f"samples in {path}")
     out_dir = out if out is not None else path.parent
     for ev in evaluators:  # every report's files, before any evaluator's work
         report.check_out_dir(out_dir, force, ev.files)

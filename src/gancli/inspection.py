@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
 from gancli import metrics, objectives, parallel, rundir, sampling, train
 from gancli.files import atomic_path
 from gancli.models import count_params
-from gancli.report import format_ll, metrics_headline, parzen_headline
+from gancli.report import curves_figure, format_ll, metrics_headline, parzen_headline
 
 BOOKKEEPING = ("epoch", "step")
 SCHEDULE = ("it_per_s", "lr", "momentum")  # logged beside what the objectives report
@@ -55,6 +54,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "mesh": meta.get("mesh"),
         "saved_at": meta.get("saved_at"),
         "compile_s": meta.get("compile_s"),
+        "labelled": meta.get("labelled"),  # a semi-supervised seed's labelled subset: its label seed, size and digest
         "config": run.config.to_dict(),
         "metrics": metrics_summary(history, skipped),
         "d_rejects_since": train.rejected_since(history, objectives.probabilities(run.config)),
@@ -164,31 +164,8 @@ def _quality_text(q: dict[str, Any] | None, step: int | None) -> str:
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", probabilities: bool = True) -> Path:
-    """Per-epoch D and G losses, and mean D(x) and D(G(z)), as one PNG written atomically. probabilities False (a
-    hinge, least-squares, wgan-gp or relativistic D: objectives.probabilities): D's outputs are raw scores, drawn
-    unbounded and without the 2014 game's equilibrium lines."""
-    epochs = [r["epoch"] for r in history]
-    style = {"marker": "o", "markersize": 3} if len(history) < 30 else {}
-    fig = Figure(figsize=(10, 3.8), dpi=100)
-    losses, outputs = fig.subplots(1, 2)
-    for ax, keys, labels, equilibrium, name in (
-        (losses, ("d_loss", "g_loss"), ("D loss", "G loss"), math.log(2.0), "D loss log 2"),
-        (outputs, ("d_real", "d_fake"), ("mean D(x)", "mean D(G(z))"), 0.5, "1/2"),
-    ):
-        for key, label in zip(keys, labels):
-            ax.plot(epochs, [r.get(key, np.nan) for r in history], label=label, **style)
-        # The value both reach at the game's equilibrium, p_g = p_data and D = 1/2 everywhere.
-        if probabilities:
-            ax.axhline(equilibrium, color="grey", linestyle="--", linewidth=0.8, label=f"at equilibrium ({name})")
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    losses.set_title("losses")
-    outputs.set_title("discriminator outputs" if probabilities else "discriminator outputs (raw)")
-    if probabilities:
-        outputs.set_ylim(-0.02, 1.02)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    """report.curves_figure of the history as one PNG written atomically."""
+    fig = curves_figure(history, title, probabilities)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
@@ -252,7 +229,8 @@ def run_facts(s: dict[str, Any]) -> list[tuple[str, str]]:
             "generated examples take the real batch's labels; sample --label N draws class N")
     if c.get("labels"):
         add("semi-supervised", f"{c['labels']} labelled training examples ({c['labels'] // max(c.get('n_classes') or 10, 1)} "
-            f"per class, label seed {c['label_seed']}); the unlabelled batches draw from the whole training split; D classifies"
+            f"per class, label seed {c['label_seed']}" + (f", subset sha256 {s['labelled']['sha256']}" if s.get("labelled") else "")
+            + "); the unlabelled batches draw from the whole training split; D classifies"
             + (f" with its average of decay {c['d_ema']!r} (evaluate --classify)" if c.get("d_ema") else " (evaluate --classify)"))
     add("generator", _pairs(c["generator"]))
     add("discriminator", _pairs(c["discriminator"]))

@@ -73,9 +73,10 @@ class TrainIndex:
         resid = np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", proj, proj)
         return np.concatenate([proj, np.sqrt(np.maximum(resid, 0.0))[:, None]], axis=1)
 
-    def nearest(self, x, block_elements: int = INDEX_BLOCK_ELEMENTS,
-                max_candidates: int = MAX_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
-        """Index of and exact pixel L2 distance (float64) to each image's nearest training image."""
+    def nearest(self, x, block_elements: int = INDEX_BLOCK_ELEMENTS, max_candidates: int = MAX_CANDIDATES,
+                progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """Index of and exact pixel L2 distance (float64) to each image's nearest training image; progress(done,
+        total) after each block of images."""
         x = np.asarray(x, np.float32).reshape(len(x), -1)
         if x.shape[1] != self.centred.shape[1]:
             raise GancliError(f"images have {x.shape[1]} pixels but the training images {self.centred.shape[1]}")
@@ -89,6 +90,8 @@ class TrainIndex:
             stop = min(start + rows, len(x))
             bound = sq_dists(lifted[start:stop], self.lifted, buffer[: stop - start])
             idx[start:stop], dist2[start:stop] = self._refine(centred[start:stop], bound, max_candidates)
+            if progress is not None:
+                progress(stop, len(x))
         return idx, np.sqrt(dist2)
 
     def _refine(self, x: np.ndarray, bound: np.ndarray, max_candidates: int):

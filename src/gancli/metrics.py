@@ -37,6 +37,8 @@ SCORE_SPLITS = 10
 CLASS_MIN_SHARE = 0.01
 COPY_PERCENTILE = 1.0
 N_NOISE_MEMORISATION = 1_000  # noise images searched for their nearest training image (brute force)
+# Samples checked, searched or fed to Inception at once: a samples file is read a chunk at a time, never whole.
+CHUNK = 10_000
 
 
 def parse(which: str | Iterable[str]) -> tuple[str, ...]:
@@ -61,13 +63,19 @@ def reference_stats(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def gaussian_stats(x) -> tuple[np.ndarray, np.ndarray]:
-    """float64 mean and unbiased (ddof 1) covariance of the rows of x."""
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    """float64 mean and unbiased (ddof 1) covariance of the rows of x, summed over chunks of CHUNK rows: a float64
+    copy of all the features of a large samples file, and its centred copy, would outweigh the features twice over."""
+    x = np.asarray(x).reshape(len(x), -1)
     if len(x) < 2:
         raise GancliError(f"a covariance needs at least 2 points, got {len(x)}")
-    mu = x.mean(axis=0)
-    centred = x - mu
-    return mu, centred.T @ centred / (len(x) - 1)
+    rows = lambda start: x[start : start + CHUNK].astype(np.float64)
+    starts = range(0, len(x), CHUNK)
+    mu = sum(rows(start).sum(axis=0) for start in starts) / len(x)
+    scatter = np.zeros((x.shape[1], x.shape[1]))
+    for start in starts:
+        centred = rows(start) - mu
+        scatter += centred.T @ centred
+    return mu, scatter / (len(x) - 1)
 
 
 def _psd_sqrt(a: np.ndarray) -> np.ndarray:
@@ -129,8 +137,9 @@ def class_coverage(logits, min_share: float = CLASS_MIN_SHARE) -> dict:
 # --- distances, precision/recall, density/coverage ---
 
 
-def kth_neighbour_radii(x, ks: Iterable[int], block_elements: int = BLOCK_ELEMENTS) -> dict[int, np.ndarray]:
-    """{k: distance from each point to its k-th nearest other point of the same set} (float64)."""
+def kth_neighbour_radii(x, ks: Iterable[int], block_elements: int = BLOCK_ELEMENTS, progress=None) -> dict[int, np.ndarray]:
+    """{k: distance from each point to its k-th nearest other point of the same set} (float64); progress(done,
+    total) after each block of points."""
     ks = sorted({int(k) for k in ks})
     (x,) = centred_sets(x)
     n = len(x)
@@ -144,6 +153,8 @@ def kth_neighbour_radii(x, ks: Iterable[int], block_elements: int = BLOCK_ELEMEN
         d2[np.arange(len(d2)), np.arange(start, start + len(d2))] = np.inf  # a point is not its own neighbour
         for k, kth in _kth_smallest(d2, ks).items():
             out[k][start : start + len(d2)] = np.sqrt(np.maximum(kth, 0.0))
+        if progress is not None:
+            progress(start + len(d2), n)
     return out
 
 
@@ -164,10 +175,14 @@ def _kth_smallest(d2: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
 
 
 def prdc(generated, real, k_pr: int = K_PR, k_dc: int = K_DC, real_radii: dict | None = None,
-         block_elements: int = BLOCK_ELEMENTS) -> dict:
-    """Precision, recall (k_pr) and density, coverage (k_dc) of generated points against real ones (both (N, d))."""
+         block_elements: int = BLOCK_ELEMENTS, progress=None) -> dict:
+    """Precision, recall (k_pr) and density, coverage (k_dc) of generated points against real ones (both (N, d));
+    progress(done, total) after each block of generated points, total twice their number (their radii, then the
+    balls)."""
     real_radii = real_radii or kth_neighbour_radii(real, (k_pr, k_dc), block_elements)
-    gen_radii = kth_neighbour_radii(generated, (k_pr,), block_elements)[k_pr]
+    n = len(generated)
+    gen_radii = kth_neighbour_radii(generated, (k_pr,), block_elements,
+                                    None if progress is None else lambda done, _: progress(done, 2 * n))[k_pr]
     real, generated = centred_sets(real, generated)
     # Ball membership compares squared distances, as float32 like the distances themselves.
     r_pr, r_dc = (np.square(real_radii[k]).astype(np.float32) for k in (k_pr, k_dc))
@@ -185,6 +200,8 @@ def prdc(generated, real, k_pr: int = K_PR, k_dc: int = K_DC, real_radii: dict |
         density_counts[start:stop] = np.count_nonzero(d2 <= r_dc[None, :], axis=1)
         np.minimum(nearest_gen, d2.min(axis=0), out=nearest_gen)
         recalled |= np.any(d2 <= g_pr[start:stop, None], axis=0)
+        if progress is not None:
+            progress(n + stop, 2 * n)
     return {
         "precision": float(in_real_ball.mean()),
         "recall": float(recalled.mean()),
@@ -272,7 +289,13 @@ class Inputs:
 
     @functools.cached_property
     def inception(self) -> np.ndarray:
-        return inception_features(self.ref.inception, self.x, f"Inception features of {self.label}", self.progress)
+        what, n = f"Inception features of {self.label}", len(self.x)
+
+        def features(rows, start):  # the network's input copy (3 channels) is a chunk's, not the whole set's
+            report = None if self.progress is None else (lambda done, _: self.progress(what, start + done, n))
+            return (self.ref.inception.features(rows, progress=report),)
+
+        return _chunked(features, self.x, with_start=True)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,10 +318,28 @@ def _inception(m: Inputs) -> dict:
             "prdc": prdc(f, ref.inception_features, real_radii=ref.inception_radii)}
 
 
+def _chunked(compute, x, with_start: bool = False) -> tuple[np.ndarray, ...]:
+    """compute(rows) -> a tuple of per-row arrays, over x a CHUNK of rows at a time, written into arrays made once:
+    only the outputs of all rows and one chunk's are held, never a list of parts and their concatenation too."""
+    out = None
+    for start in range(0, len(x), CHUNK):
+        parts = compute(x[start : start + CHUNK], start) if with_start else compute(x[start : start + CHUNK])
+        if out is None:
+            out = tuple(np.empty((len(x), *p.shape[1:]), p.dtype) for p in parts)
+        for whole, part in zip(out, parts):
+            whole[start : start + len(part)] = part
+    return out
+
+
 def _memorisation(m: Inputs) -> dict:
     if m.ref.train is None:
         raise GancliError("the reference was built without the training images; build it for memorisation")
-    return memorisation(m.ref.train.nearest(m.x[: m.memorisation_n])[1], m.ref.test_nearest)
+    x = m.x[: m.memorisation_n]
+    # A chunk at a time: the search copies and centres its queries, which for a samples file would be all of it.
+    report = named(m.progress, f"nearest training image of {len(x):,} {m.label}")
+    distances = [m.ref.train.nearest(x[start : start + CHUNK], progress=within(report, start, len(x)))[1]
+                 for start in range(0, len(x), CHUNK)]
+    return memorisation(np.concatenate(distances), m.ref.test_nearest)
 
 
 REGISTRY: dict[str, Metric] = {
@@ -309,7 +350,9 @@ REGISTRY: dict[str, Metric] = {
     "score": Metric("classifier score", lambda m: classifier_score(m.logits),
                     lambda v: {"score": v["mean"], "score_std": v["std"]},  # the std shows inside the score's cell
                     (Column("score", "class. score", "higher", "score"),), cheap=True),
-    "prdc": Metric("precision, recall, density, coverage", lambda m: prdc(m.features, m.ref.features, real_radii=m.ref.radii),
+    "prdc": Metric("precision, recall, density, coverage",
+                   lambda m: prdc(m.features, m.ref.features, real_radii=m.ref.radii,
+                                  progress=named(m.progress, f"precision and recall of {m.label}")),
                    lambda v: {k: v[k] for k in ("precision", "recall", "density", "coverage")},
                    tuple(Column(k, k, "higher", k) for k in ("precision", "recall", "density", "coverage"))),
     "classes": Metric("class coverage", lambda m: class_coverage(m.logits),
@@ -399,13 +442,14 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
         ref.network = network = network or feature_nets.shipped(dataset)
         log(f"features of the {len(test):,} test images ({network.spec.version})")
         with _timed(timings, "reference: features"):
-            features, logits = network.features_and_logits(test)
+            features, logits = network.features_and_logits(test, named(progress, f"features of the {dataset} test split"))
             ref.features = features
             ref.feature_stats = reference_stats(features)
             ref.logit_stats = reference_stats(logits)
         if "prdc" in which:
             with _timed(timings, "reference: prdc radii"):
-                ref.radii = kth_neighbour_radii(features, (K_PR, K_DC))
+                ref.radii = kth_neighbour_radii(features, (K_PR, K_DC),
+                                                progress=named(progress, f"neighbour radii of the {dataset} test split"))
     if "inception" in which:
         check_inception_data(dataset, test)
         ref.inception = _inception_network(str(data.resolve_data_dir(data_dir)))
@@ -418,7 +462,7 @@ def reference(dataset: str, which=METRICS, data_dir=None, network: "feature_nets
         with _timed(timings, "reference: training-image index"):
             ref.train = TrainIndex(data.load(dataset, "train", data_dir)[0] if train is None else train)
         with _timed(timings, "reference: test images' nearest"):
-            ref.test_nearest = ref.train.nearest(test)[1]
+            ref.test_nearest = ref.train.nearest(test, progress=named(progress, f"nearest training image of the {dataset} test split"))[1]
     return ref
 
 
@@ -440,10 +484,19 @@ def check_inception_data(dataset: str, images: np.ndarray) -> None:
                           "use the dataset of its plain pixels)")
 
 
+def named(progress: Callable[[str, int, int], None] | None, what: str) -> Callable[[int, int], None] | None:
+    """progress(what, done, total) as the progress(done, total) of one step, what naming it; None for None."""
+    return None if progress is None else (lambda done, total: progress(what, done, total))
+
+
+def within(progress: Callable[[int, int], None] | None, start: int, total: int) -> Callable[[int, int], None] | None:
+    """A chunk's progress(done, total) as progress over all `total` rows, the chunk starting at row `start`."""
+    return None if progress is None else (lambda done, _: progress(start + done, total))
+
+
 def inception_features(net, x: np.ndarray, what: str, progress=None) -> np.ndarray:
     """The Inception features of images, reporting progress(what, done, total) per batch."""
-    report = None if progress is None else (lambda done, total: progress(what, done, total))
-    return net.features(x, progress=report)
+    return net.features(x, progress=named(progress, what))
 
 
 def cached_inception_features(ref: FeatureReference, test: np.ndarray, data_dir, log, progress) -> np.ndarray:
@@ -478,20 +531,37 @@ def cached_inception_features(ref: FeatureReference, test: np.ndarray, data_dir,
 
 def check_images(samples, source: str = "samples", shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """Samples as float32 (N, *shape) in [0, 1], or GancliError saying what is wrong; shape is the shipped
-    networks' 28x28 unless the Inception network alone reads them."""
+    networks' 28x28 unless the Inception network alone reads them. Checked CHUNK rows at a time; float32 samples
+    come back as a view, so a memory-mapped file is never read whole."""
     x = np.asarray(samples)
     if x.ndim < 1 or len(x) == 0:
         raise GancliError(f"{source}: no samples")
     if x.size != len(x) * math.prod(shape):
         size = "x".join(map(str, shape[:-1] if shape[-1] == 1 else shape))  # 28x28 for one channel
         raise GancliError(f"{source}: the feature network takes {size} images, got samples shaped {x.shape[1:]}")
-    x = x.reshape(len(x), *shape).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise GancliError(f"{source}: samples contain NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
+    x = x.reshape(len(x), *shape)
+    lo, hi = np.inf, -np.inf
+    for start in range(0, len(x), CHUNK):
+        rows = x[start : start + CHUNK].astype(np.float32, copy=False)
+        if not np.isfinite(rows).all():
+            raise GancliError(f"{source}: samples contain NaN or inf")
+        lo, hi = min(lo, float(rows.min())), max(hi, float(rows.max()))
     if lo < 0.0 or hi > 1.0:
         raise GancliError(f"{source}: the feature network takes pixels in [0, 1], got [{lo:g}, {hi:g}]")
-    return x
+    return x.astype(np.float32, copy=False)
+
+
+def kept_bytes(which) -> int:
+    """Bytes measure keeps per sample beyond the chunk it reads: features, logits, nearest-image distances."""
+    from gancli.feature_nets import FeatureNet
+    from gancli.feature_nets.inception import DIMS
+
+    which = parse(which)
+    shipped = any(REGISTRY[name].network == "shipped" for name in which)
+    per = 4 * (FeatureNet.n_features + FeatureNet.n_classes) if shipped else 0
+    per += 4 * DIMS if "inception" in which else 0
+    per += 16 if "memorisation" in which else 0  # index and distance of each sample's nearest training image
+    return per
 
 
 def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples", timings: dict | None = None,
@@ -500,14 +570,17 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
     on the first memorisation_n samples when given."""
     which = parse(which)
     shipped = any(REGISTRY[name].network == "shipped" for name in which)
-    x = check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
+    # Noise made here is in [0, 1] by construction, and made a chunk at a time as it is read.
+    x = samples if isinstance(samples, NoiseImages) else check_images(samples, label, IMAGE_SHAPE if shipped else ref.image_shape)
     row: dict = {"label": label, "n": len(x)}
     features = logits = None
     if shipped:
         if ref.features is None:
             raise GancliError(f"the reference was built without features; build it for {', '.join(which)}")
         with _timed(timings, "features"):
-            features, logits = ref.network.features_and_logits(x)
+            report = named(progress, f"features of {label}")
+            features, logits = _chunked(
+                lambda rows, start: ref.network.features_and_logits(rows, within(report, start, len(x))), x, with_start=True)
     inputs = Inputs(x, features, logits, ref, memorisation_n, progress, label)
     for name in which:
         with _timed(timings, name):
@@ -518,6 +591,33 @@ def measure(samples, ref: FeatureReference, which=METRICS, label: str = "samples
 def noise_images(n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE) -> np.ndarray:
     """n images of independent uniform [0, 1] pixels: the useless generator of the calibration."""
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+class NoiseImages:
+    """noise_images(n, seed, shape), made as its rows are read (x[a:b]) instead of whole: the calibration of a
+    samples file of many gigabytes needs as many noise images. The generator's stream does not depend on how it is
+    cut, so any slicing gives noise_images' pixels; a slice before the last one read starts the stream again."""
+
+    def __init__(self, n: int, seed: int = 0, shape: tuple[int, ...] = IMAGE_SHAPE):
+        self.n, self.seed, self.shape = n, seed, (n, *shape)
+        self._rng, self._at = np.random.default_rng(seed), 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.n)
+        if step != 1:
+            raise IndexError("noise images are read in runs of rows")
+        if start < self._at:
+            self._rng, self._at = np.random.default_rng(self.seed), 0
+        while self._at < start:  # skipped rows are drawn and dropped, a chunk at a time
+            skip = min(CHUNK, start - self._at)
+            self._rng.random((skip, *self.shape[1:]), dtype=np.float32)
+            self._at += skip
+        stop = max(start, stop)
+        self._at = stop
+        return self._rng.random((stop - start, *self.shape[1:]), dtype=np.float32)
 
 
 def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0,
@@ -531,7 +631,7 @@ def calibrate(ref: FeatureReference, train, n: int, which=METRICS, seed: int = 0
     rows = {"train": measure(train[:n_train], ref, which, f"{n_train:,} training images", spent, progress=progress)}
     # Noise has no low-dimensional structure to prune the nearest-image search with: a brute-force search
     # of 10,000 would dominate the call, and 1,000 already show that noise copies nothing.
-    rows["noise"] = measure(noise_images(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
+    rows["noise"] = measure(NoiseImages(n, seed, ref.image_shape), ref, which, "uniform noise", spent,
                             memorisation_n=N_NOISE_MEMORISATION, progress=progress)
     if timings is not None:
         timings.update({f"calibration: {k}": v for k, v in spent.items()})

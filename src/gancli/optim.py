@@ -14,10 +14,20 @@ from gancli.config import OptimizerConfig
 MOMENTUM_START_EPOCH = 1  # pylearn2's MomentumAdjustor(start=1)
 
 
-def learning_rate(c: OptimizerConfig, count):
-    """lr / decay^count, floored at lr_min (pylearn2's ExponentialDecay, one step per minibatch)."""
+def learning_rate(c: OptimizerConfig, count, steps_per_epoch: int = 1):
+    """The lr of update `count` (0-based) of a network that takes steps_per_epoch updates an epoch: lr / decay^count,
+    floored at lr_min (pylearn2's ExponentialDecay, one step per minibatch), times the linear tail's factor."""
     # log(decay) in float64 on the host: 1.000004 rounded to float32 is 1.00000405, which would decay 1.3% too fast.
-    return jnp.maximum(c.lr * jnp.exp(-math.log(c.lr_decay) * count), c.lr_min)
+    return jnp.maximum(c.lr * jnp.exp(-math.log(c.lr_decay) * count), c.lr_min) * linear_tail(c, count // steps_per_epoch)
+
+
+def linear_tail(c: OptimizerConfig, epoch):
+    """The factor on the lr in `epoch` (0-based): 1 until epoch lr_linear_from, then falling linearly to 0 at epoch
+    lr_linear_to, constant within an epoch. improved-gan's MNIST script of 2016-06-08 (train_mnist_feature_matching.py)
+    set lr = 0.001 * min(3 - epoch / 100, 1) at the start of each epoch: from 200 and to 300. 1 when off."""
+    if (c.lr_linear_from, c.lr_linear_to) == (0, 0):
+        return 1.0
+    return jnp.clip((c.lr_linear_to - epoch) / (c.lr_linear_to - c.lr_linear_from), 0.0, 1.0)
 
 
 def momentum(c: OptimizerConfig, epochs_done):
@@ -46,7 +56,7 @@ def classical_momentum(c: OptimizerConfig, steps_per_epoch: int) -> optax.Gradie
         return MomentumState(jnp.zeros([], jnp.int32), zero, jax.tree_util.tree_map(jnp.zeros_like, params))
 
     def update(grads, state, params=None):
-        lr = learning_rate(c, state.count)
+        lr = learning_rate(c, state.count, steps_per_epoch)
         m = momentum(c, state.count // steps_per_epoch)
         velocity = jax.tree_util.tree_map(lambda v, g: m * v - lr * g, state.velocity, grads)
         return velocity, MomentumState(state.count + 1, jnp.asarray(m, jnp.float32), velocity)
@@ -75,5 +85,5 @@ def max_col_norm(limit: float) -> optax.GradientTransformation:
 def make(c: OptimizerConfig, steps_per_epoch: int, max_norm: float = 0.0) -> optax.GradientTransformation:
     """The configured optimiser for a network that takes steps_per_epoch updates per epoch, its weight columns
     capped at max_norm when it is > 0 (the state then gains an empty entry; runs without the cap keep theirs)."""
-    tx = classical_momentum(c, steps_per_epoch) if c.name == "sgd" else optax.adam(lambda count: learning_rate(c, count), b1=c.b1, b2=c.b2, eps=c.eps, eps_root=c.eps_root)
+    tx = classical_momentum(c, steps_per_epoch) if c.name == "sgd" else optax.adam(lambda count: learning_rate(c, count, steps_per_epoch), b1=c.b1, b2=c.b2, eps=c.eps, eps_root=c.eps_root)
     return optax.chain(tx, max_col_norm(max_norm)) if max_norm > 0 else tx

@@ -2,7 +2,8 @@
 
 log p(x) = logsumexp_j(-||x - mu_j||^2 / (2 sigma^2)) - log N - d log(sigma sqrt(2 pi)).
 Squared distances are computed once per block of points and reused for every sigma; only a block of
-`rows x N` distances is ever held, so memory stays bounded for any number of samples.
+`rows x N` distances is ever held, and the samples are prepared a chunk at a time, so memory stays bounded for any
+number of samples.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ MIN_SIGMA = 1e-6
 # Distances held at once (floats): 20M = 80 MB bounds memory for any number of samples; blocks of ~2,000
 # rows against 10,000 samples measured fastest on a 2-core CPU (smaller blocks underuse the matmul).
 BLOCK_ELEMENTS = 20_000_000
+# Progress is reported about this many times a pass: often enough for a bar, rarely enough to cost nothing.
+PROGRESS_STEPS = 20
+# Samples on the device at once (with their centred transpose): 10,000 MNIST-sized ones are 2 x 31 MB, whatever the
+# size of the samples file they are read from. 10,000 is also evaluate's default draw, which stays one chunk, and
+# blocks of 2,000 points against it measured fastest (BLOCK_ELEMENTS); smaller chunks would underuse the matmul.
+SAMPLE_CHUNK = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,10 +94,9 @@ def block_rows(n_points: int, n_samples: int, block_elements: int = BLOCK_ELEMEN
 
 
 @jax.jit
-def _prepare(mu):
-    """Centre, transposed samples and squared norms: computed once, shared by every block and every pass."""
+def _prepare(mu, center):
+    """Centre, transposed samples and squared norms: computed once per chunk, shared by every block and pass."""
     # Centring on the samples' mean shrinks the norms, hence the cancellation in |x|^2 + |mu|^2 - 2 x.mu.
-    center = jnp.mean(mu, axis=0)
     mu = mu - center
     # (d, N): a contiguous right operand is faster for the CPU matmul.
     return center, mu.T, jnp.sum(mu * mu, axis=1)
@@ -126,22 +132,57 @@ def _flat(a, name: str) -> np.ndarray:
 
 
 class _Samples:
-    """The samples, prepared on the device once for any number of evaluations."""
+    """The samples as kernel centres, read and prepared on the device a chunk of `chunk` rows at a time: a samples
+    file larger than memory is read row by row from its memory map, and each point's logsumexp over all samples is
+    the log-sum of its logsumexps over the chunks. A set of one chunk is prepared once for every evaluation."""
 
-    def __init__(self, samples):
-        mu = _flat(samples, "samples")
-        self.n, self.d = mu.shape
-        self.prepared = _prepare(jnp.asarray(mu))
+    def __init__(self, samples, chunk: int | None = None):
+        if np.ndim(samples) < 1 or len(samples) == 0:
+            raise GancliError("no samples to evaluate")
+        self.samples, self.chunk = samples, max(1, int(SAMPLE_CHUNK if chunk is None else chunk))
+        self.n, self.d = len(samples), math.prod(np.shape(samples)[1:])
+        total = np.zeros(self.d, np.float64)
+        for start in range(0, self.n, self.chunk):
+            total += _flat(samples[start : start + self.chunk], "samples").sum(axis=0, dtype=np.float64)
+        self.center = jnp.asarray(total / self.n, dtype=jnp.float32)
+        self._whole = self._part(0) if self.n <= self.chunk else None
 
-    def log_likelihoods(self, x, sigmas, block_elements: int) -> np.ndarray:
-        """(len(sigmas), len(x)) float64 log-likelihoods."""
+    def _part(self, start: int):
+        mu = _flat(self.samples[start : start + self.chunk], "samples")
+        return len(mu), _prepare(jnp.asarray(mu), self.center)
+
+    def _parts(self):
+        if self._whole is not None:
+            yield self._whole
+            return
+        for start in range(0, self.n, self.chunk):
+            yield self._part(start)
+
+    def log_likelihoods(self, x, sigmas, block_elements: int, progress=None) -> np.ndarray:
+        """(len(sigmas), len(x)) float64 log-likelihoods; progress(done, total) as the points are scored."""
         sigmas = np.asarray(check_sigmas(sigmas), dtype=np.float64)
         x = _flat(x, "points")
         if x.shape[1] != self.d:
             raise GancliError(f"points have {x.shape[1]} dimensions but samples have {self.d}")
-        rows = block_rows(len(x), self.n, block_elements)
         scales = jnp.asarray(1.0 / (2.0 * sigmas**2), dtype=jnp.float32)
-        lse = np.asarray(_logsumexp_grid(jnp.asarray(x), *self.prepared, scales, rows), dtype=np.float64)
+        n_parts = -(-self.n // self.chunk)
+        lse = None
+        for index, (n, prepared) in enumerate(self._parts()):
+            rows = block_rows(len(x), n, block_elements)
+            n_blocks = -(-len(x) // rows)
+            # One compiled call for all the blocks, unless progress is shown: then calls of equal size (the last one
+            # padded, so one compilation), about PROGRESS_STEPS of them, each a whole number of blocks.
+            per_call = rows * (n_blocks if progress is None else -(-n_blocks // PROGRESS_STEPS))
+            parts = []
+            for start in range(0, len(x), per_call):
+                chunk = x[start : start + per_call]
+                padded = np.pad(chunk, ((0, per_call - len(chunk)), (0, 0))) if len(x) > per_call else chunk
+                parts.append(np.asarray(_logsumexp_grid(jnp.asarray(padded), *prepared, scales, rows),
+                                        dtype=np.float64)[:, : len(chunk)])
+                if progress is not None:
+                    progress(index * len(x) + start + len(chunk), n_parts * len(x))
+            part = np.concatenate(parts, axis=1)
+            lse = part if lse is None else np.logaddexp(lse, part)
         # The large constants go in on the host in float64, where they cost no precision.
         return lse - math.log(self.n) - self.d * np.log(sigmas * math.sqrt(2.0 * math.pi))[:, None]
 
@@ -156,14 +197,18 @@ def log_likelihood(x, samples, sigma: float, block_elements: int = BLOCK_ELEMENT
     return log_likelihoods(x, samples, [sigma], block_elements)[0]
 
 
-def protocol(samples, valid, test, sigmas=PAPER_SIGMAS, block_elements: int = BLOCK_ELEMENTS) -> ParzenResult:
-    """The paper's protocol: choose sigma on `valid`, report mean +- stderr (ddof 0) on `test`."""
+def protocol(samples, valid, test, sigmas=PAPER_SIGMAS, block_elements: int = BLOCK_ELEMENTS, progress=None,
+             label: str = "samples", chunk: int | None = None) -> ParzenResult:
+    """The paper's protocol: choose sigma on `valid`, report mean +- stderr (ddof 0) on `test`; progress(what,
+    done, total) through each of the two passes, label naming the model in what. Samples are read `chunk` rows at
+    a time (default SAMPLE_CHUNK; a memory-mapped file is never read whole into memory)."""
     sigmas = check_sigmas(sigmas)
-    model = _Samples(samples)
-    valid_ll = model.log_likelihoods(valid, sigmas, block_elements).mean(axis=1)
+    model = _Samples(samples, chunk)
+    step = lambda what: None if progress is None else (lambda done, total: progress(f"Parzen, {label}: {what}", done, total))
+    valid_ll = model.log_likelihoods(valid, sigmas, block_elements, step(f"validation images, {len(sigmas)} sigmas")).mean(axis=1)
     sigma = sigmas[int(np.argmax(valid_ll))]  # ties go to the first (smallest) sigma, as in the original code
     # The test split needs the chosen sigma only: one pass, a tenth of the validation pass's exponentials per point.
-    test_ll = model.log_likelihoods(test, [sigma], block_elements)[0]
+    test_ll = model.log_likelihoods(test, [sigma], block_elements, step("test images"))[0]
     return ParzenResult(
         sigmas=sigmas,
         valid_ll=tuple(float(v) for v in valid_ll),

@@ -263,6 +263,40 @@ def plot_parzen(report: dict, path: Path) -> Path:
     return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
+def plot_overlaid(panels: list, path: Path, title: str = "") -> Path:
+    """One panel per metric, one line per run (gancli compare): panels is [(heading, [(label, epochs, values,
+    standard errors or None)])]; a band of ± one standard error around a line that has them."""
+    from matplotlib.figure import Figure
+
+    from matplotlib.ticker import MaxNLocator
+
+    cols = 2 if len(panels) == 4 else min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows + 0.4), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (heading, lines) in zip(axes, panels):
+        for label, epochs, values, errs in lines:
+            (line,) = ax.plot(epochs, values, label=label, marker="o" if len(epochs) < 30 else None, markersize=3)
+            if errs is not None:
+                ax.fill_between(epochs, [v - e for v, e in zip(values, errs)], [v + e for v, e in zip(values, errs)],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(heading, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    legend = {}  # label -> line, from every panel: a run may lack the first panel's metric
+    for ax in axes[:len(panels)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) > 3), 1, 1))
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
 def _atomic(path: Path, write) -> Path:
     """Write through a temporary file and rename, so a report is never left half-written."""
     with atomic_path(path) as tmp:
@@ -623,3 +657,82 @@ def classify_rows(report: dict) -> list[tuple[str, str, str, str]]:
 def summed_confusion(report: dict) -> tuple[str, list[list[int]]]:
     """(what it is, matrix): the one model's confusion matrix, or the sum over seeds."""
     return _summed_confusion(report)
+
+
+# --- training curves (metrics.jsonl): inspect writes them as curves.png, the HTML report inlines them ---
+
+# Keys of a metrics.jsonl record that are not curves of the game: bookkeeping, the schedule, the evaluation's seconds.
+NOT_CURVES = ("epoch", "step", "it_per_s", "lr", "momentum", "eval_s")
+GAME = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+def curves_figure(history: list[dict], title: str = "", probabilities: bool = True):
+    """Per-epoch D and G losses, and mean D(x) and D(G(z)), as a matplotlib Figure. probabilities False (a hinge,
+    least-squares, wgan-gp or relativistic D: objectives.probabilities): D's outputs are raw scores, drawn unbounded
+    and without the 2014 game's equilibrium lines."""
+    import numpy as np
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+
+    epochs = [r["epoch"] for r in history]
+    style = {"marker": "o", "markersize": 3} if len(history) < 30 else {}
+    fig = Figure(figsize=(10, 3.8), dpi=100)
+    losses, outputs = fig.subplots(1, 2)
+    for ax, keys, labels, equilibrium, name in (
+        (losses, ("d_loss", "g_loss"), ("D loss", "G loss"), math.log(2.0), "D loss log 2"),
+        (outputs, ("d_real", "d_fake"), ("mean D(x)", "mean D(G(z))"), 0.5, "1/2"),
+    ):
+        for key, label in zip(keys, labels):
+            ax.plot(epochs, [r.get(key, np.nan) for r in history], label=label, **style)
+        # The value both reach at the game's equilibrium, p_g = p_data and D = 1/2 everywhere.
+        if probabilities:
+            ax.axhline(equilibrium, color="grey", linestyle="--", linewidth=0.8, label=f"at equilibrium ({name})")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    losses.set_title("losses")
+    outputs.set_title("discriminator outputs" if probabilities else "discriminator outputs (raw)")
+    if probabilities:
+        outputs.set_ylim(-0.02, 1.02)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def other_curves(history: list[dict]) -> list[str]:
+    """The numeric metrics of a history besides the game's four and the schedule, in the order first logged: an
+    objective's own, and the --eval-every measurements (fid, score, ...)."""
+    names: list[str] = []
+    for r in history:
+        for k, v in r.items():
+            if k not in NOT_CURVES and k not in GAME and k not in names and _is_number(v):
+                names.append(k)
+    return names
+
+
+def other_curves_figure(history: list[dict], names: list[str], title: str = "", most_columns: int = 6):
+    """One small panel per metric of names against the epoch (the epochs that logged it), as a Figure."""
+    from matplotlib.figure import Figure
+
+    columns = max(1, min(len(names), most_columns))
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(2.6 * columns, 2.2 * rows + 0.4), dpi=100)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        points = [(r["epoch"], r[name]) for r in history if _is_number(r.get(name))]
+        ax.plot([e for e, _ in points], [v for _, v in points], marker="o" if len(points) < 30 else None, markersize=3)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    """A Figure as PNG bytes, for a page that carries its images inline."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -5,6 +5,7 @@ reports find everything in a run through this module.
 
     RUN/checkpoints/<step>/   Orbax checkpoints (gancli.checkpoint writes and reads them)
     RUN/metrics.jsonl         one record per epoch
+    RUN/events.out.tfevents.* the same figures and each epoch's picture for TensorBoard (one file per training process)
     RUN/samples/              a PNG grid per epoch
     RUN/reports/              evaluation reports
     RUN/seed-<i>/             a multi-seed run: one such folder per seed, each laid out as above
@@ -20,11 +21,12 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
+from gancli import events
 from gancli.errors import GancliError
 from gancli.files import atomic_path, check_names, check_writable
 
@@ -109,9 +111,15 @@ def reports_dir(run_dir: Path) -> Path:
     return Path(run_dir) / REPORTS
 
 
-def history(run_dir: Path, upto_epoch: int, rewrite: bool = True) -> list[dict[str, Any]]:
+def history(run_dir: Path, upto_epoch: int, rewrite: bool = True, upto_step: int | None = None) -> list[dict[str, Any]]:
     """The metrics log up to a checkpoint's epoch; with rewrite, later or unreadable lines are dropped on disk too
-    (a resumed run logs those epochs again)."""
+    (a resumed run logs those epochs again), and with upto_step (the checkpoint's) the TensorBoard events after it."""
+    if rewrite and upto_step is not None:
+        try:
+            events.cut_after(run_dir, upto_step)
+        except OSError as e:
+            raise GancliError(f"cannot cut the events after step {upto_step} out of {e.filename or run_dir}: "
+                              f"{e.strerror or e}") from None
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
@@ -129,6 +137,38 @@ def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+class Log:
+    """What the training loop adds to one run folder each epoch: the metrics.jsonl record and, beside it, the same
+    figures (every number in the record, the training step as the step) and the epoch's sample picture as
+    TensorBoard events, flushed each time, so that a live `tensorboard --logdir RUN` follows the run.
+
+    A resumed run logs in a new events file, after `history` has cut the events past the step it resumes from out
+    of the earlier ones, with the metrics log's lines: each step is in the folder once, whatever was killed when.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.events = events.Writer(self.run_dir)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        append_metrics(self.run_dir, record)
+        self.events.scalars(record["step"], {k: v for k, v in record.items() if _number(v) and k != "step"})
+
+    def picture(self, step: int, png: Path) -> None:
+        """The epoch's sample picture, a PNG file already written, as TensorBoard's image "samples" at step."""
+        self.events.image(step, "samples", Path(png).read_bytes())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.events.close()
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def check(ckpt_dir: Path) -> None:
@@ -151,38 +191,80 @@ def check(ckpt_dir: Path) -> None:
 
 
 @contextmanager
-def claim(ckpt_dir: Path) -> Iterator[None]:
+def claim(ckpt_dir: Path) -> Iterator[Callable[[], None]]:
     """Hold ckpt_dir (checked, made if missing) for one writer until the block ends.
 
     The lock is an flock on RUN/.gancli.lock: the kernel drops it when the process ends however it ends, so a
     killed run never leaves a stale lock. The file keeps the holder's pid for the message a second one gets.
+    When the block fails (an option refused once the data is known, a signal during start-up) and the folder
+    holds nothing but the lock, what the claim made (the lock file, the folders) is taken back; a folder that
+    existed before is never removed. Yields the function that takes them back, for a process about to end at once.
     """
     ckpt_dir = Path(ckpt_dir)
     check(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ckpt_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    made = [p for p in (ckpt_dir, *ckpt_dir.parents) if not p.exists()]  # deepest first, as they are removed
+    lock = ckpt_dir / LOCK
+    lock_made = not lock.exists()
+    fd = _lock(ckpt_dir)
+    take_back = lambda: _take_back(ckpt_dir, made, lock_made)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise GancliError(
-                f"{ckpt_dir} is being written by another gancli train (pid {holder}): "
-                "wait for it to end, or choose another --ckpt"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+            yield take_back
+        except BaseException:
+            take_back()
+            raise
     finally:
         os.close(fd)
 
 
+def _lock(ckpt_dir: Path) -> int:
+    """An fd holding the flock on ckpt_dir's lock file, which names this process."""
+    lock = ckpt_dir / LOCK
+    while True:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # a claim that failed took back the folder in between
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise GancliError(
+                f"{ckpt_dir} is being written by another gancli train (pid {holder}): "
+                "wait for it to end, or choose another --ckpt"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)  # locked a file that a failed claim had just taken back: lock the one there now
+
+
+def _take_back(ckpt_dir: Path, made: list[Path], lock_made: bool) -> None:
+    """Remove the lock file a failed claim made, then the folders it made, while they hold nothing else."""
+    try:
+        if any(p.name != LOCK for p in ckpt_dir.iterdir()):
+            return
+        if lock_made:
+            (ckpt_dir / LOCK).unlink(missing_ok=True)  # still locked: a claim waiting on it locks the next one
+        for folder in made:
+            folder.rmdir()
+    except OSError:  # a folder another process has written into meanwhile, one that went: left as it is
+        pass
+
+
 def leftovers(ckpt_dir: Path, top: bool = True) -> list[Path] | None:
-    """What a run stopped before its first checkpoint leaves in ckpt_dir (metrics lines, per-epoch pictures,
+    """What a run stopped before its first checkpoint leaves in ckpt_dir (metrics lines, events, per-epoch pictures,
     Orbax's unfinished saves, the lock, seed folders of these), or None when it holds anything else."""
     found = []
     for p in sorted(Path(ckpt_dir).iterdir()):
-        if p.is_file() and p.name in (METRICS, LOCK):
+        if p.is_file() and (p.name in (METRICS, LOCK) or p.name.startswith(events.PREFIX)):
             found.append(p)
         elif p.is_dir() and p.name == SAMPLES and all(q.name.startswith(("epoch_", ".epoch_")) for q in p.iterdir()):
             found.append(p)

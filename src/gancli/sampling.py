@@ -118,14 +118,15 @@ def draw(run: checkpoint.Run, n: int, seed: int, label: int | None = None) -> di
     return {"samples": decode(run, z, labels), "z": z, **_labelled(labels), **_stamp(run, seed)}
 
 
-def with_nearest(drawn: dict[str, np.ndarray], train: np.ndarray) -> dict[str, np.ndarray]:
-    """drawn plus each sample's nearest training image: its index and pixel L2 distance."""
+def with_nearest(drawn: dict[str, np.ndarray], train: np.ndarray, progress=None) -> dict[str, np.ndarray]:
+    """drawn plus each sample's nearest training image: its index and pixel L2 distance; progress(done, total) as
+    the samples are searched."""
     if tuple(train.shape[1:]) != tuple(drawn["samples"].shape[1:]):
         raise GancliError(
             f"the training data is shaped {tuple(train.shape[1:])} but the generator makes "
             f"{tuple(drawn['samples'].shape[1:])}: not the data this checkpoint was trained on"
         )
-    idx, dist = TrainIndex(train).nearest(drawn["samples"])
+    idx, dist = TrainIndex(train).nearest(drawn["samples"], progress=progress)
     return {**drawn, "nearest_index": idx.astype(np.int64), "nearest_distance": dist.astype(np.float32)}
 
 

@@ -59,8 +59,6 @@ class Game:
     config: RunConfig
     data_shape: tuple[int, ...]
     n_train: int
-    # (stream name, the training examples it draws from) for each stream that draws from part of the set (streams.pools)
-    pools: tuple[tuple[str, tuple[int, ...]], ...] = ()
     # How the training images lie on the device: "uint8" bytes (gancli.pixels.pack), made float32 k/255 as each
     # batch is gathered, or "float32" as they are
     data_dtype: str = "float32"
@@ -73,9 +71,6 @@ class Game:
     def streams(self) -> tuple[streams.Stream, ...]:
         """The extra batches each iteration draws for the objectives."""
         return streams.of(self.config)
-
-    def pool(self, name: str) -> tuple[int, ...]:
-        return dict(self.pools).get(name, ())
 
     @cached_property
     def networks(self):
@@ -399,18 +394,20 @@ def iteration(game: Game, state, batches):
 def chunk(game: Game, state, data, length: int, batch_sharding=None):
     """`length` iterations inside one epoch as one compiled loop; returns the state and metrics of [length].
 
-    batch_sharding (gancli.parallel) splits every batch [k, B, ...] over devices on B; the data may hold padding
-    rows past game.n_train, which are never drawn.
+    data: {"image", "label"} of the training set, and under POOLS the seed's pool of each stream that has one
+    (streams.pool_sizes). batch_sharding (gancli.parallel) splits every batch [k, B, ...] over devices on B; the
+    data may hold padding rows past game.n_train, which are never drawn.
     """
     c = game.config
     per_iter = c.batch_size * c.k
     epoch = state["step"] // game.iters_per_epoch
     epoch_key = lambda stream: jax.random.fold_in(jax.random.fold_in(state["key"], stream), epoch)
     order = jax.random.permutation(epoch_key(ORDER), game.n_train)
-    drawn = [(s, s.prepare(game, epoch_key(s.order))) for s in game.streams]
+    pools, examples = data.get(POOLS, {}), {k: v for k, v in data.items() if k != POOLS}
+    drawn = [(s, s.prepare(game, epoch_key(s.order), pools.get(s.name))) for s in game.streams]
 
     def take(at, steps):
-        batch = jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), data)
+        batch = jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), examples)
         if batch["image"].dtype == jnp.uint8:  # bytes to to_unit's floats, exactly (gancli.pixels)
             batch["image"] = jnp.asarray(pixels.TABLE)[batch["image"]]
         return batch
@@ -427,35 +424,49 @@ def chunk(game: Game, state, data, length: int, batch_sharding=None):
     return jax.lax.scan(body, state, None, length=length)
 
 
-def data_spec(game: Game, rows: int | None = None) -> dict:
-    """Shapes and dtypes of the training data as the compiled chunk takes it (rows: with padding, if any)."""
+# The data's entry holding each stream's pool of examples (one per seed, on the seed axis, for several seeds).
+POOLS = "pools"
+
+
+def data_spec(game: Game, rows: int | None = None, seeds: int = 1) -> dict:
+    """Shapes and dtypes of the training data as the compiled chunk takes it (rows: with padding, if any), with the
+    pools of a run whose streams have some ([seeds, size] for several seeds)."""
     rows = game.n_train if rows is None else rows
-    return {
+    spec = {
         "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.dtype(game.data_dtype)),
         "label": jax.ShapeDtypeStruct((rows,), jnp.int32),
     }
+    sizes = streams.pool_sizes(game.config)
+    if sizes:
+        lead = (seeds,) if seeds > 1 else ()
+        spec[POOLS] = {name: jax.ShapeDtypeStruct(lead + (n,), jnp.int32) for name, n in sizes.items()}
+    return spec
 
 
 def compiled_chunk(game: Game, seeds: int, length: int, placement=None):
     """The chunk of `length` iterations, compiled once per process, the state donated; vmapped over a
-    leading seed axis when seeds > 1; laid out over a mesh by a gancli.parallel.Placement (None: one device)."""
-    # Fields that do not enter the program are blanked so that runs differing only in them share it.
-    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1, ckpt_minutes=1.0, keep=1)
+    leading seed axis when seeds > 1 (the state's and the pools'); laid out over a mesh by a
+    gancli.parallel.Placement (None: one device)."""
+    # Fields that do not enter the program are blanked so that runs differing only in them share it (the label seed
+    # picks the pools, which the program takes as data).
+    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1,
+                                 ckpt_minutes=1.0, keep=1, label_seed=0, same_labels=False)
     return _compiled_chunk(dataclasses.replace(game, config=config), seeds, length, placement)
 
 
 @lru_cache(maxsize=16)
 def _compiled_chunk(game: Game, seeds: int, length: int, placement=None):
     fn = partial(chunk, game, length=length, batch_sharding=None if placement is None else placement.batches)
-    if seeds > 1:
-        fn = jax.vmap(fn, in_axes=(0, None))
+    data = data_spec(game, None if placement is None else placement.data_rows(game.n_train), seeds)
+    if seeds > 1:  # the training set is shared by the seeds; each seed has its own pools
+        fn = jax.vmap(fn, in_axes=(0, {k: 0 if k == POOLS else None for k in data}))
     state = abstract_state(game)
     if seeds > 1:
         state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((seeds,) + x.shape, x.dtype), state)
     if placement is None:
-        return jax.jit(fn, donate_argnums=0).lower(state, data_spec(game)).compile()
-    data = data_spec(game, placement.data_rows(game.n_train))
-    shardings = dict(in_shardings=(placement.state, placement.data_sharding), out_shardings=(placement.state, placement.replicated))
+        return jax.jit(fn, donate_argnums=0).lower(state, data).compile()
+    data_shardings = {k: placement.state if k == POOLS else placement.data_sharding for k in data}
+    shardings = dict(in_shardings=(placement.state, data_shardings), out_shardings=(placement.state, placement.replicated))
     return jax.jit(fn, donate_argnums=0, **shardings).lower(state, data).compile()
 
 
@@ -467,7 +478,8 @@ def iteration_spec(game: Game) -> dict:
     """Shapes and dtypes of the batches one iteration takes (what `iteration` is traced with)."""
     c = game.config
     as_seen = dataclasses.replace(game, data_dtype="float32")  # a batch's images are float whatever the data's dtype
-    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), data_spec(as_seen))
+    examples = {k: v for k, v in data_spec(as_seen).items() if k != POOLS}
+    per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), examples)
     batches = per_step(c.k)
     for stream in game.streams:
         batches[stream.name] = per_step(stream.batches(c))

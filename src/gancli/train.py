@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from importlib import metadata as pkg_metadata
 from pathlib import Path
@@ -18,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, pixels, rundir, steps, streams
+from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, pixels, rundir, steps, stops, streams
 from gancli.config import RunConfig, differences, preset, with_overrides
+from gancli.data import labelled
 from gancli.errors import GancliError
 from gancli.files import human_bytes
 from gancli.models import count_params
@@ -77,6 +77,7 @@ class Outcome:
     step: int
     history: list[dict[str, Any]]
     signal: int = 0  # the signal that interrupted it (SIGINT, SIGTERM)
+    saved: bool = True  # False: interrupted during start-up, before the first step, with nothing saved
 
 
 def resolve_config(
@@ -99,7 +100,7 @@ def resolve_config(
         return models.check(with_overrides(base, **overrides)), False
     stored = checkpoint.newest_config(runs[0])
     if len(runs) > 1:
-        stored = with_overrides(stored, seed=stored.seed - int(runs[0].name[5:]), seeds=len(runs))
+        stored = whole_run_config(stored, int(runs[0].name[5:]), len(runs))
     asked = with_overrides(stored, **overrides)
     if dataset is not None and dataset != stored.dataset:
         same_folder = dataset.startswith("folder_") and dataset.rsplit("_", 1)[0] == stored.dataset.rsplit("_", 1)[0]
@@ -163,13 +164,27 @@ def check_state_fits(game: steps.Game, placement: parallel.Placement | None) -> 
 
 
 def seed_config(config: RunConfig, i: int) -> RunConfig:
-    """The config a single seed's folder stores: seed + i, one seed."""
-    return with_overrides(config, seed=config.seed + i, seeds=1) if config.seeds > 1 else config
+    """The config a single seed's folder stores: seed + i, one seed, and its own label seed (labelled.label_seed_of)."""
+    if config.seeds == 1:
+        return config
+    return with_overrides(config, seed=config.seed + i, seeds=1, label_seed=labelled.label_seed_of(config, i))
+
+
+def whole_run_config(stored: RunConfig, i: int, seeds: int) -> RunConfig:
+    """The config of the run of `seeds` seeds whose seed i's folder stores `stored` (seed_config's inverse)."""
+    run = with_overrides(stored, seed=stored.seed - i, seeds=seeds)
+    return run if stored.same_labels or not labelled.is_semi_supervised(stored) else with_overrides(run, label_seed=stored.label_seed - i)
+
+
+def seed_pools(config: RunConfig, train_labels) -> list[dict[str, tuple[int, ...]]]:
+    """Each seed's pools of training examples (streams.pools of its seed_config): its labelled subset."""
+    return [streams.pools(seed_config(config, i), train_labels) for i in range(config.seeds)]
 
 
 def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False,
           evaluations: Evaluations | None = None, devices: int | None = None) -> Outcome:
-    """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM saves and stops.
+    """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM stops it (gancli.stops):
+    during start-up with nothing saved (saved False), once training has begun by saving the state it reached.
     evaluations: what to measure at the end of some epochs, into metrics.jsonl (train --eval-every passes
     gancli.per_epoch.Every); the loop runs whatever it is given and knows no evaluation itself.
     devices: how many to train on (None: all there are; gancli.parallel.plan says how the work is split over them).
@@ -181,23 +196,34 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
     if evaluations is not None:
         evaluations.check(config)
     primary = parallel.is_primary()
-    with rundir.claim(ckpt_dir) if primary else nullcontext():
-        if not resume and primary:
-            rundir.start_fresh(ckpt_dir)
-        parallel.barrier("gancli: run folder ready")
-        return _train(config, Path(ckpt_dir), data_dir, (reporter or Silent()) if primary else Silent(), resume, evaluations, devices)
+    reporter = (reporter or Silent()) if primary else Silent()
+    with stops.watch() as stop:  # the CLI's, installed at its first line, or one of our own
+        try:
+            stop.check()  # a signal before this call (while JAX was imported, say): nothing is claimed
+            with rundir.claim(ckpt_dir) if primary else nullcontext() as take_back, stop.undoing(take_back):
+                if not resume and primary:
+                    rundir.start_fresh(ckpt_dir)
+                parallel.barrier("gancli: run folder ready")
+                return _train(config, Path(ckpt_dir), data_dir, reporter, resume, evaluations, devices, stop)
+        except stops.Interrupted as e:  # the claim has taken back what it made (rundir.claim)
+            return Outcome(Path(ckpt_dir), "interrupted", 0, 0, [], e.signum, saved=False)
+        finally:
+            reporter.stop()  # a status line of start-up must not stay live over what the caller prints next
 
 
-def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, evaluations: Evaluations | None = None,
-           devices: int | None = None) -> Outcome:
+def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, evaluations: Evaluations | None,
+           devices: int | None, stop: stops.Stop) -> Outcome:
+    # stop.check() at each safe point of start-up: a signal stops the run there, before its first step.
     reporter.status(f"loading {config.dataset}")
     train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
+    stop.check()
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
     # Pixels that are bytes k/255 go to the device as the bytes, a quarter of the memory (gancli.pixels).
     stored = pixels.pack(train_images) if train_images.ndim == 4 else None
-    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0], streams.pools(config, train_labels),
+    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0],
                       data_dtype="float32" if stored is None else "uint8")
+    pools = seed_pools(config, train_labels)
     augment.check(config, game.data_shape)
     ipe = game.iters_per_epoch
     if ipe < 1:
@@ -214,17 +240,24 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     if resume:
         state, partial = _restore(game, dirs, placement)
     else:
-        states = [steps.init_state(game, config.seed + i, train_images) for i in range(config.seeds)]
+        # Each seed from its own config: a data-dependent init (model ssl-mlp) takes the seed's label seed's images.
+        states = [steps.init_state(dataclasses.replace(game, config=seed_config(config, i)), config.seed + i, train_images)
+                  for i in range(config.seeds)]
         state, partial = _stack(states, config.seeds), None
+    stop.check()
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
-    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary()) for d in dirs]
+    history = [rundir.history(d, step // ipe, rewrite=parallel.is_primary(), upto_step=step) for d in dirs]
     warned: set[int] = set()  # seeds whose D rejects every sample, told once
     watched = objectives.probabilities(config)
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
     data_on_device = parallel.place_data(placement, train_images if stored is None else stored, train_labels)
+    if pools[0]:  # each seed's pools, on the seed axis as the state's leaves are
+        stacked = {name: np.stack([np.asarray(p[name], np.int32) for p in pools]) if config.seeds > 1 else np.asarray(pools[0][name], np.int32)
+                   for name in pools[0]}
+        data_on_device[steps.POOLS] = jax.device_put(stacked) if placement is None else parallel.put(stacked, placement.state)
     # Low-dimensional samples are pictured over real points; images speak for themselves.
     reference = None if train_images.ndim == 4 else train_images[:2000]
     del train_images, stored
@@ -254,7 +287,12 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
         "params": {"generator": count_params(state["g"]) // config.seeds, "discriminator": count_params(state["d"]) // config.seeds},
     }
 
+    # What each seed's checkpoints say of its labelled subset, so that evaluate and inspect can tell the seeds' apart.
+    seed_meta = [{"labelled": {"label_seed": seed_config(config, i).label_seed, "n": len(p[objectives.LABELLED]),
+                               "sha256": labelled.digest(p[objectives.LABELLED])}} if objectives.LABELLED in p else {}
+                 for i, p in enumerate(pools)]
     evaluations = evaluations.build(config, game, data_dir) if evaluations is not None else None  # reference statistics, once
+    stop.check()
     reporter.status("compiling the training program")
 
     def program(length: int):
@@ -266,13 +304,17 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     sums = np.zeros((config.seeds, len(names))) if partial is None else np.asarray(partial["sums"])
     epoch_iters = 0 if partial is None else int(partial["iters"])
     epoch_seconds = 0.0 if partial is None else float(partial["seconds"])
-    with ExitStack() as stack, _stop_signals() as stopped_by:
+    chunk = config.chunk or auto_chunk(game)
+    program(min(chunk, ipe - step % ipe))
+    stop.check()  # between compilation and the first step, before the writers make anything in the folder
+    stopped_by = lambda: stop.signum
+    with ExitStack() as stack:
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
+        logs = [stack.enter_context(rundir.Log(d)) for d in dirs] if primary else []
         stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
         # Pictures are drawn by one background thread: on a GPU an epoch can take less time than a PNG.
         painter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
         painted = []
-        chunk = config.chunk or auto_chunk(game)
 
         def dispatch(step: int, state):
             """Start the chunk from `step`: JAX returns at once and the device runs it while the host goes on."""
@@ -280,7 +322,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             length = min(chunk - i % chunk, ipe - i)
             return length, time.perf_counter(), *program(length)(state, data_on_device)
 
-        program(min(chunk, ipe - step % ipe))
+        stop.training()  # from here a save may be in flight: a second signal must not break it
         reporter.start(total, step, step // ipe)
         last_save = time.monotonic()
         length, started, state, metrics = dispatch(step, state)
@@ -322,8 +364,8 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 for s, d in enumerate(dirs):
                     picture = d / "samples" / f"epoch_{epoch + 1:04d}.png"
                     if primary:
-                        painted.append(painter.submit(images.save_samples, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
-                        rundir.append_metrics(d, records[s])
+                        painted.append(painter.submit(_paint, logs[s], step, samples[s], picture, f"epoch {epoch + 1}", reference, labels))
+                        logs[s].epoch(records[s])
                     history[s].append(records[s])
                 reporter.epoch_end(records[0])
                 for s, d in enumerate(dirs):
@@ -333,9 +375,12 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                                          "D rejects every generated sample; such a run seldom recovers (look at its samples)")
                 sums[:] = 0.0
                 epoch_iters, epoch_seconds = 0, 0.0
+            if finished:  # the bar stops here, so that what a second signal prints is not drawn over
+                reporter.stop()
+                stop.saving(step)
             if saving:
                 partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
-                _save(writers, copies, config, base_meta, step, ipe, partial if epoch_iters else None)
+                _save(writers, copies, config, [dict(base_meta, **m) for m in seed_meta], step, ipe, partial if epoch_iters else None)
                 last_save = time.monotonic()
             if finished:
                 status = "interrupted" if stopping else "done"
@@ -347,6 +392,11 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 raise GancliError(f"cannot write a sample picture: {error}")
             picture.result()
     return Outcome(ckpt_dir, status, step // ipe, step, history[0], stopped_by() if status == "interrupted" else 0)
+
+
+def _paint(log: rundir.Log, step: int, samples: np.ndarray, picture: Path, *how) -> None:
+    """The epoch's picture of samples (on the picture thread), then the same PNG in the run's TensorBoard events."""
+    log.picture(step, images.save_samples(samples, picture, *how))
 
 
 def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done: bool, stopping: bool,
@@ -364,7 +414,7 @@ def _time_to_save(config: RunConfig, step: int, ipe: int, total: int, epoch_done
 def _epoch_records(game: steps.Game, names: list[str], means: np.ndarray, epoch: int, step: int, it_per_s: float):
     c = game.config.optimizer
     g_count = step  # G takes one update per iteration
-    lr = float(optim.learning_rate(c, g_count - 1))
+    lr = float(optim.learning_rate(c, g_count - 1, game.iters_per_epoch))
     mom = float(optim.momentum(c, epoch - 1)) if c.name == "sgd" else c.b1
     return [
         {"epoch": epoch, "step": step, **{k: round(float(v), 6) for k, v in zip(names, row)},
@@ -397,9 +447,9 @@ def _snapshot(state, seeds: int, placement: parallel.Placement | None) -> list:
     return [parallel.seed_of(placement, state, s) for s in range(seeds)]
 
 
-def _save(writers, states: list, config: RunConfig, base_meta, step: int, ipe: int, partial) -> None:
+def _save(writers, states: list, config: RunConfig, seed_meta: list, step: int, ipe: int, partial) -> None:
     for s, (w, one) in enumerate(zip(writers, states)):
-        meta = dict(base_meta, epoch=step // ipe, step=step, seed=config.seed + s, saved_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta = dict(seed_meta[s], epoch=step // ipe, step=step, seed=config.seed + s, saved_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if partial is not None:
             meta["partial_epoch"] = {"sums": partial["sums"][s], "iters": partial["iters"], "seconds": partial["seconds"]}
         w.save(step, one, seed_config(config, s), meta)
@@ -421,7 +471,7 @@ def _restore(game: steps.Game, dirs: list[Path], placement: parallel.Placement |
     step = int(runs[0].state["step"])
     stored = runs[0].config
     if len(dirs) > 1:
-        stored = with_overrides(stored, seed=stored.seed - int(dirs[0].name[5:]), seeds=len(dirs))
+        stored = whole_run_config(stored, int(dirs[0].name[5:]), len(dirs))
     conflicts = differences(game.config, stored, ignore=RESUMABLE) if runs[0].skipped else []
     if conflicts:
         raise GancliError(
@@ -447,26 +497,3 @@ def _stack(states: list, seeds: int):
     if seeds == 1:
         return states[0]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-
-
-@contextmanager
-def _stop_signals():
-    """Ctrl-C (SIGINT) and SIGTERM (a scheduler's or kill's stop) set a flag the loop checks between chunks, so
-    it can save first; a second one aborts. Yields a function giving the first signal's number, or 0."""
-    hits = []
-
-    def handler(signum, frame):
-        hits.append(signum)
-        if len(hits) > 1:
-            raise KeyboardInterrupt
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread: leave the signals alone
-        yield lambda: 0
-        return
-    try:
-        yield lambda: hits[0] if hits else 0
-    finally:
-        for s, handler_before in previous.items():
-            signal.signal(s, handler_before)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
+from gancli import stops  # no JAX: train watches the signals from its first line
 from gancli.config import sections  # no JAX: the --config help lists the config's tables
 from gancli.errors import GancliError
 from gancli.files import check_count
@@ -84,6 +85,25 @@ def one_line_errors(fn):
     return wrapper
 
 
+def watching_signals(fn):
+    """SIGINT and SIGTERM stop the command at its next safe point from its first line on (gancli.stops), not only
+    once its loop runs: before JAX is imported, while data loads and while XLA compiles."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with stops.watch():
+            return fn(*args, **kwargs)
+
+    return wrapper
+def _use_file(data_file: Path, data_dir, dataset: str | None = None) -> list[str]:
+    """data.use_file with a bar on stderr while the file is read: a large (or hostile) archive takes a while."""
+    from gancli import data
+    from gancli.cli.progress import WorkBars
+
+    with WorkBars(err_console) as bars:
+        return data.use_file(data_file, data_dir, dataset, progress=bars)
+
+
 @app.command()
 @one_line_errors
 def datasets(data_dir: DataDir = None, data_file: DataFile = None):
@@ -96,7 +116,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
     if root.exists() and not root.is_dir():
         raise GancliError(f"--data-dir {root} is a file, not a folder")
     if data_file is not None:
-        data.use_file(data_file, root)
+        _use_file(data_file, root)
     try:
         entries = data.describe(root)
     except OSError as e:  # e.g. a folder in it that cannot be read
@@ -109,6 +129,7 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
 
 @app.command()
 @one_line_errors
+@watching_signals
 def train(
     dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own), or a folder of images (PNG, JPEG, WEBP; class subfolders are labels) written as a path: path/to/folder, ./photos, /data/faces (a bare word is always a name). Built once into the data dir.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="A folder's images (or a TFDS catalog dataset's) are centre-cropped and resized to this side (default 64 for a folder).")] = None,
@@ -140,7 +161,8 @@ def train(
     spectral_norm: Annotated[Optional[str], typer.Option(help="Spectral normalisation (Miyato et al. 2018) of the weights of D (d), of D and G (both), or none (the default); one power iteration per update.")] = None,
     conditional: Annotated[bool, typer.Option("--conditional", help="Condition G and D on the class label (any model; the cgan preset always is): generated examples take the real batch's labels; sample --label draws one class.")] = False,
     labels: Annotated[Optional[int], typer.Option(help="Semi-supervised (preset semi-supervised, default 100): train D's classes on this many labelled training examples, as many of each class; the rest of training ignores the labels.")] = None,
-    label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); stored in the checkpoint.")] = None,
+    label_seed: Annotated[Optional[int], typer.Option(help="Semi-supervised: the seed that picks the labelled examples (default 0); with --seeds N, seed i takes label seed + i, a labelled subset of its own (the paper's protocol); stored in each seed's checkpoint.")] = None,
+    same_labels: Annotated[bool, typer.Option("--same-labels", help="Semi-supervised with --seeds: every seed trains on the --label-seed's labelled subset, not one of its own.")] = False,
     augment: Annotated[Optional[str], typer.Option(help="Augment everything D sees, real and generated, in every D pass (DiffAugment, Zhao et al. 2020): a comma list of translation, cutout, color; 'none' for none.")] = None,
     ada: Annotated[Optional[float], typer.Option(help="With --augment: ADA (Karras et al. 2020) moves the probability p of each transform from 0 towards keeping the mean sign of D's logit on real data at this target (e.g. 0.6); 0: p fixed at 1.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override any config field: section.field=value, e.g. discriminator.minibatch=100,5 (repeatable).")] = None,
@@ -161,7 +183,7 @@ def train(
     from gancli import parallel
     from gancli import train as training
     from gancli.config import from_toml, preset as preset_config, settings
-    from gancli import objectives, penalties, per_epoch
+    from gancli import data, objectives, penalties, per_epoch
     from gancli.cli.progress import RichReporter
 
     parallel.start(distributed)  # before anything touches a device
@@ -177,7 +199,7 @@ def train(
         "optimizer.momentum": momentum, "optimizer.momentum_final": momentum_final,
         "optimizer.momentum_saturate_epoch": momentum_saturate, "optimizer.b1": b1, "optimizer.b2": b2, "ema": ema,
         "spectral_norm": spectral_norm,
-        "conditional": conditional or None, "labels": labels, "label_seed": label_seed,
+        "conditional": conditional or None, "labels": labels, "label_seed": label_seed, "same_labels": same_labels or None,
         "penalty.r1": r1, "penalty.r2": r2, "penalty.lazy": lazy,
         "augment.policy": "" if augment == "none" else augment, "augment.ada_target": ada,
     }
@@ -185,8 +207,6 @@ def train(
         overrides["d_loss"], paired = objectives.pair(loss)
         overrides["g_loss"] = g_loss if g_loss is not None else paired
     if dataset is not None or image_size is not None or channels is not None or strict or download:
-        from gancli import data
-
         dataset = data.dataset_argument(dataset, data_dir, image_size=image_size, channels=channels, strict=strict,
                                         download=download)
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
@@ -195,10 +215,9 @@ def train(
     layered.update(settings(base, set_ or []))
     overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
     config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
+    reporter = RichReporter(console, config.epochs, config.optimizer.name)
     if data_file is not None:
-        from gancli import data
-
-        data.use_file(data_file, data_dir, config.dataset)
+        _use_file(data_file, data_dir, config.dataset)
     verb = "resuming" if resuming else "training"
     console.print(
         f"{verb} [bold]{config.dataset}[/] preset {config.preset}: k={config.k}, {config.update} updates, "
@@ -206,7 +225,7 @@ def train(
         + f"{config.g_loss} G loss, " + _penalty_words(config, penalties.active(config))
         + f"{config.optimizer.name}, batch {config.batch_size}, {config.epochs} epochs, "
         + (f"EMA of G {config.ema:g}, " if config.ema else "") + ("conditional on the labels, " if config.conditional else "")
-        + (f"{config.labels} labelled examples (label seed {config.label_seed}), " if config.labels else "")
+        + (f"{config.labels} labelled examples ({_label_seed_words(config)}), " if config.labels else "")
         + (f"EMA of D {config.d_ema:g}, " if config.d_ema else "")
         + ({"d": "spectral norm in D, ", "both": "spectral norm in D and G, "}.get(config.spectral_norm, ""))
         + (f"augmenting D's inputs ({config.augment.policy}" + (f", ADA target {config.augment.ada_target:g}), " if config.augment.ada_target else "), ")
@@ -217,19 +236,32 @@ def train(
     if objectives.INTERPOLATES in objectives.needs(config) and not config.penalty.gp:
         console.print("note: d_loss wgan-gp with penalty.gp 0 trains a critic without its gradient penalty, "
                       "nothing keeps it Lipschitz", highlight=False)
-    outcome = training.train(config, ckpt, data_dir, RichReporter(console, config.epochs, config.optimizer.name), resume=resuming,
-                             evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
+        outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
+                                 evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
         name = signal.Signals(outcome.signal).name
-        console.print(
-            f"interrupted by {name}: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume.",
-            markup=False, highlight=False, soft_wrap=True,
-        )
+        if not outcome.saved:
+            kept = f"{ckpt}/ holds the checkpoints it held; run the same command to resume." if resuming else (
+                "nothing was saved; run the same command to start again.")
+            line = f"interrupted by {name} before training began: {kept}"
+        else:
+            line = f"interrupted by {name}: saved step {outcome.step} (epoch {outcome.epoch}) in {ckpt}/; run the same command to resume."
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(128 + outcome.signal)  # what a shell reports for a process ended by that signal
     else:
         console.print(f"done: epoch {outcome.epoch}, step {outcome.step}; checkpoints, metrics.jsonl and samples/ in {ckpt}/")
+
+
+def _label_seed_words(config) -> str:
+    """Which label seeds a semi-supervised run's seeds take, in words."""
+    if config.seeds == 1:
+        return f"label seed {config.label_seed}"
+    if config.same_labels:
+        return f"label seed {config.label_seed} for every seed"
+    return f"label seeds {config.label_seed} to {config.label_seed + config.seeds - 1}, one subset per seed"
 
 
 def _penalty_words(config, active: tuple[str, ...]) -> str:
@@ -266,9 +298,7 @@ def sample(
     check_count(count, "--n")
     dirs = rundir.find_runs(ckpt)
     if data_file is not None and nearest:
-        from gancli import data
-
-        data.use_file(data_file, data_dir)
+        _use_file(data_file, data_dir)
     # Restore every seed, check every output path and load the training data before drawing anything.
     plan = []
     train_sets: dict[str, object] = {}
@@ -303,8 +333,11 @@ def sample(
             what += f" of class {label}" if label is not None else f" taking the {run.config.n_classes} classes in turn"
         train = train_sets.get(run.config.dataset)
         if nearest:
-            with err_console.status(f"finding the nearest of {len(train):,} training images"):
-                drawn = sampling.with_nearest(drawn, train)
+            from gancli.cli.progress import WorkBars
+
+            with WorkBars(err_console) as bars:
+                what = f"nearest of {len(train):,} training images"
+                drawn = sampling.with_nearest(drawn, train, lambda done, total: bars(what, done, total))
         sampling.save_npz(drawn, npz)
         sampling.save_picture(drawn, png, train)
         if bad := sampling.count_nonfinite(drawn["samples"]):  # written anyway: a diverged run is worth a look
@@ -375,15 +408,15 @@ def evaluate(
     evaluators = [evaluation.Parzen(parzen_window.parse_sigmas(sigmas) if sigmas is not None else parzen_window.PAPER_SIGMAS, n_valid)] if parzen else []
     evaluators += [evaluation.Metrics(metrics)] if which else []  # the words given: "all" is decided per dataset
     evaluators += [evaluation.Classify(ema)] if classify else []
-    if data_file is not None:
-        from gancli import data
+    from gancli import data
 
-        data.use_file(data_file, data_dir, None if classify else dataset)
     # With --json, stdout carries the report alone: progress goes to stderr.
     talk = err_console if as_json else console
     common = dict(data_dir=data_dir, calibration=calibration, out=out, force=force, seed=seed,
                   log=lambda line: talk.print(line, markup=False, highlight=False, soft_wrap=True))
-    with WorkBars(talk) as bars:
+    with WorkBars(talk) as bars, data.reporting_builds(bars):
+        if data_file is not None:
+            data.use_file(data_file, data_dir, None if classify else dataset, progress=bars)
         if samples is not None:
             results = evaluation.evaluate_samples(samples, evaluators, dataset="mnist" if dataset is None else dataset,
                                                   n_samples=n_samples, progress=bars, **common)
@@ -431,6 +464,48 @@ def inspect(
         return
     for part in render.summary_view(summary):
         console.print(part)
+
+
+@app.command()
+@one_line_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (a multi-seed folder shows its seeds side by side).")],
+    out: Annotated[Optional[Path], typer.Option(help="The HTML file to write (default: RUN/report.html for one run, report.html here for several).")] = None,
+    grids: Annotated[int, typer.Option(help="Per-epoch sample grids shown per seed: the first, the last and evenly spaced between.")] = 12,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (a run's own report.html is always rewritten).")] = False,
+):
+    """Write one self-contained HTML page of runs (images inline, no scripts, nothing fetched): each run's config,
+    training curves, sample grids over epochs and evaluation reports with their protocols, seeds side by side."""
+    from gancli import html_report
+
+    path = html_report.write(runs, out, grids, force)
+    console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+@one_line_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two run folders or more (a multi-seed folder is one run).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON and nothing else.")] = False,
+    out: Annotated[Path, typer.Option(help="Where the PNG of the overlaid training curves goes.")] = Path("compare.png"),
+    curves: Annotated[bool, typer.Option(help="Write the overlaid curves to --out.")] = True,
+):
+    """Compare runs: the config fields that differ, the latest metrics with standard errors over seeds, and the
+    training curves overlaid in one PNG."""
+    import json
+
+    from gancli import compare as comparison
+    from gancli.cli import render
+
+    result = comparison.compare(runs, out if curves else None)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for table in render.compare_tables(result):
+        console.print(table)
+    console.print(result["stderr"], markup=False, highlight=False)
+    if result["curves"]:
+        console.print(f"curves: {result['curves']}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

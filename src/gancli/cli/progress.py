@@ -1,5 +1,7 @@
 """Rich progress: the bar train draws (a gancli.train.Reporter: epoch, iterations/s, ETA, losses and D's outputs),
-and the bars of long library work (features of many images) that reports progress(what, done, total)."""
+and the bars of long library work that reports progress(what, done, total): dataset builds, reference statistics
+(feature-network and Inception features of a test split, its neighbour radii, its nearest training images), and
+evaluations (Parzen passes, features of the samples, precision/recall, memorisation)."""
 
 from __future__ import annotations
 
@@ -43,8 +45,24 @@ class RichReporter:
             transient=False,
         )
         self._task = None
+        self._work: WorkBars | None = None
+        self._running = False  # the bar is drawn: stop() ends it once (Rich prints a line at each stop off a terminal)
+
+    def work(self, what: str, done: int, total: int) -> None:
+        """progress(what, done, total) of work before training starts (a dataset build): bars in place of the
+        status line, put away when training starts."""
+        self._end_status()
+        if self._work is None:
+            self._work = WorkBars(self.console)
+        self._work(what, done, total)
+
+    def _end_work(self) -> None:
+        if self._work is not None:
+            self._work.__exit__(None, None, None)
+            self._work = None
 
     def status(self, text: str) -> None:
+        self._end_work()
         self._end_status()
         self._status = self.console.status(text)
         self._status.start()
@@ -56,9 +74,11 @@ class RichReporter:
 
     def start(self, total: int, done: int, epoch: int) -> None:
         self._end_status()
+        self._end_work()
         self._per_epoch = total // self.epochs  # train counts total as epochs x iterations per epoch
         self._epoch = epoch
         self._progress.start()
+        self._running = True
         self._task = self._progress.add_task(
             "train", total=self._per_epoch, completed=done - epoch * self._per_epoch, epoch=epoch + 1,
             epochs=self.epochs, speed="-", eta="-:--:--", losses="",
@@ -90,7 +110,10 @@ class RichReporter:
 
     def stop(self) -> None:
         self._end_status()
-        self._progress.stop()
+        self._end_work()
+        if self._running:
+            self._running = False
+            self._progress.stop()
 
 
 def _clock(seconds: float) -> str:

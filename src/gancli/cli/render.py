@@ -88,6 +88,33 @@ def classify_tables(report: dict) -> list[Table]:
     return [errors, confusion]
 
 
+# --- runs side by side (gancli compare) ---
+
+
+def compare_tables(result: dict[str, Any]) -> list[Table]:
+    """The config fields that differ, then the latest metrics, a column per run."""
+    from gancli import compare
+
+    names = [r["path"] for r in result["runs"]]
+    out = []
+    differing = compare.difference_rows(result)
+    table = Table(title="config fields that differ" if differing else "config: the runs agree on every field")
+    table.add_column("field", style="bold")
+    for name in names:
+        table.add_column(escape(name), overflow="fold")
+    for row in differing:
+        table.add_row(*map(escape, row))
+    out.append(table)
+    table = Table(title="latest metrics")
+    table.add_column("metric", style="bold")
+    for name in names:
+        table.add_column(escape(name), justify="right", overflow="fold")
+    for row in compare.metric_rows(result):
+        table.add_row(*map(escape, row))
+    out.append(table)
+    return out
+
+
 # --- run summaries (gancli inspect) ---
 
 

@@ -140,4 +140,33 @@ def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
             problem = value_problem(name, out[name], declared_type(name))  # a list's elements too
             if problem:
                 raise GancliError(f"--config {path}: {problem}")
+    _check_ranges(path, base, out)
     return out
+
+
+def _check_ranges(path: Path, base: RunConfig, out: dict[str, Any]) -> None:
+    """GancliError naming the file and the key when the file's values fail validate: its messages name the
+    command-line option (--k, --lr), which a reader of a --config error would look for on the command line."""
+    try:
+        with_overrides(base, **out)
+    except GancliError as e:
+        message = str(e)
+    else:
+        return
+    for name, value in out.items():  # the key that fails on its own with the same message is the one to name
+        try:
+            with_overrides(base, **{name: value})
+        except GancliError as alone:
+            if str(alone) == message:
+                raise GancliError(f"--config {path}: {name} = {_toml(value)}: {message}") from None
+    keys = ", ".join(out)
+    raise GancliError(f"--config {path}: its keys {keys} together: {message}") from None
+
+
+def _toml(value: Any) -> str:
+    """A value as the TOML file wrote it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)

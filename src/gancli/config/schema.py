@@ -77,6 +77,10 @@ class OptimizerConfig:
     b2: float = 0.999
     eps: float = 1e-8  # adam: added to sqrt(v)...
     eps_root: float = 0.0  # ...and to v inside the square root (improved-gan's Adam: 1e-8 there, none outside)
+    # A linear tail on top of the decay: lr held until epoch lr_linear_from, then falling linearly to 0 at epoch
+    # lr_linear_to, one value per epoch (improved-gan's 2016-06-08 MNIST script: 200 and 300); 0 and 0: none
+    lr_linear_from: int = 0
+    lr_linear_to: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,9 @@ class RunConfig:
     ema_start: int = 0  # epoch from which the averages move; before it, each equals its network
     labels: int = 0  # semi-supervised: labelled training examples, as many of each class (0: none)
     label_seed: int = 0  # which ones: the first labels/K of each class in this seed's permutation of the training set
+    # With --seeds N, seed i's labelled subset is label_seed + i's (the paper's protocol: a random subset per run),
+    # unless same_labels, which gives every seed label_seed's
+    same_labels: bool = False
     # Spectral normalisation (Miyato et al. 2018) of the kernels of D ("d"), of D and G ("both"), or none; one power
     # iteration per update of each network normalised
     spectral_norm: str = "none"
@@ -169,6 +176,9 @@ class RunConfig:
             (0 <= self.d_ema < 1, f"d_ema must be in [0, 1) (got {self.d_ema})"),
             (self.labels >= 0, f"--labels must be >= 0 (got {self.labels})"),
             (0 <= self.label_seed < SEEDS, f"--label-seed must be in [0, {SEEDS - 1:,}] (got {self.label_seed})"),
+            (self.same_labels or self.labels == 0 or self.label_seed + self.seeds <= SEEDS,
+             f"--label-seed must be in [0, {SEEDS - self.seeds:,}] with --seeds {self.seeds}, each seed taking the next "
+             f"label seed (got {self.label_seed}); or give --same-labels"),
             (self.g_batch in ("same", "own"), f"g_batch must be same or own (got {self.g_batch!r})"),
             (self.g_batch == "same" or self.update == "alternating",
              "g_batch own needs alternating updates (simultaneous ones take both gradients from one batch)"),
@@ -206,6 +216,9 @@ class RunConfig:
             (_finite(o.lr) and o.lr > 0, f"--lr must be a finite number > 0 (got {o.lr})"),
             (_finite(o.lr_decay) and o.lr_decay >= 1.0, f"--lr-decay must be a finite number >= 1 (got {o.lr_decay})"),
             (_finite(o.lr_min) and 0 <= o.lr_min <= o.lr, f"optimizer lr_min must be in [0, lr {o.lr}] (got {o.lr_min})"),
+            ((o.lr_linear_from, o.lr_linear_to) == (0, 0) or 0 <= o.lr_linear_from < o.lr_linear_to,
+             f"optimizer lr_linear_from and lr_linear_to must be epochs 0 <= from < to, or 0 and 0 for none (got "
+             f"{o.lr_linear_from} and {o.lr_linear_to})"),
             (0 <= o.momentum < 1, f"--momentum must be in [0, 1) (got {o.momentum})"),
             (0 <= o.momentum_final < 1, f"--momentum-final must be in [0, 1) (got {o.momentum_final})"),
             (o.momentum_saturate_epoch >= 1, f"--momentum-saturate must be an epoch >= 1 (got {o.momentum_saturate_epoch})"),
@@ -330,8 +343,10 @@ MOVED = (("discriminator.input_noise", "ssl_mlp.input_noise"), ("discriminator.h
 
 
 def migrated(d: dict[str, Any]) -> dict[str, Any]:
-    """A stored config dict in today's layout: fields MOVED since it was written go to their new sections."""
+    """A stored config dict in today's layout: fields MOVED since it was written go to their new sections; a config
+    written before same_labels existed gets True, what its seeds trained with (one labelled subset for all)."""
     d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    d.setdefault("same_labels", True)
     for old, new in MOVED:
         (old_section, name), (new_section, new_name) = old.split("."), new.split(".")
         if isinstance(d.get(old_section), dict) and name in d[old_section]:

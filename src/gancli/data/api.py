@@ -84,10 +84,12 @@ def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     return out
 
 
-def use_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[str]:
+def use_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, dataset: str | None = None,
+             progress=None) -> list[str]:
     """Build the dataset a user's file holds (CIFAR-10's python release, a TFD .mat) into the data dir, once; the
-    names of the datasets it serves. With dataset, the file must be one for it."""
-    return user_files.use_file(path, resolve_data_dir(data_dir), dataset)
+    names of the datasets it serves. With dataset, the file must be one for it. progress(what, done, total) while
+    the file is read and through the build."""
+    return user_files.use_file(path, resolve_data_dir(data_dir), dataset, progress)
 
 
 def use_folder(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, image_size: int = 64,

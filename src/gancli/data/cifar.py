@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 BATCHES = (*TRAIN_BATCHES, TEST_BATCH)
 SHAPE = (32, 32, 3)
+Progress = Callable[[str, int, int], None]  # progress(what, done, total), as the library reports long work
 LABEL_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 # md5 of the official release's batches (the site publishes md5 only); provenance says whether a file matches them.
@@ -36,26 +38,57 @@ OFFICIAL_MD5 = {
 }
 # A batch of the real release is 31 MB; a pickle much larger than that is not one.
 MAX_BATCH_BYTES = 64 << 20
+# The release's tar holds 178 MB (six batches, batches.meta, readme.html). Any member over a batch's bound, or an
+# archive past this many bytes unpacked, is refused at its header, before a gzip bomb is unpacked for minutes.
+MAX_ARCHIVE_BYTES = 8 * MAX_BATCH_BYTES
+_READ = 4 << 20  # bytes unpacked between two progress reports
+_EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+               tarfile.SOLARIS_XHDTYPE)
+_MAX_EXTENSION_BYTES = 1 << 20
 # pylearn2's CIFAR10(gcn=55.): per image, subtract the mean, divide by the L2 norm, multiply by 55.
 GCN_SCALE = 55.0
 GCN_MIN_DIVISOR = 1e-8  # pylearn2's global_contrast_normalize leaves images flatter than this undivided
 
 
-def _batches_from_archive(path: Path) -> dict[str, bytes]:
-    """The batch files' bytes from the .tar.gz, read as a stream (a member at a time, never the whole archive)."""
+def _batches_from_archive(path: Path, progress: Progress | None = None) -> dict[str, bytes]:
+    """The batch files' bytes from the .tar.gz, read as a stream (a member at a time, never the whole archive);
+    progress(what, done, total) in bytes of the file read."""
     found: dict[str, bytes] = {}
+    what, total = f"reading {path.name}", path.stat().st_size
+
+    def refuse(name: str, too: str) -> GancliError:
+        return GancliError(f"{path}: {name} {too}, far more than CIFAR-10's python release holds "
+                           f"({MAX_BATCH_BYTES >> 20} MiB a file, {MAX_ARCHIVE_BYTES >> 20} MiB in all); not reading on")
+
+    class Bounded(tarfile.TarInfo):
+        """A header whose extension data (a long name, pax records) tarfile would read whole is bounded too."""
+
+        def _proc_member(self, tar):
+            if self.type in _EXTENSIONS and self.size > _MAX_EXTENSION_BYTES:
+                raise refuse(f"a {self.size:,}-byte extended header", "before a member")
+            return super()._proc_member(tar)
+
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*", tarinfo=Bounded) as tar:
             for member in tar:
+                if member.size > MAX_BATCH_BYTES:
+                    raise refuse(member.name, f"is {member.size:,} bytes unpacked")
+                if member.offset_data + member.size > MAX_ARCHIVE_BYTES:
+                    raise refuse(member.name, f"ends {member.offset_data + member.size:,} bytes into the unpacked archive")
                 name = Path(member.name).name
                 if name not in BATCHES or not member.isfile() or Path(member.name).parent.name != FOLDER:
                     continue
-                if member.size > MAX_BATCH_BYTES:
-                    raise GancliError(f"{path}: {member.name} is {member.size:,} bytes, not a CIFAR-10 batch")
                 f = tar.extractfile(member)
-                found[name] = f.read() if f is not None else b""
+                parts = []
+                while f is not None and (part := f.read(_READ)):
+                    parts.append(part)
+                    if progress is not None:
+                        progress(what, min(raw.tell(), total), total)
+                found[name] = b"".join(parts)
                 if len(found[name]) != member.size:
                     raise GancliError(f"{path} is truncated: {member.name} ends early")
+        if progress is not None:
+            progress(what, total, total)
     except GancliError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
@@ -82,12 +115,12 @@ def batch_folder(path: Path) -> Path | None:
     return None
 
 
-def read_batches(path: Path) -> dict[str, bytes]:
+def read_batches(path: Path, progress: Progress | None = None) -> dict[str, bytes]:
     """The six batch files' bytes from an archive or a folder; GancliError naming any that are missing."""
     folder = batch_folder(path) if path.is_dir() else None
     if path.is_dir() and folder is None:
         raise GancliError(f"{path} is a folder without {FOLDER}'s batch files (data_batch_1 ... test_batch)")
-    found = _batches_from_folder(folder) if folder is not None else _batches_from_archive(path)
+    found = _batches_from_folder(folder) if folder is not None else _batches_from_archive(path, progress)
     missing = [name for name in BATCHES if name not in found]
     if missing:
         raise GancliError(f"{path} lacks {', '.join(missing)} of {FOLDER}: not the complete CIFAR-10 python release")
@@ -124,13 +157,13 @@ def parse_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels
 
 
-def read(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str], bool]:
+def read(path: Path, progress: Progress | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str], bool]:
     """The paper's splits, the sha256 of each batch file, and whether all six match the official release.
 
     train = data_batch_1..4 (rows [0:40000] of the training file, as the paper's yaml took them), validation =
     data_batch_5 ([40000:50000]), test = test_batch.
     """
-    raw = read_batches(path)
+    raw = read_batches(path, progress)
     sha256 = {name: hashlib.sha256(raw[name]).hexdigest() for name in BATCHES}
     official = all(hashlib.md5(raw[name]).hexdigest() == OFFICIAL_MD5[name] for name in BATCHES)
     parsed = {name: parse_batch(raw.pop(name), name) for name in BATCHES}

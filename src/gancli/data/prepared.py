@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import json
 import re
 import sys
 import time
@@ -51,13 +53,81 @@ def list_prepared(data_dir: Path) -> dict[str, Path]:
     return out
 
 
-def open_prepared(path: Path):
-    """A read-only TFDS builder for one prepared version folder; needs no builder code and no network."""
+def open_prepared(path: Path, features: dict | None = None):
+    """A read-only TFDS builder for one prepared version folder; needs no builder code and no network.
+
+    features: the features.json that gancli's builder writes, for a dataset gancli built; the file must be exactly
+    that. Any other dataset's feature classes must be TFDS's own. TFDS imports the module a class name in those
+    files names, so a tampered file would otherwise choose what Python imports."""
+    check_features(Path(path), features)
     try:
         return tfds.builder_from_directory(path)
     except Exception as e:  # a damaged dataset_info.json or features.json
         msg = f"cannot read the prepared dataset at {path} ({one_line(e)}); delete that folder to rebuild it"
         raise GancliError(msg) from None
+
+
+_FEATURES_FILE = "features.json"
+# Where TFDS reads a class name to import: a Feature proto's field (in either of protobuf's JSON spellings) and the
+# legacy {"type": ..., "content": ...} form.
+_CLASS_KEYS = ("pythonClassName", "python_class_name")
+_TFDS_FEATURES = "tensorflow_datasets.core.features."
+
+
+def check_features(path: Path, expected: dict | None = None) -> None:
+    """GancliError, naming the file, unless the prepared dataset at path describes its features as gancli's builder
+    wrote them (expected) or, for a dataset gancli did not build (None), with TFDS's own feature classes only."""
+    files = {_FEATURES_FILE: path / _FEATURES_FILE, _INFO_FILE: path / _INFO_FILE}
+    content = {}
+    for name, file in files.items():
+        try:
+            content[name] = json.loads(file.read_text())
+        except FileNotFoundError:
+            content[name] = None
+        except (OSError, UnicodeDecodeError, ValueError):
+            return  # unparsable: TFDS fails on it before it imports anything, and open_prepared reports that
+    info = content[_INFO_FILE] if isinstance(content[_INFO_FILE], dict) else {}
+    if expected is not None:
+        if content[_FEATURES_FILE] != expected or "features" in info:
+            found = _class_names(content[_FEATURES_FILE]) + _class_names(info.get("features"))
+            strange = sorted(set(found) - set(_class_names(expected)))
+            what = f"it names {', '.join(strange)}" if strange else "its features differ"
+            raise GancliError(
+                f"{files[_FEATURES_FILE]} is not the features file gancli writes for {path.parent.name} ({what}); "
+                f"not reading it: delete {path} to rebuild it"
+            )
+        return
+    for name, found in ((_FEATURES_FILE, content[_FEATURES_FILE]), (_INFO_FILE, info.get("features"))):
+        foreign = [c for c in _class_names(found) if not _tfds_feature(c)]
+        if foreign:
+            raise GancliError(
+                f"{files[name]} names the feature class {foreign[0]!r}, which is not one of TFDS's: not reading it, "
+                "as TFDS would import its module"
+            )
+
+
+def _class_names(node) -> list[str]:
+    """Every feature class name in a features description, nested ones and those in JSON strings included."""
+    if isinstance(node, str):
+        if node.lstrip().startswith("{"):
+            try:
+                return _class_names(json.loads(node))
+            except ValueError:
+                return []
+        return []
+    if isinstance(node, list):
+        return [c for item in node for c in _class_names(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [str(node[k]) for k in _CLASS_KEYS if k in node]
+    if "type" in node and "content" in node:
+        found.append(str(node["type"]))
+    return found + [c for k, v in node.items() for c in _class_names(v)]
+
+
+def _tfds_feature(name: str) -> bool:
+    """Whether TFDS already knows the class, or it lives in TFDS's own features package."""
+    return name in getattr(tfds.features.FeatureConnector, "_registered_features", {}) or name.startswith(_TFDS_FEATURES)
 
 
 def one_line(e: BaseException, limit: int = 200) -> str:
@@ -66,9 +136,28 @@ def one_line(e: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def build(builder, label: str) -> Path:
-    """download_and_prepare a gancli builder as array_record; on any failure nothing prepared is left."""
+# A build starts inside whichever data.load first needs the dataset (under train, evaluate, judge, ...): the progress
+# a caller wants shown for it is set for a block (reporting_builds) rather than threaded through every loader.
+_BUILD_PROGRESS: contextvars.ContextVar = contextvars.ContextVar("gancli_build_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting_builds(progress):
+    """Within the block, a build started without a progress of its own reports progress(what, done, total)."""
+    token = _BUILD_PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _BUILD_PROGRESS.reset(token)
+
+
+def build(builder, label: str, progress=None) -> Path:
+    """download_and_prepare a gancli builder as array_record; on any failure nothing prepared is left.
+    progress(what, done, total) per split as its examples are written (default: reporting_builds's)."""
     data_dir = Path(builder.data_dir_root)
+    progress = progress if progress is not None else _BUILD_PROGRESS.get()
+    if progress is not None:
+        builder.report = lambda split, done, total: progress(f"building {label}: {split}", done, total)
     print(f"gancli: building {label} into {data_dir} (first use)", file=sys.stderr)
     start = time.perf_counter()
     tfds.disable_progress_bar()

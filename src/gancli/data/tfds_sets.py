@@ -36,19 +36,20 @@ class BuiltDataset:
         """The folder prepared by this builder version in data_dir, or None; other versions get rebuilt."""
         return prepared.find_prepared(data_dir, self.builder_cls.name, str(self.builder_cls.VERSION))
 
-    def ensure_prepared(self, data_dir: Path, source: Path | None = None) -> Path:
-        """The prepared folder, built first when missing (from source when given, else from get_source's)."""
+    def ensure_prepared(self, data_dir: Path, source: Path | None = None, progress=None) -> Path:
+        """The prepared folder, built first when missing (from source when given, else from get_source's);
+        progress(what, done, total) while the source is read, when the builder reports it, and through the build."""
         if path := self.prepared(data_dir):
             return path
         try:
-            builder = self.builder_cls(data_dir=data_dir, source=source or self.get_source(data_dir))
+            builder = self.builder_cls(data_dir=data_dir, source=source or self.get_source(data_dir), progress=progress)
         except OSError as e:  # e.g. a data dir that is a file, or not writable
             raise GancliError(f"cannot prepare {self.name} in {data_dir}: {e}") from None
-        return prepared.build(builder, self.name)
+        return prepared.build(builder, self.name, progress)
 
     def load(self, split: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
         """float32 images in [0, 1] and int64 labels, building the dataset on first use."""
-        builder = prepared.open_prepared(self.ensure_prepared(data_dir))
+        builder = prepared.open_prepared(self.ensure_prepared(data_dir), self.builder_cls.features_json())
         images, labels = reading.read_split(builder, self.combined.get(split, split))
         if self.convert is not None:
             return self.convert(images, labels)
@@ -60,7 +61,7 @@ class BuiltDataset:
         if path is None:
             before = {"splits": dict(self.splits), "version": str(self.builder_cls.VERSION), "path": None}
             return {**before, **self.source_info(data_dir)}
-        info = prepared.open_prepared(path).info
+        info = prepared.open_prepared(path, self.builder_cls.features_json()).info
         sizes = {name: split.num_examples for name, split in info.splits.items()}
         sizes.update({name: sum(sizes.get(s, 0) for s in expr.split("+")) for name, expr in self.combined.items()})
         meta = dict(info.metadata or {})

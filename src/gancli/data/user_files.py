@@ -39,13 +39,13 @@ class GancliCifar10(builders._ImageBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         source = self._require_source()
-        splits, sha256, official = cifar.read(source)
+        splits, sha256, official = cifar.read(source, self._progress)
         if source.is_file():
             sha256 = {source.name: fetch.sha256_file(source), **sha256}
         release = "the official release" if official else "batches differ from the official release's md5s"
         self._record_provenance(f"{source} ({release})", sha256)
         self.info.metadata.update({"official_release": official})
-        return {split: self._generate_examples(x, y) for split, (x, y) in splits.items()}
+        return {split: self._examples(x, y, split) for split, (x, y) in splits.items()}
 
 
 class _GancliTfd(builders._ImageBuilder, skip_registration=True):
@@ -65,13 +65,18 @@ class _GancliTfd(builders._ImageBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         source = self._require_source()
+        what, size = f"reading {source.name}", source.stat().st_size
+        if self._progress is not None:  # scipy reads the .mat in one call: a bar that says what is being read
+            self._progress(what, 0, size)
         splits, sha256, same = tfd.read(source, self.SIZE)
+        if self._progress is not None:
+            self._progress(what, size, size)
         empty = [split for split, (x, _) in splits.items() if len(x) == 0]
         if empty:
             raise GancliError(f"{source}: the folds leave {', '.join(empty)} empty; not TFD's fold layout")
         self._record_provenance(str(source), sha256)
         self.info.metadata.update({"unlabeled_same_in_every_fold": same})
-        return {split: self._generate_examples(x, y) for split, (x, y) in splits.items()}
+        return {split: self._examples(x, y, split) for split, (x, y) in splits.items()}
 
 
 class GancliTfd(_GancliTfd, skip_registration=True):
@@ -201,11 +206,12 @@ def kind_of(path: Path):
     )
 
 
-def use_file(path, data_dir: Path, dataset: str | None = None) -> list[str]:
-    """Build the dataset that a user's file holds into data_dir (once); return the dataset names it serves.
+def use_file(path, data_dir: Path, dataset: str | None = None, progress=None) -> list[str]:
+    """Build the dataset that a user's file holds into data_dir (once); return the dataset names it serves;
+    progress(what, done, total) while the file is read.
 
     When that dataset is already prepared, the file must be the one it was built from: a different one is refused
-    with the folder to delete, never silently used or ignored.
+    with the folder to delete, never silently used or ignored. It goes on through the build.
     """
     path = Path(path).expanduser().absolute()
     builder_cls = kind_of(path)
@@ -214,20 +220,20 @@ def use_file(path, data_dir: Path, dataset: str | None = None) -> list[str]:
         raise GancliError(f"--data-file {path} holds {EXPECTED[builder_cls]} for {' and '.join(served)}, not data for {dataset}")
     ds = DATASETS[served[0]]
     if (done := ds.prepared(data_dir)) is not None:
-        _check_same(done, path, builder_cls)
+        _check_same(done, path, builder_cls, progress)
     else:
-        ds.ensure_prepared(data_dir, path)
+        ds.ensure_prepared(data_dir, path, progress)
     return served
 
 
-def _check_same(done: Path, path: Path, builder_cls) -> None:
+def _check_same(done: Path, path: Path, builder_cls, progress=None) -> None:
     """GancliError unless the prepared dataset at done was built from the same bytes as path."""
-    meta = dict(prepared.open_prepared(done).info.metadata or {})
+    meta = dict(prepared.open_prepared(done, builder_cls.features_json()).info.metadata or {})
     recorded = dict(meta.get("sha256") or {})
     if path.is_file() and fetch.sha256_file(path) in recorded.values():
         return
     if builder_cls is GancliCifar10:  # an archive against a build from the folder, or the other way round
-        batches = cifar.read_batches(path)
+        batches = cifar.read_batches(path, progress)
         if all(recorded.get(name) == hashlib.sha256(raw).hexdigest() for name, raw in batches.items()):
             return
     raise GancliError(

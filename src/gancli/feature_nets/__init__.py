@@ -159,13 +159,15 @@ class Network:
         return {"name": s.name, "version": s.version, "sha256": s.sha256, "file": s.file, "input": PIXEL_SCALE,
                 "features": f"penultimate layer, {FeatureNet.n_features} ReLU units", "logits": FeatureNet.n_classes}
 
-    def features_and_logits(self, images) -> tuple[np.ndarray, np.ndarray]:
-        """float32 (N, 128) penultimate-layer features and (N, 10) logits of images in [0, 1]."""
-        return features_and_logits(self.params, images, self.spec.arch)
+    def features_and_logits(self, images, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (N, 128) penultimate-layer features and (N, 10) logits of images in [0, 1]; progress(done,
+        total) after each batch."""
+        return features_and_logits(self.params, images, self.spec.arch, progress)
 
 
-def features_and_logits(params, images, arch=()) -> tuple[np.ndarray, np.ndarray]:
-    """float32 (N, 128) features and (N, 10) logits of images in [0, 1] under params, in fixed-size batches."""
+def features_and_logits(params, images, arch=(), progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (N, 128) features and (N, 10) logits of images in [0, 1] under params, in fixed-size batches;
+    progress(done, total) after each batch."""
     x = np.asarray(images, np.float32)
     n = x.shape[0]
     if x.size != n * int(np.prod(IMAGE_SHAPE)):
@@ -180,6 +182,8 @@ def features_and_logits(params, images, arch=()) -> tuple[np.ndarray, np.ndarray
         f, lg = apply(params, np.pad(batch, ((0, pad), (0, 0), (0, 0), (0, 0))) if pad else batch)
         feats.append(np.asarray(f)[: len(batch)])
         logits.append(np.asarray(lg)[: len(batch)])
+        if progress is not None:
+            progress(start + len(batch), n)
     return np.concatenate(feats), np.concatenate(logits)
 
 
