@@ -11,7 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gancli"
 
 # Lowest first. A module belongs to the first entry that is it or a package above it.
 LAYERS = (
-    ("base", ("gancli.errors", "gancli.files", "gancli.images", "gancli.knn", "gancli.events", "gancli.stops")),
+    ("base", ("gancli.errors", "gancli.files", "gancli.images", "gancli.knn", "gancli.pixels", "gancli.events",
+              "gancli.stops")),
     ("config", ("gancli.config",)),
     ("data", ("gancli.data",)),
     ("objectives", ("gancli.objectives",)),

@@ -11,6 +11,7 @@ import os
 import pickle
 import shutil
 import struct
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -556,14 +557,19 @@ def test_a_dataset_prepared_as_tfrecord_says_how_to_rebuild_it(elsewhere_dir, tm
     assert entry["state"] == "unavailable" and "array_record" in entry["hint"]
 
 
-@pytest.mark.parametrize("name", ["svhn_cropped", "not_a_dataset", "../etc", "Bad Name"])
-def test_unknown_or_unprepared_names_fail_fast(name, tmp_path, isolated_env):
+UNKNOWN = "unknown dataset {!r}: gancli builds cifar10, cifar10_gcn, fashion_mnist, mnist"
+
+
+@pytest.mark.parametrize(("name", "says"), [("svhn_cropped", "{} is in the TFDS catalog but not prepared"), ("tfds:cifar10", "cifar10 is in the TFDS catalog but not prepared"),
+                                            *[(name, UNKNOWN) for name in ("not_a_dataset", "../etc", "Bad Name")]])
+def test_unknown_or_unprepared_names_fail_fast(name, says, tmp_path, isolated_env):
     start = time.perf_counter()
-    with pytest.raises(GancliError, match=f"unknown dataset {name!r}: gancli builds cifar10, cifar10_gcn, fashion_mnist, mnist") as err:
+    says = re.escape(says.format(name))
+    with pytest.raises(GancliError, match=says) as err:
         data.load(name, "train", tmp_path)
     assert time.perf_counter() - start < 10
     assert "tfds build" in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(GancliError, match="unknown dataset"):
+    with pytest.raises(GancliError, match=says):
         data.provenance(name, tmp_path)
 
 

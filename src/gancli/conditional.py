@@ -20,8 +20,8 @@ def with_classes(config: RunConfig, labels) -> RunConfig:
     if not (config.conditional or config.labels):
         return config
     labels = np.asarray(labels)
-    if labels.size == 0:
-        raise GancliError(f"{config.dataset} has no labels to condition on")
+    if labels.size == 0 or labels.max() < 0:  # -1: unlabelled (an image folder without class subfolders)
+        raise GancliError(f"{config.dataset} has no labels to condition on (an image folder's labels are its class subfolders)")
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or (config.n_classes and hi >= config.n_classes):
         raise GancliError(f"{config.dataset}'s training labels span {lo}..{hi}, outside the run's "

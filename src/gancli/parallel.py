@@ -172,7 +172,7 @@ def place_data(placement: Placement | None, images: np.ndarray, labels: np.ndarr
         return jax.device_put({"image": jnp.asarray(images), "label": jnp.asarray(labels, jnp.int32)})
     rows = placement.data_rows(len(images))
     pad = [(0, rows - len(images))]
-    image = np.pad(np.asarray(images, np.float32), pad + [(0, 0)] * (images.ndim - 1))
+    image = np.pad(np.asarray(images), pad + [(0, 0)] * (images.ndim - 1))  # uint8 or float32, as given
     label = np.pad(np.asarray(labels, np.int32), pad)
     return put({"image": image, "label": label}, placement.data_sharding)
 

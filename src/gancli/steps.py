@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gancli import augment, models, objectives, optim, penalties, spectral, streams
+from gancli import augment, models, objectives, optim, penalties, pixels, spectral, streams
 from gancli.config import RunConfig
 
 # Streams of randomness derived from a run's key; gancli.streams' data streams have theirs after these.
@@ -59,6 +59,9 @@ class Game:
     config: RunConfig
     data_shape: tuple[int, ...]
     n_train: int
+    # How the training images lie on the device: "uint8" bytes (gancli.pixels.pack), made float32 k/255 as each
+    # batch is gathered, or "float32" as they are
+    data_dtype: str = "float32"
 
     @property
     def iters_per_epoch(self) -> int:
@@ -402,7 +405,12 @@ def chunk(game: Game, state, data, length: int, batch_sharding=None):
     order = jax.random.permutation(epoch_key(ORDER), game.n_train)
     pools, examples = data.get(POOLS, {}), {k: v for k, v in data.items() if k != POOLS}
     drawn = [(s, s.prepare(game, epoch_key(s.order), pools.get(s.name))) for s in game.streams]
-    take = lambda at, steps: jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), examples)
+
+    def take(at, steps):
+        batch = jax.tree.map(lambda a: a[at].reshape((steps, c.batch_size) + a.shape[1:]), examples)
+        if batch["image"].dtype == jnp.uint8:  # bytes to to_unit's floats, exactly (gancli.pixels)
+            batch["image"] = jnp.asarray(pixels.TABLE)[batch["image"]]
+        return batch
 
     def body(state, _):
         i = state["step"] % game.iters_per_epoch
@@ -425,7 +433,7 @@ def data_spec(game: Game, rows: int | None = None, seeds: int = 1) -> dict:
     pools of a run whose streams have some ([seeds, size] for several seeds)."""
     rows = game.n_train if rows is None else rows
     spec = {
-        "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.float32),
+        "image": jax.ShapeDtypeStruct((rows,) + game.data_shape, jnp.dtype(game.data_dtype)),
         "label": jax.ShapeDtypeStruct((rows,), jnp.int32),
     }
     sizes = streams.pool_sizes(game.config)
@@ -469,7 +477,8 @@ FIRST = ("d_loss", "g_loss", "d_real", "d_fake")
 def iteration_spec(game: Game) -> dict:
     """Shapes and dtypes of the batches one iteration takes (what `iteration` is traced with)."""
     c = game.config
-    examples = {k: v for k, v in data_spec(game).items() if k != POOLS}
+    as_seen = dataclasses.replace(game, data_dtype="float32")  # a batch's images are float whatever the data's dtype
+    examples = {k: v for k, v in data_spec(as_seen).items() if k != POOLS}
     per_step = lambda steps: jax.tree.map(lambda a: jax.ShapeDtypeStruct((steps, c.batch_size) + a.shape[1:], a.dtype), examples)
     batches = per_step(c.k)
     for stream in game.streams:

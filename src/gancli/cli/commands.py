@@ -131,7 +131,11 @@ def datasets(data_dir: DataDir = None, data_file: DataFile = None):
 @one_line_errors
 @watching_signals
 def train(
-    dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own).")] = None,
+    dataset: Annotated[Optional[str], typer.Argument(help="Dataset name (default mnist; a resumed run keeps its own), or a folder of images (PNG, JPEG, WEBP; class subfolders are labels) written as a path: path/to/folder, ./photos, /data/faces (a bare word is always a name). Built once into the data dir.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="A folder's images (or a TFDS catalog dataset's) are centre-cropped and resized to this side (default 64 for a folder).")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 (grey) or 3 (colour) for a folder's images; default: 1 when most of them are grey, else 3.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse a folder with an image file that cannot be read, instead of skipping it with a warning.")] = False,
+    download: Annotated[bool, typer.Option("--download", help="Let TFDS download and prepare a catalog dataset (celeb_a, tfds:cifar10 ...) not yet prepared in the data dir (needs the network); without it such a name is refused at once.")] = False,
     preset: Annotated[Optional[str], typer.Option(help=PRESET_HELP)] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Discriminator steps per generator step (>= 1).")] = None,
     update: Annotated[Optional[str], typer.Option(help="simultaneous (the original code) or alternating (Algorithm 1).")] = None,
@@ -202,6 +206,9 @@ def train(
     if loss is not None:  # --g-loss, when given too, picks G's loss
         overrides["d_loss"], paired = objectives.pair(loss)
         overrides["g_loss"] = g_loss if g_loss is not None else paired
+    if dataset is not None or image_size is not None or channels is not None or strict or download:
+        dataset = data.dataset_argument(dataset, data_dir, image_size=image_size, channels=channels, strict=strict,
+                                        download=download)
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
     layered = from_toml(config_file, base) if config_file is not None else {}

@@ -313,8 +313,16 @@ TOY_DATASETS = ("toy1d", "ring8")
 DATASET_PRESETS = {"cifar10_gcn": "cifar-conv", "cifar10": "dcgan", "tfd": "tfd", "tfd96": "tfd"}
 
 
+# Datasets gancli builds from images of any size (gancli.data.image_sets), named with these prefixes: colour or grey
+# photos at a side of the user's choosing, which the conv dcgan takes and the paper's 28x28 MLP was never meant for.
+IMAGE_SET_PREFIXES = ("folder_", "tfds_")
+
+
 def default_preset(dataset: str) -> str:
-    """toy for the toy sets, the paper's model for CIFAR-10 and TFD (DATASET_PRESETS), paper for everything else."""
+    """toy for the toy sets, the paper's model for CIFAR-10 and TFD (DATASET_PRESETS), dcgan for image folders and
+    resized catalog sets, paper for everything else."""
+    if dataset.startswith(IMAGE_SET_PREFIXES):
+        return "dcgan"
     return "toy" if dataset in TOY_DATASETS else DATASET_PRESETS.get(dataset, "paper")
 
 

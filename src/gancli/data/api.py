@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gancli.data import generic, prepared, reading, user_files
+from gancli.data import catalog, generic, image_sets, prepared, reading, user_files
 from gancli.data.registry import DATASETS, ArrayDataset
 from gancli.errors import GancliError
 
@@ -34,10 +34,12 @@ def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tu
         if split not in ds.splits:
             raise GancliError(f"unknown split {split!r} for {name}; choose from {', '.join(ds.splits)}")
         return ds.load(split, root)
-    return generic.load(name, split, generic.find(name, root, sorted(DATASETS)))
+    tname = catalog.catalog_name(name)
+    return generic.load(tname, split, generic.find(tname, root, sorted(DATASETS)))
 
 
-_DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None}
+_DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None,
+             "preprocessing": None}
 
 
 def _entry(name: str, description: str, info: dict) -> dict:
@@ -53,7 +55,8 @@ def describe(data_dir: str | os.PathLike | None = None) -> list[dict]:
     for name, path in prepared.list_prepared(root).items():
         if name.split("/")[0] not in own and name not in DATASETS:
             info = _info_or_problem(lambda p: generic.info(name, p), path)
-            entries.append(_entry(name, "prepared TFDS dataset", info))
+            kind = {image_sets.FOLDER_PREFIX: "image folder built by gancli", catalog.RESIZED_PREFIX: "TFDS catalog dataset resized by gancli"}
+            entries.append(_entry(name, next((v for k, v in kind.items() if name.startswith(k)), "prepared TFDS dataset"), info))
     return entries
 
 
@@ -71,11 +74,12 @@ def provenance(name: str, data_dir: str | os.PathLike | None = None) -> dict:
     if ds := DATASETS.get(name):
         entry = _entry(name, ds.description, ds.info(root))
     else:
-        entry = _entry(name, "prepared TFDS dataset", generic.info(name, generic.find(name, root, sorted(DATASETS))))
+        tname = catalog.catalog_name(name)
+        entry = _entry(name, "prepared TFDS dataset", generic.info(tname, generic.find(tname, root, sorted(DATASETS))))
     keys = ("source", "sha256", "splits", "version", "state", "path")
     scale = None if isinstance(DATASETS.get(name), ArrayDataset) else reading.PIXEL_SCALE  # toy sets are not pixels
     out = {"dataset": name, **{k: entry[k] for k in keys}, "pixel_scale": scale}
-    if preprocessing := getattr(DATASETS.get(name), "preprocessing", None):
+    if preprocessing := getattr(DATASETS.get(name), "preprocessing", None) or entry.get("preprocessing"):
         out["preprocessing"] = preprocessing
     return out
 
@@ -86,3 +90,41 @@ def use_file(path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
     names of the datasets it serves. With dataset, the file must be one for it. progress(what, done, total) while
     the file is read and through the build."""
     return user_files.use_file(path, resolve_data_dir(data_dir), dataset, progress)
+
+
+def use_folder(path: str | os.PathLike, data_dir: str | os.PathLike | None = None, image_size: int = 64,
+               channels: int | None = None, strict: bool = False) -> str:
+    """Build a folder of images into the data dir (once per content: gancli.data.image_sets); the dataset name to
+    train, sample and evaluate with."""
+    return image_sets.use_folder(path, resolve_data_dir(data_dir), image_size, channels, strict)
+
+
+def is_folder_argument(text: str) -> bool:
+    """Whether a dataset argument names a folder of images rather than a dataset."""
+    return image_sets.is_folder_argument(text)
+
+
+FOLDER_IMAGE_SIZE = 64  # a folder's side when --image-size is not given: DCGAN's classic size
+
+
+def dataset_argument(text: str | None, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
+                     channels: int | None = None, strict: bool = False, download: bool = False) -> str | None:
+    """The dataset name a command line's dataset argument trains on. A folder is built first (image_size, channels
+    and strict apply to it); a TFDS catalog name is prepared first with download and resized with image_size
+    (gancli.data.catalog); any other name is returned as it is, and found when loaded. GancliError for options that
+    do not apply."""
+    if text is not None and is_folder_argument(text):
+        if download:
+            raise GancliError("--download applies to a TFDS catalog dataset, not to a folder")
+        return use_folder(text, data_dir, image_size or FOLDER_IMAGE_SIZE, channels, strict)
+    if text is not None and text not in DATASETS and (image_size is not None or channels is not None or download):
+        if strict:
+            raise GancliError("--strict applies to a folder of images")
+        return catalog.use(text, resolve_data_dir(data_dir), image_size, channels, download)
+    given = [flag for flag, v in (("--image-size", image_size), ("--channels", channels), ("--strict", strict),
+                                  ("--download", download)) if v]
+    if given:
+        what = f"gancli's own {text!r}" if text else "a run without a dataset argument"
+        raise GancliError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a folder of images or a TFDS "
+                          f"catalog dataset, not to {what}" + (f" (tfds:{text} is the catalog's)" if text else ""))
+    return text

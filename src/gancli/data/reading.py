@@ -8,12 +8,10 @@ from tensorflow_datasets.core import decode
 from tensorflow_datasets.proto import tf_example_pb2
 
 from gancli.data.prepared import one_line
+from gancli.pixels import PIXEL_SCALE, to_unit  # noqa: F401  (data's names for them)
 from gancli.errors import GancliError
 
 _CHUNK = 8192
-# Every byte-valued image set is k/255, as pylearn2's read_mnist_images gave the paper's code (and its
-# Parzen script). The classic mnist.pkl.gz stores k/256, which raises every Parzen figure by about 3 nats.
-PIXEL_SCALE = 255.0
 
 
 def _is_raw_uint8_images(features) -> bool:
@@ -47,23 +45,29 @@ def _read_raw(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _keys(builder) -> tuple[str, str | None]:
-    """The image feature's key and the label's (None when the dataset has no labels)."""
+def image_and_label_keys(builder) -> tuple[str, str | None]:
+    """The image feature's key (the first Image feature; else "image" or the supervised input) and the label's (the
+    supervised label or "label" when a ClassLabel, else the first ClassLabel; None when the dataset has none)."""
     features = builder.info.features
     supervised = builder.info.supervised_keys or ()
-    candidates = ["image", *[k for k in supervised[:1] if isinstance(k, str)]]
-    image = next((k for k in candidates if k in features), None)
+    named = [k for k in features.keys()]
+    image = next((k for k in named if isinstance(features[k], tfds.features.Image)), None)
     if image is None:
-        raise GancliError(f"{builder.name} has no image feature (features: {', '.join(features.keys())})")
-    label = next((k for k in ["label", *supervised[1:2]] if isinstance(k, str) and k in features), None)
-    return image, label
+        candidates = ["image", *[k for k in supervised[:1] if isinstance(k, str)]]
+        image = next((k for k in candidates if k in features), None)
+    if image is None:
+        raise GancliError(f"{builder.name} has no image feature (features: {', '.join(named)})")
+    preferred = [k for k in [*supervised[1:2], "label"] if isinstance(k, str) and k in features]
+    labels = [k for k in [*preferred, *named] if isinstance(features[k], tfds.features.ClassLabel)]
+    fallback = next(iter(preferred), None)  # a label that is not a ClassLabel, as before
+    return image, labels[0] if labels else fallback
 
 
 def _read_decoded(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Read through TFDS's own decoding, for datasets gancli did not build (e.g. encoded Image features)."""
-    image_key, label_key = _keys(builder)
+    image_key, label_key = image_and_label_keys(builder)
     if None in builder.info.features[image_key].shape:
-        raise GancliError(f"{builder.name} images vary in size; gancli needs one fixed image shape")
+        raise GancliError(f"{builder.name} images vary in size: pass --image-size to train on them centre-cropped and resized")
     source = builder.as_data_source(split)
     n = len(source)
     images, labels = [], []
@@ -93,13 +97,6 @@ def format_problem(builder) -> str | None:
         f"{builder.name} is prepared as {stored}, which gancli cannot read without TensorFlow; "
         f"rebuild it with `tfds build {builder.name} --file_format=array_record`"
     )
-
-
-def to_unit(images: np.ndarray) -> np.ndarray:
-    """uint8 images as float32 pixels k/255 in [0, 1]."""
-    out = images.astype(np.float32)
-    out /= np.float32(PIXEL_SCALE)
-    return out
 
 
 def read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
