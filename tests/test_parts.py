@@ -254,7 +254,7 @@ def test_cli_layers_preset_config_file_set_and_options(tmp_path, fake_data):
 
 
 def test_presets_command_lists_every_preset():
-    result = CliRunner().invoke(app, ["presets"])
+    result = CliRunner().invoke(app, ["presets"], env={"COLUMNS": "300"})  # no cell wrapped
     assert result.exit_code == 0
     for name in ("paper", "fast", "adam", "toy"):
         assert name in result.output
