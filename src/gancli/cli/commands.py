@@ -182,7 +182,7 @@ def train(
     """Train a GAN with jit-compiled JAX steps and write checkpoints."""
     from gancli import parallel
     from gancli import train as training
-    from gancli.config import from_toml, preset as preset_config, settings
+    from gancli.config import from_toml, named_in_file, preset as preset_config, settings
     from gancli import data, objectives, penalties, per_epoch
     from gancli.cli.progress import RichReporter
 
@@ -211,10 +211,10 @@ def train(
                                         download=download)
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
-    layered = from_toml(config_file, base) if config_file is not None else {}
-    layered.update(settings(base, set_ or []))
-    overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
-    config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
+    from_file = from_toml(config_file, base) if config_file is not None else {}
+    overrides = {**settings(base, set_ or []), **{k: v for k, v in overrides.items() if v is not None}}
+    config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume,
+                                               (config_file, from_file) if from_file else None)
     reporter = RichReporter(console, config.epochs, config.optimizer.name)
     if data_file is not None:
         _use_file(data_file, data_dir, config.dataset)
@@ -236,9 +236,12 @@ def train(
     if objectives.INTERPOLATES in objectives.needs(config) and not config.penalty.gp:
         console.print("note: d_loss wgan-gp with penalty.gp 0 trains a critic without its gradient penalty, "
                       "nothing keeps it Lipschitz", highlight=False)
-    with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
-        outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
-                                 evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    try:
+        with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
+            outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
+                                     evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    except GancliError as e:  # a check that needed the data, of a value the --config file set
+        raise (named_in_file(e, config_file, from_file, overrides) if from_file else e) from None
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
