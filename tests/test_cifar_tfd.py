@@ -363,6 +363,30 @@ def test_tfd_file_problems_are_one_line_errors(tmp_path):
         assert "\n" not in str(err.value)
 
 
+def test_a_tfd_file_far_larger_than_the_releases_is_refused_before_scipy_reads_it(tmp_path, monkeypatch):
+    """Issue 35, 10d: a .mat of any size went to scipy, which reads each variable whole."""
+    assert tfd.max_bytes(48) == 4 * 102_236 * 48 * 48 and tfd.max_bytes(96) > 3 << 30  # 4 times the releases
+    monkeypatch.setattr("scipy.io.loadmat", lambda *a, **k: pytest.fail("scipy read the file"))
+    padded = write_tfd(tmp_path / "TFD_48x48.mat", tfd_arrays())
+    with open(padded, "r+b") as f:  # zeros past the variables, without the disk space: a sparse file
+        f.truncate(tfd.max_bytes(96) + 1)
+    with pytest.raises(GancliError) as e:
+        data.use_file(padded, tmp_path / "tfds", "tfd")
+    assert str(e.value).endswith(
+        f"{padded}: is {tfd.max_bytes(96) + 1:,} bytes, far more than the TFD_96x96.mat release holds (102,236 "
+        f"faces, {tfd.max_bytes(96) >> 20} MiB at most); not reading on")
+    small = write_tfd(tmp_path / "small.mat", tfd_arrays(size=48))  # over the bound of a 48x48 file: 48x48 faces
+    monkeypatch.setattr(tfd, "RELEASE_FACES", 5)  # 46 kB at 48x48, 184 kB at 96x96
+    with pytest.raises(GancliError, match=r"small.mat: is [\d,]+ bytes, far more than the TFD_48x48.mat release holds "
+                                          r"\(5 faces"):
+        data.use_file(small, tmp_path / "tfds", "tfd")
+    flat = write_tfd(tmp_path / "flat.mat", {**tfd_arrays(), "images": np.zeros((60, 48, 48), np.uint8)})
+    monkeypatch.setattr(tfd, "RELEASE_FACES", 10)  # the file (a few kB) fits; the 60 faces its images declare do not
+    with pytest.raises(GancliError, match=r"flat.mat: its variables declare images \[60, 48, 48\], labs_ex \[60, 1\], "
+                                          r"folds \[60, 5\], far more than the TFD_48x48.mat release holds"):
+        data.use_file(flat, tmp_path / "tfds", "tfd")
+
+
 # ---- the models ----------------------------------------------------------------------------------------------
 
 TINY_MODELS = {

@@ -705,3 +705,30 @@ def test_an_untampered_dataset_passes_the_features_check(fake_mnist, elsewhere_d
     prepared.check_features(prepared.find_prepared(fake_mnist.data_dir, "gancli_mnist"), builders.GancliMnist.features_json())
     for name in ("tiny_images", "tiny_gray", "tiny_float"):
         prepared.check_features(prepared.find_prepared(elsewhere_dir, name))
+
+
+def test_an_idx_header_declaring_far_more_than_the_releases_is_refused_before_reading(fashion_dir, tmp_path):
+    """Issue 35, 10d: a header's dimensions were believed, and the whole file read before they were checked."""
+    path = fashion_dir[0] / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 2**32 - 1, 28, 28)))
+    with pytest.raises(GancliError) as e:
+        data.load("fashion_mnist", "train", tmp_path / "tfds")
+    assert str(e.value).endswith(
+        f"{path}: its header declares [4294967295, 28, 28], 3,367,254,359,280 bytes, far more than MNIST's and "
+        "Fashion-MNIST's IDX files hold (64 MiB at most); not reading on")
+    assert prepared.find_prepared(tmp_path / "tfds", "gancli_fashion_mnist") is None
+
+
+def test_a_gzip_bomb_behind_an_idx_header_stops_at_the_size_it_declares(tmp_path):
+    """Issue 35, 10d: the data past what the header declares was unpacked whole before the sizes were compared."""
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    mib = gzip.compress(bytes(1 << 20), compresslevel=9)
+    with open(path, "wb") as f:  # gzip members one after another read as one stream: 256 MiB from 256 kB
+        f.write(gzip.compress(b"\x00\x00\x08\x03" + struct.pack(">3I", 60, 28, 28)))
+        for _ in range(256):
+            f.write(mib)
+    started = time.perf_counter()
+    with pytest.raises(GancliError, match=r"holds more data than its header \[60, 28, 28\] says \(47040 bytes\): "
+                                          "corrupt; not reading on"):
+        idx.read_idx(path, 3)
+    assert time.perf_counter() - started < 1, "the bomb was unpacked"

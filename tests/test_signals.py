@@ -165,6 +165,52 @@ def test_a_second_sigint_during_start_up_stops_at_once(tmp_path):
     assert not run.exists()
 
 
+# The console script (gancli.cli.main), held up where a SIGINT comes before the command's first line: while Python
+# imports the CLI's commands (Typer, Rich, numpy), or while Typer builds the command line; each says when it is there.
+WHILE_IMPORTING = """
+import sys, time
+class Slow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "gancli.cli.commands":
+            print("importing", flush=True)
+            time.sleep(30)
+        return None
+sys.meta_path.insert(0, Slow())
+"""
+WHILE_PARSING = """
+import time, typer.main
+_get_command = typer.main.get_command
+def get_command(app):
+    print("parsing", flush=True)
+    time.sleep(30)
+    return _get_command(app)
+typer.main.get_command = get_command
+"""
+
+
+@pytest.mark.parametrize("hook, says", [(WHILE_IMPORTING, "importing"), (WHILE_PARSING, "parsing")],
+                         ids=["while-importing", "while-parsing"])
+def test_sigint_before_the_commands_first_line_is_one_line_and_exit_130(tmp_path, hook, says):
+    """A Ctrl-C while `gancli train` was still importing ended in a KeyboardInterrupt traceback; just after, while
+    Typer parsed, in exit 130 without a word."""
+    run = tmp_path / "run"
+    proc = helpers.start_gancli(hook + "from gancli.cli import main\nmain()\n", "train", "tiny", "--ckpt", run)
+    helpers.wait_until(proc, lambda: proc.stdout.readline() == f"{says}\n")
+    proc.send_signal(signal.SIGINT)
+    out, err, seconds = finish(proc)
+    assert proc.returncode == STOPPED, (out, err)
+    assert out == "interrupted by SIGINT before training began: nothing was saved\n" and err == "", (out, err)
+    assert seconds < 5 and not run.exists()
+
+
+def test_the_console_script_and_python_m_run_main():
+    import tomllib
+
+    assert tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"] == {
+        "gancli": "gancli.cli:main"}
+    assert "main()" in (Path(__file__).parents[1] / "src/gancli/cli/__main__.py").read_text()
+
+
 # --- 8. a second signal during the stopping save waits for it ---
 
 

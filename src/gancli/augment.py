@@ -138,7 +138,7 @@ def check(config: RunConfig, data_shape: tuple[int, ...]) -> None:
     """GancliError unless the run's data are images its policy can transform."""
     if on(config) and len(data_shape) != 3:
         raise GancliError(f"--augment transforms images (height, width, channels); {config.dataset}'s examples have "
-                          f"shape {tuple(data_shape)}")
+                          f"shape {tuple(data_shape)}", fields=("augment.policy",))
 
 
 def start(config: RunConfig) -> dict:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, pixels, rundir, steps, stops, streams
-from gancli.config import RunConfig, differences, preset, with_overrides
+from gancli.config import RunConfig, differences, file_blamed, preset, with_overrides
 from gancli.data import labelled
 from gancli.errors import GancliError
 from gancli.files import human_bytes
@@ -81,14 +81,23 @@ class Outcome:
 
 
 def resolve_config(
-    ckpt_dir: Path, dataset: str | None, preset_name: str | None, overrides: dict[str, Any], resume: bool
+    ckpt_dir: Path, dataset: str | None, preset_name: str | None, overrides: dict[str, Any], resume: bool,
+    config_file: tuple[Path, dict[str, Any]] | None = None,
 ) -> tuple[RunConfig, bool]:
     """The config to train with, and whether it continues the checkpoint in ckpt_dir.
+
+    config_file: a --config file's path and its settings, under overrides (which win); an error its settings
+    cause names the file and the key.
 
     A new run starts from the preset; a resumed run from the checkpoint's config, and any option given that
     contradicts it (other than the epoch count and bookkeeping) is refused. A folder that holds only what a run
     stopped before its first checkpoint left is a fresh start. The folder is checked writable here, before any work.
     """
+    path, from_file = config_file or (None, {})
+
+    def layered(build):
+        return file_blamed(path, from_file, build, overrides) if from_file else build(overrides)
+
     rundir.check(ckpt_dir)
     runs = rundir.find_runs(ckpt_dir) if Path(ckpt_dir).is_dir() else [Path(ckpt_dir)]
     if not any(rundir.checkpoint_steps(r) for r in runs):
@@ -97,11 +106,11 @@ def resolve_config(
         if Path(ckpt_dir).is_dir() and rundir.leftovers(ckpt_dir) is None:
             raise GancliError(f"{ckpt_dir} is not empty and holds no gancli checkpoint: choose another --ckpt")
         base = preset(preset_name, dataset or "mnist")
-        return models.check(with_overrides(base, **overrides)), False
+        return layered(lambda o: models.check(with_overrides(base, **o))), False
     stored = checkpoint.newest_config(runs[0])
     if len(runs) > 1:
         stored = whole_run_config(stored, int(runs[0].name[5:]), len(runs))
-    asked = with_overrides(stored, **overrides)
+    asked = layered(lambda o: with_overrides(stored, **o))
     if dataset is not None and dataset != stored.dataset:
         same_folder = dataset.startswith("folder_") and dataset.rsplit("_", 1)[0] == stored.dataset.rsplit("_", 1)[0]
         if same_folder:  # the name's last part is the folder's digest (gancli.data.image_sets)
@@ -229,7 +238,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     if ipe < 1:
         raise GancliError(
             f"{config.dataset} has {game.n_train} training examples, fewer than one iteration "
-            f"(batch size {config.batch_size} x k {config.k}) needs"
+            f"(batch size {config.batch_size} x k {config.k}) needs", fields=("batch_size", "k")
         )
     placement = parallel.plan(config, devices, (train_images if stored is None else stored).nbytes + 4 * train_labels.size)
     check_state_fits(game, placement)

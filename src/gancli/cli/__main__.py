@@ -1,5 +1,5 @@
 """`python -m gancli.cli`: the same commands as the `gancli` script."""
 
-from gancli.cli import app
+from gancli.cli import main
 
-app(prog_name="gancli")
+main()

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
+from gancli.cli import before_the_command
 from gancli import stops  # no JAX: train watches the signals from its first line
 from gancli.config import sections  # no JAX: the --config help lists the config's tables
 from gancli.errors import GancliError
@@ -72,10 +73,13 @@ CONFIG_HELP = ("A TOML file of config fields (top-level keys and " + ", ".join(f
 
 
 def one_line_errors(fn):
-    """Turn a GancliError into 'error: ...' on stderr and exit code 1, never a traceback."""
+    """Turn a GancliError into 'error: ...' on stderr and exit code 1, never a traceback; and from here on a SIGINT is
+    the command's to answer (gancli.cli.before_the_command answers it until then)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if signal.getsignal(signal.SIGINT) is before_the_command:  # the command's first line: from here its own
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return fn(*args, **kwargs)
         except GancliError as e:
@@ -182,7 +186,7 @@ def train(
     """Train a GAN with jit-compiled JAX steps and write checkpoints."""
     from gancli import parallel
     from gancli import train as training
-    from gancli.config import from_toml, preset as preset_config, settings
+    from gancli.config import from_toml, named_in_file, preset as preset_config, settings
     from gancli import data, objectives, penalties, per_epoch
     from gancli.cli.progress import RichReporter
 
@@ -211,10 +215,10 @@ def train(
                                         download=download)
     # Layers, weakest first: the preset, then --config, then --set, then the named options.
     base = preset_config(preset, dataset or "mnist")
-    layered = from_toml(config_file, base) if config_file is not None else {}
-    layered.update(settings(base, set_ or []))
-    overrides = {**layered, **{k: v for k, v in overrides.items() if v is not None}}
-    config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume)
+    from_file = from_toml(config_file, base) if config_file is not None else {}
+    overrides = {**settings(base, set_ or []), **{k: v for k, v in overrides.items() if v is not None}}
+    config, resuming = training.resolve_config(ckpt, dataset, preset, overrides, resume,
+                                               (config_file, from_file) if from_file else None)
     reporter = RichReporter(console, config.epochs, config.optimizer.name)
     if data_file is not None:
         _use_file(data_file, data_dir, config.dataset)
@@ -236,9 +240,12 @@ def train(
     if objectives.INTERPOLATES in objectives.needs(config) and not config.penalty.gp:
         console.print("note: d_loss wgan-gp with penalty.gp 0 trains a critic without its gradient penalty, "
                       "nothing keeps it Lipschitz", highlight=False)
-    with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
-        outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
-                                 evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    try:
+        with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
+            outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
+                                     evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+    except GancliError as e:  # a check that needed the data, of a value the --config file set
+        raise (named_in_file(e, config_file, from_file, overrides) if from_file else e) from None
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gancli.config.schema import MOVED, RunConfig, declared_type, value_problem
 from gancli.errors import GancliError
@@ -147,20 +147,44 @@ def from_toml(path: Path, base: RunConfig) -> dict[str, Any]:
 def _check_ranges(path: Path, base: RunConfig, out: dict[str, Any]) -> None:
     """GancliError naming the file and the key when the file's values fail validate: its messages name the
     command-line option (--k, --lr), which a reader of a --config error would look for on the command line."""
+    file_blamed(path, out, lambda o: with_overrides(base, **o))
+
+
+def file_blamed(path: Path, from_file: dict[str, Any], build: Callable[[dict[str, Any]], Any],
+                above: dict[str, Any] | None = None) -> Any:
+    """build(overrides) of the --config file's keys (from_file) under the layers above it (above: --set and the
+    named options, which win over the file); a GancliError it raises is told as the file's, naming the file and
+    the key, when a key the file set causes it: a check past validate (the model registry's, say) would
+    otherwise report a file's setting as if it had been given on the command line."""
+    above = above or {}
+    own = {k: v for k, v in from_file.items() if k not in above}  # the file's keys still in effect
     try:
-        with_overrides(base, **out)
+        return build({**own, **above})
     except GancliError as e:
-        message = str(e)
-    else:
-        return
-    for name, value in out.items():  # the key that fails on its own with the same message is the one to name
+        error = e
+    message = str(error)
+    try:
+        build(above)
+    except GancliError as without:
+        if str(without) == message:  # the same without the file: not the file's doing
+            raise error from None
+    for name, value in own.items():  # the key that fails on its own with the same message is the one to name
         try:
-            with_overrides(base, **{name: value})
+            build({**above, name: value})
         except GancliError as alone:
             if str(alone) == message:
                 raise GancliError(f"--config {path}: {name} = {_toml(value)}: {message}") from None
-    keys = ", ".join(out)
+    keys = ", ".join(own)
     raise GancliError(f"--config {path}: its keys {keys} together: {message}") from None
+
+
+def named_in_file(error: GancliError, path: Path, from_file: dict[str, Any], above: dict[str, Any]) -> GancliError:
+    """error, told as the --config file's when the field it names (GancliError.fields, for the checks that need
+    the data, past the config) is one the file set and nothing above it changed."""
+    for name in getattr(error, "fields", ()):
+        if name in from_file and name not in above:
+            return GancliError(f"--config {path}: {name} = {_toml(from_file[name])}: {error}")
+    return error
 
 
 def _toml(value: Any) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gancli.data import unpickle
+from gancli.data import bounded, unpickle
 from gancli.errors import GancliError
 
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -41,7 +41,6 @@ MAX_BATCH_BYTES = 64 << 20
 # The release's tar holds 178 MB (six batches, batches.meta, readme.html). Any member over a batch's bound, or an
 # archive past this many bytes unpacked, is refused at its header, before a gzip bomb is unpacked for minutes.
 MAX_ARCHIVE_BYTES = 8 * MAX_BATCH_BYTES
-_READ = 4 << 20  # bytes unpacked between two progress reports
 _EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
                tarfile.SOLARIS_XHDTYPE)
 _MAX_EXTENSION_BYTES = 1 << 20
@@ -57,8 +56,8 @@ def _batches_from_archive(path: Path, progress: Progress | None = None) -> dict[
     what, total = f"reading {path.name}", path.stat().st_size
 
     def refuse(name: str, too: str) -> GancliError:
-        return GancliError(f"{path}: {name} {too}, far more than CIFAR-10's python release holds "
-                           f"({MAX_BATCH_BYTES >> 20} MiB a file, {MAX_ARCHIVE_BYTES >> 20} MiB in all); not reading on")
+        return bounded.refusal(path, f"{name} {too}", "CIFAR-10's python release holds "
+                               f"({MAX_BATCH_BYTES >> 20} MiB a file, {MAX_ARCHIVE_BYTES >> 20} MiB in all)")
 
     class Bounded(tarfile.TarInfo):
         """A header whose extension data (a long name, pax records) tarfile would read whole is bounded too."""
@@ -79,12 +78,9 @@ def _batches_from_archive(path: Path, progress: Progress | None = None) -> dict[
                 if name not in BATCHES or not member.isfile() or Path(member.name).parent.name != FOLDER:
                     continue
                 f = tar.extractfile(member)
-                parts = []
-                while f is not None and (part := f.read(_READ)):
-                    parts.append(part)
-                    if progress is not None:
-                        progress(what, min(raw.tell(), total), total)
-                found[name] = b"".join(parts)
+                told = None if progress is None else lambda: progress(what, min(raw.tell(), total), total)
+                found[name] = b"" if f is None else bounded.read_at_most(
+                    f, member.size, lambda: refuse(member.name, "unpacks past its header's size"), told)
                 if len(found[name]) != member.size:
                     raise GancliError(f"{path} is truncated: {member.name} ends early")
         if progress is not None:

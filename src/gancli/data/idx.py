@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from gancli.data import bounded
 from gancli.errors import GancliError
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -21,27 +23,36 @@ FASHION_MNIST_FILES = {
 }
 
 
+# The largest file of either release is 60,000 28x28 images, 47 MB; a header declaring more than this is not one.
+MAX_IDX_BYTES = 64 << 20
+_HOLDS = f"MNIST's and Fashion-MNIST's IDX files hold ({MAX_IDX_BYTES >> 20} MiB at most)"
+
+
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """A uint8 IDX array of the given rank, with magic number and size checked against the header."""
+    """A uint8 IDX array of the given rank, with magic number and size checked against the header; a header
+    declaring far more than the releases hold, or data past what it declares (a gzip bomb), is refused as soon
+    as it is seen, before the rest is read or unpacked."""
+    header = 4 + 4 * ndim
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            data = f.read()
+            head = f.read(header)
+            if len(head) < header:
+                raise GancliError(f"{path} is too short for an IDX header")
+            # Magic: two zero bytes, type 0x08 (unsigned byte), then the rank.
+            if head[:4] != bytes([0, 0, 0x08, ndim]):
+                raise GancliError(f"{path} is not a rank-{ndim} uint8 IDX file (magic {head[:4].hex()})")
+            shape = tuple(int(d) for d in np.frombuffer(head, ">u4", count=ndim, offset=4))
+            expected = math.prod(shape)
+            if expected > MAX_IDX_BYTES:
+                raise bounded.refusal(path, f"its header declares {list(shape)}, {expected:,} bytes", _HOLDS)
+            data = bounded.read_at_most(f, expected, lambda: GancliError(
+                f"{path} holds more data than its header {list(shape)} says ({expected} bytes): corrupt; not reading on"))
     except (OSError, EOFError, zlib.error) as e:
         raise GancliError(f"{path} is truncated or not valid gzip ({e})") from None
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise GancliError(f"{path} is too short for an IDX header")
-    # Magic: two zero bytes, type 0x08 (unsigned byte), then the rank.
-    if data[:4] != bytes([0, 0, 0x08, ndim]):
-        raise GancliError(f"{path} is not a rank-{ndim} uint8 IDX file (magic {data[:4].hex()})")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape))
-    if len(data) - header != expected:
-        got = len(data) - header
-        says = f"its header {list(shape)} says {expected}"
-        raise GancliError(f"{path} holds {got} data bytes, {says}: truncated or corrupt")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+    if len(data) != expected:
+        raise GancliError(f"{path} holds {len(data)} data bytes, its header {list(shape)} says {expected}: truncated or corrupt")
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def fashion_mnist_dir() -> Path:

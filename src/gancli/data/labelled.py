@@ -48,7 +48,8 @@ def labelled_subset(config: RunConfig, labels) -> tuple[int, ...]:
     labels = np.asarray(labels)
     k = config.n_classes
     if config.labels % k:
-        raise GancliError(f"--labels {config.labels} cannot be split evenly over the {k} classes of {config.dataset}")
+        raise GancliError(f"--labels {config.labels} cannot be split evenly over the {k} classes of {config.dataset}",
+                          fields=("labels",))
     per_class = config.labels // k
     order = permutation(config.label_seed, len(labels))
     chosen = []
@@ -56,6 +57,6 @@ def labelled_subset(config: RunConfig, labels) -> tuple[int, ...]:
         of_class = order[labels[order] == c][:per_class]
         if len(of_class) < per_class:
             raise GancliError(f"--labels {config.labels} needs {per_class} examples of class {c}; "
-                              f"{config.dataset}'s training split has {len(of_class)}")
+                              f"{config.dataset}'s training split has {len(of_class)}", fields=("labels",))
         chosen.append(of_class)
     return tuple(int(i) for i in np.concatenate(chosen))

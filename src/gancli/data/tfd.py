@@ -8,11 +8,13 @@ way out, rather than pulling in h5py for a format no release uses.
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from gancli.data import bounded
 from gancli.data.fetch import sha256_file
 from gancli.errors import GancliError
 
@@ -23,6 +25,18 @@ EXPRESSIONS = 7
 UNLABELED_CLASS = EXPRESSIONS  # the class index an unlabelled image is stored under; loaded back as -1
 _VARIABLES = ("images", "labs_ex", "folds")
 _HEADER = 128
+# Each release file holds 102,236 faces as uint8 (236 MB at 48x48, 942 MB at 96x96, less where compressed). A file
+# or a declared images array past four times that is refused before scipy reads it, which it would do whole.
+RELEASE_FACES = 102_236
+
+
+def max_bytes(side: int) -> int:
+    """The most bytes gancli reads as a TFD file of side x side faces (or as its images array)."""
+    return 4 * RELEASE_FACES * side * side
+
+
+def _holds(side: int) -> str:
+    return f"the {FILES[side]} release holds ({RELEASE_FACES:,} faces, {max_bytes(side) >> 20} MiB at most)"
 _COMPRESSED = 15  # miCOMPRESSED: a zlib-compressed element, not padded to 8 bytes
 
 
@@ -74,6 +88,9 @@ def image_size(path: Path) -> int:
     from scipy import io as sio
 
     _check_v5(path)
+    largest = max(FILES)
+    if (size := path.stat().st_size) > max_bytes(largest):
+        raise bounded.refusal(path, f"is {size:,} bytes", _holds(largest))
     if not _v5_complete(path):
         raise GancliError(f"{path} is truncated: its last variable runs past the end of the file")
     try:
@@ -86,7 +103,13 @@ def image_size(path: Path) -> int:
     shape = tuple(shapes["images"])
     if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in FILES:
         raise GancliError(f"{path}: images are shaped {shape}, expected [N, 48, 48] or [N, 96, 96] as TFD's")
-    return int(shape[1])
+    side = int(shape[1])
+    if size > max_bytes(side):
+        raise bounded.refusal(path, f"is {size:,} bytes", _holds(side))
+    if math.prod(shape) > max_bytes(side) or any(math.prod(shapes[v]) > 4 * RELEASE_FACES * FOLDS for v in _VARIABLES[1:]):
+        raise bounded.refusal(path, f"its variables declare {', '.join(f'{v} {list(shapes[v])}' for v in _VARIABLES)}",
+                              _holds(side))
+    return side
 
 
 def read(path: Path, size: int) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str], bool]:
