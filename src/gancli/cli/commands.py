@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from gancli import metrics as metric_registry  # numpy only: the options' help lists the registry's metrics
-from gancli.cli import before_the_command
+from gancli.cli.early import before_the_command
 from gancli import stops  # no JAX: train watches the signals from its first line
 from gancli.config import sections  # no JAX: the --config help lists the config's tables
 from gancli.errors import GancliError
@@ -74,7 +74,7 @@ CONFIG_HELP = ("A TOML file of config fields (top-level keys and " + ", ".join(f
 
 def one_line_errors(fn):
     """Turn a GancliError into 'error: ...' on stderr and exit code 1, never a traceback; and from here on a SIGINT is
-    the command's to answer (gancli.cli.before_the_command answers it until then)."""
+    the command's to answer (gancli.cli.early.before_the_command answers it until then)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
