@@ -238,7 +238,8 @@ def train(
                       "nothing keeps it Lipschitz", highlight=False)
     with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
         outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
-                                 evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+                                 evaluations=None if eval_every is None else per_epoch.Every(eval_every, reporter.work),
+                                 devices=devices)
     if outcome.status == "up-to-date":
         console.print(f"{ckpt}/ is already trained to epoch {outcome.epoch}; raise --epochs to go on.")
     elif outcome.status == "interrupted":
