@@ -1,5 +1,6 @@
 """gancli compare on two tiny runs trained here with different settings: the fields that differ, each run's latest
-metrics (one seed alone, two seeds as mean ± standard error), the overlaid curves, --json, and bad input."""
+metrics (one seed alone, two seeds as mean ± standard error), their latest sample-quality reports, the overlaid
+curves, --json, and bad input."""
 
 from __future__ import annotations
 
@@ -91,3 +92,54 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(runs, tmp_path):
         assert result.exit_code == 1
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.output
+
+
+def write_metrics_report(run_dir, figures: list[dict], n_samples: int = 1000):
+    """A sample-quality report in run_dir/reports as evaluate --metrics writes it: one model per seed."""
+    from gancli import report
+
+    header = {"dataset": "tiny", "metrics": ["fid", "classes"], "reference": {"feature_net": {"version": "test-net"}},
+              "settings": {}}
+    models = [{"label": f"seed-{i}", "source": str(run_dir), "epoch": 2, "step": 40, "n": n_samples, **f}
+              for i, f in enumerate(figures)]
+    rep = report.metrics_report(header, models, None, {"n_samples": n_samples, "source": "G", "seed": 0})
+    (run_dir / "reports").mkdir(exist_ok=True)
+    (run_dir / "reports" / "metrics.json").write_text(json.dumps(rep))
+
+
+def test_the_latest_sample_quality_report_of_each_run(runs, tmp_path):
+    import shutil
+
+    a, b = (shutil.copytree(r, tmp_path / r.name) for r in runs)
+    write_metrics_report(a, [{"fid": 12.5, "classes": {"covered": 9, "kl_uniform": 0.25}}])
+    write_metrics_report(b, [{"fid": 10.0, "classes": {"covered": 8, "kl_uniform": 0.5}},
+                             {"fid": 14.0, "classes": {"covered": 10, "kl_uniform": 0.5}}], n_samples=2000)
+    result = compare.compare([a, b], None)
+    qa, qb = result["sample_quality"]
+    assert (qa["path"], qa["feature_net"], qa["n_samples"], qa["epoch"]) == (str(a / "reports" / "metrics.json"), "test-net", 1000, 2)
+    assert qa["values"] == {"fid": {"mean": 12.5, "stderr": None, "n": 1}, "classes_covered": {"mean": 9, "stderr": None, "n": 1},
+                            "classes_kl": {"mean": 0.25, "stderr": None, "n": 1}}
+    assert qb["values"]["fid"]["mean"] == pytest.approx(12.0) and qb["values"]["fid"]["n"] == 2
+    assert qb["values"]["fid"]["stderr"] == pytest.approx(statistics.stdev([10.0, 14.0]) / math.sqrt(2))  # = 2
+    assert qb["values"]["classes_kl"]["stderr"] == 0
+
+    shown = invoke("compare", a, b, "--no-curves")
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in shown.output.splitlines() if line.count("│") == 4}
+    assert rows["report"] == ["epoch 2, 1,000 samples", "epoch 2, 2,000 samples"], shown.output
+    assert rows["report: FD"] == ["12.5", "12.0 ± 2.0 (n 2)"], shown.output
+    assert rows["report: classes"] == ["9", "9.0 ± 1.0 (n 2)"], shown.output
+    parsed = json.loads(invoke("compare", a, b, "--json", "--no-curves").output)
+    assert parsed["sample_quality"] == result["sample_quality"]
+
+    # A run with no report shows none; an unreadable one says so.
+    (b / "reports" / "metrics.json").write_text("{not json")
+    found = compare.compare([a, runs[0]], None)["sample_quality"]
+    assert found[1] is None
+    damaged = compare.compare([a, b], None)
+    assert damaged["sample_quality"][1] == {"path": str(b / "reports" / "metrics.json"), "error": "unreadable (JSONDecodeError)"}
+    assert ["report", "epoch 2, 1,000 samples", "metrics.json: unreadable (JSONDecodeError)"] in compare.metric_rows(damaged)
+    assert ["report: FD", "12.5", "-"] in compare.metric_rows(damaged)
+    shown = invoke("compare", a, b, "--no-curves")
+    assert shown.exit_code == 0 and "unreadable" in shown.output

@@ -174,3 +174,79 @@ def test_train_draws_a_build_before_training_in_place_of_its_status_line():
     reporter.stop()
     line = next(line for line in out.getvalue().splitlines() if line.startswith("building fashion_mnist: train"))
     assert "10/10" in line and "ETA" in line, out.getvalue()
+
+
+def test_the_conditional_judge_reports_its_features(monkeypatch):
+    from gancli import judge
+
+    test, samples = images(1010, 7), images(1005, 8)
+    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (test if split == "test" else images(50, 9),
+                                                                          np.arange(1010 if split == "test" else 50) % 10))
+    rec = Calls()
+    ref = judge.reference("mnist", 10, progress=rec)
+    labels = np.arange(1005) % 10
+    row = judge.measure(samples, labels, ref, progress=rec, label="seed-0")
+    cal = judge.calibrate(ref, np.arange(20) % 10, progress=rec)
+    steps = rec.steps()
+    assert list(steps) == ["classifier features of the mnist test split", "classifier features of seed-0",
+                           "classifier features of 20 training images"]
+    assert steps["classifier features of the mnist test split"] == [(1000, 1010), (1010, 1010)]
+    assert steps["classifier features of seed-0"] == [(1000, 1005), (1005, 1005)]
+    assert steps["classifier features of 20 training images"] == [(20, 20)]
+    assert row == judge.measure(samples, labels, ref) and cal["n"] == 20
+
+
+def test_eval_every_reports_the_reference_it_builds_before_training(monkeypatch):
+    from gancli import per_epoch
+    from gancli.config import preset
+
+    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (images(1010, 10), np.arange(1010) % 10))
+    monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
+    rec = Calls()
+    built = per_epoch.Every(1, rec).build(preset("paper", "mnist"), None, None)  # the game is used at measure time only
+    assert [name for _, name, _ in built.measures] == [per_epoch.EVALUATIONS["quality"].describe]
+    assert rec.steps()["features of the mnist test split"] == [(1000, 1010), (1010, 1010)]
+
+
+def test_classify_reports_the_test_split_in_batches(fake_data, monkeypatch):
+    from types import SimpleNamespace
+
+    from gancli import evaluate, semi_supervised, steps
+    from gancli.config import preset, with_overrides
+
+    config = with_overrides(preset("semi-supervised", "tiny"), **{
+        "generator.z_dim": 4, "generator.hidden": (8,), "discriminator.units": (12, 6), "batch_size": 10, "labels": 20, "n_classes": 10})
+    game = steps.Game(config, (4, 4, 1), 200)
+    state = steps.init_state(game, 0, data.load("tiny", "train")[0])
+    run = SimpleNamespace(config=config, metadata={"data_shape": [4, 4, 1], "n_train": 200}, state=state, path="ssl")
+    rec = Calls()
+    classify = evaluate.Classify()
+    classify.log, classify.progress = (lambda _: None), rec
+    classify.prepare("tiny", None, None)
+    monkeypatch.setattr(semi_supervised, "BATCH", 64)  # the fake test split's 200 images in four batches
+    found = classify.measure(evaluate.Model("ssl", "ssl", run=run), None, {})
+    assert rec.steps() == {"classifying the tiny test split with ssl": [(64, 200), (128, 200), (192, 200), (200, 200)]}
+    x, y = data.load("tiny", "test")
+    whole = semi_supervised.predict(game, state, x, batch=200)  # one batch, no callback: the same classes
+    assert found["errors"] == int(np.sum(whole != y)) and found["n"] == 200
+
+
+def test_train_draws_the_eval_every_reference_as_work_bars(monkeypatch, tmp_path):
+    from gancli import per_epoch
+
+    monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (images(1010, 11), np.arange(1010) % 10))
+    monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
+
+    def start_only(config, ckpt, data_dir, reporter, resume, evaluations, devices):
+        # The loop's first work: the evaluations built (their reference) before the compiling status.
+        assert isinstance(evaluations, per_epoch.Every)
+        evaluations.build(config, None, data_dir)
+        reporter.status("compiling the training program")
+        reporter.stop()
+        return train.Outcome(ckpt, "done", 0, 0, [])
+
+    monkeypatch.setattr(train, "train", start_only)
+    result = CliRunner().invoke(app, ["train", "mnist", "--epochs", "1", "--eval-every", "1", "--ckpt", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("features of the mnist test split"))
+    assert "1010/1010" in line and "ETA" in line, result.output

@@ -269,6 +269,30 @@ def test_inspect_json_and_curves(copy_of):
     assert curves == run / "curves.png" and png_shape(curves)[0] > 100
 
 
+def test_inspect_tells_of_the_tensorboard_events(copy_of, tmp_path):
+    from gancli import events
+
+    run = copy_of()
+    (newest,) = events.files(run)
+    e = json.loads(ok("inspect", run, "--json", "--no-curves").stdout)["events"]
+    assert (e["files"], e["newest"], e["tensorboard"]) == (1, str(newest), f"tensorboard --logdir {run}")
+    squashed = lambda text: "".join(text.split())  # long paths fold over lines
+    text = squashed(ok("inspect", run, "--no-curves").stdout)
+    assert squashed(f"events 1 file, newest {newest}") in text and squashed(f"watch with: tensorboard --logdir {run}") in text
+    # A multi-seed folder: each seed's events, and the command that shows them all together.
+    root = tmp_path / "multi"
+    for i in range(2):
+        shutil.copytree(run, root / f"seed-{i}")
+    summary = json.loads(ok("inspect", root, "--json", "--no-curves").stdout)
+    assert summary["events"]["files"] == 2 and summary["events"]["tensorboard"] == f"tensorboard --logdir {root}"
+    assert [s["events"]["files"] for s in summary["seeds"]] == [1, 1]
+    for path in events.files(root / "seed-0") + events.files(root / "seed-1"):
+        path.unlink()
+    assert json.loads(ok("inspect", root, "--json", "--no-curves").stdout)["events"] == {
+        "files": 0, "newest": None, "newest_at": None, "tensorboard": f"tensorboard --logdir {root}"}
+    assert "eventsnone" in squashed(ok("inspect", root, "--no-curves").stdout)
+
+
 def test_inspect_warns_of_a_run_whose_d_rejects_every_sample_since_an_epoch(copy_of):
     run = copy_of()
     # D(G(z)) dips under 0.001 at epoch 2, recovers at 3, and stays under from epoch 4 on.

@@ -1,13 +1,15 @@
 """Runs side by side (gancli compare): the config fields that differ, each run's latest metrics with their
 standard errors, and their training curves overlaid in one PNG; from the run folders alone (the config stored in
-their newest checkpoint, metrics.jsonl, reports/parzen.json).
+their newest checkpoint, metrics.jsonl, reports/parzen.json, and the latest sample-quality report,
+reports/metrics.json, that `gancli evaluate --metrics` writes).
 
 Standard errors: a run of several seeds gives each figure as the mean over its seeds of the seed's latest value,
 ± the standard error over seeds (sample standard deviation, ddof 1, / sqrt(n)): the spread that another seed would
 show. A run of one seed has no such spread to measure, so its figure comes alone (n 1); the epoch-to-epoch jitter
 of one seed's last epochs is not a standard error of anything a reader compares (the epochs are neither
 independent nor of one model). The Parzen figure keeps its own: the estimator's over the test split for one seed,
-the same over-seeds one for several.
+the same over-seeds one for several. A sample-quality report's figures are its mean over seeds ± the standard
+error (its ddof-1 std / sqrt(n)) for several seeds, its one model's figures alone for one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ CURVES = "compare.png"
 NOT_COMPARED = ("epoch", "step")  # where each run is, shown apart
 NOT_PLOTTED = ("lr", "momentum", "it_per_s", "eval_s")  # schedule and speed: in the table, not worth a panel
 STDERR = ("x ± e (n N): the mean over N seeds of each seed's latest value ± the standard error over seeds (sample "
-          "std / sqrt(N)); one seed: its latest value; Parzen of one seed: ± its standard error over the test split")
+          "std / sqrt(N)); one seed: its latest value; Parzen of one seed: ± its standard error over the test split; "
+          "report: the latest sample-quality report (evaluate --metrics), over its seeds the same way")
+REPORT_FIELDS = ("label", "epoch", "step", "n")  # a report headline's model entry: who and when, not a figure
 
 
 @dataclasses.dataclass
@@ -69,6 +73,7 @@ def compare(paths: list[Path], curves: Path | None = Path(CURVES)) -> dict[str, 
         "differences": differences([r.config for r in runs]),
         "metrics": latest(runs),
         "parzen": [parzen(r) for r in runs],
+        "sample_quality": [quality(r) for r in runs],
         "stderr": STDERR,
         "curves": None,
     }
@@ -144,6 +149,24 @@ def parzen(run: Run) -> dict[str, Any] | None:
     return {"mean": m["mean"], "stderr": m["stderr"], "n": 1, "over": "test split"}
 
 
+def quality(run: Run) -> dict[str, Any] | None:
+    """The latest sample-quality report's figures, {"path", "feature_net", "n_samples", "epoch", "values": {name:
+    estimate}}; {"path", "error"} when it cannot be read; None without one."""
+    found = inspection.metrics_report(run.path)
+    if not found or "error" in found:
+        return found
+    h = found["headline"]
+    epochs = [m["epoch"] for m in h["models"] if _number(m.get("epoch"))]
+    if s := h["across_seeds"]:
+        values = {k: {"mean": v["mean"], "stderr": v["std"] / math.sqrt(s["n"]) if _number(v["std"]) else None, "n": s["n"]}
+                  for k, v in s.items() if isinstance(v, dict) and _number(v.get("mean"))}
+    else:
+        values = {k: {"mean": v, "stderr": None, "n": 1} for k, v in h["models"][0].items()
+                  if k not in REPORT_FIELDS and _number(v)}
+    return {"path": found["path"], "feature_net": h["feature_net"], "n_samples": h["n_samples"],
+            "epoch": max(epochs) if epochs else None, "values": values}
+
+
 def panels(runs: list[Run]) -> list[tuple[str, list[tuple[str, list[int], list[float], list[float] | None]]]]:
     """(metric, [(run label, epochs, mean over seeds, standard error over seeds or None)]) for each metric the
     runs log per epoch; a run's line has the epochs that every seed of it has the metric for."""
@@ -209,4 +232,22 @@ def metric_rows(result: dict[str, Any]) -> list[list[str]]:
     rows += [[inspection.HEADINGS.get(m["name"], m["name"]), *map(cell, m["values"])] for m in result["metrics"]]
     if any(result["parzen"]):
         rows.append(["Parzen (nats)", *map(cell, result["parzen"])])
+    found = result["sample_quality"]
+    if any(found):
+        rows.append(["report", *map(_report_where, found)])
+        names: dict[str, None] = {}
+        for q in found:
+            names.update((k, None) for k in (q or {}).get("values", {}))
+        rows += [[f"report: {inspection.HEADINGS.get(k, k)}", *[cell((q or {}).get("values", {}).get(k)) for q in found]]
+                 for k in names]
     return rows
+
+
+def _report_where(q: dict[str, Any] | None) -> str:
+    """Which sample-quality report a run's column shows: its epoch and sample count, or why it shows none."""
+    if q is None:
+        return "-"
+    if "error" in q:
+        return f"{Path(q['path']).name}: {q['error']}"
+    epoch = f"epoch {q['epoch']}, " if q["epoch"] is not None else ""
+    return f"{epoch}{q['n_samples']:,} samples"

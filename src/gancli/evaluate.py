@@ -359,7 +359,8 @@ class Classify:
         decay = self.decay(run)
         self.log(f"classifying {len(self.images):,} {self.dataset} test images with {run.path}'s D"
                  + (f" (its moving average, decay {decay:g})" if decay is not None else ""))
-        predicted = semi_supervised.predict(game, run.state, self.images, self.ema)
+        predicted = semi_supervised.predict(game, run.state, self.images, self.ema, metrics.named(
+            self.progress, f"classifying the {self.dataset} test split with {model.label}"))
         return {**model.identity(), "d_ema": decay, "labels": run.config.labels,
                 "label_seed": run.config.label_seed, "labelled_sha256": run.metadata.get("labelled", {}).get("sha256"),
                 **semi_supervised.scores(self.labels, predicted, run.config.n_classes)}
@@ -521,7 +522,7 @@ def evaluate_checkpoint(
     # 1,000 per class); a classifier then judges whether each obeys its label.
     cond = runs[0].config if drawing and runs[0].config.conditional else None
     labels = conditional.class_labels(cond, n_samples) if cond else None
-    judged = judge.reference(trained_on, cond.n_classes, data_dir, log) if cond else None
+    judged = judge.reference(trained_on, cond.n_classes, data_dir, log, progress) if cond else None
 
     rows = {ev.kind: [] for ev in evaluators}
     for run in runs:
@@ -536,7 +537,8 @@ def evaluate_checkpoint(
         extra = {"generator_ema": decay}
         if judged is not None:
             log(f"class accuracy and per-class Fréchet distance ({judged.judge.info['name']})")
-            extra["conditional"] = judge.measure(samples, labels, judged)
+            extra["conditional"] = judge.measure(samples, labels, judged, progress,
+                                                 model_label(run.path, len(runs) > 1, decay))
         for ev in evaluators:
             if ev.draws:
                 model = Model(model_label(run.path, len(runs) > 1, decay), str(run.path), run=run, **at)
@@ -547,7 +549,7 @@ def evaluate_checkpoint(
     cals = {ev.kind: ev.calibrate(n_samples, seed, log) if calibration and ev.draws else None for ev in evaluators}
     extra = {}
     if cond:
-        cond_cal = judge.calibrate(judged, labels, data_dir) if judged and calibration else None
+        cond_cal = judge.calibrate(judged, labels, data_dir, progress) if judged and calibration else None
         section = {"conditional": judge.section(cond, n_samples, judged, cond_cal)}
         extra = {ev.kind: section for ev in drawing}
     what = "the moving average of G" if any(sampling.ema_decay(r) is not None for r in runs) else "G"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gancli import metrics, objectives, parallel, rundir, sampling, train
+from gancli import events, metrics, objectives, parallel, rundir, sampling, train
 from gancli.files import atomic_path
 from gancli.models import count_params
 from gancli.report import curves_figure, format_ll, metrics_headline, parzen_headline
@@ -21,11 +22,30 @@ CURVES = "curves.png"
 
 
 def summarize(path: Path, curves: bool = True) -> dict[str, Any]:
-    """The summary of a run folder; for a multi-seed folder {"path", "seeds": [one summary per seed]}."""
+    """The summary of a run folder; for a multi-seed folder {"path", "seeds": [one summary per seed], "events": its
+    seeds' TensorBoard events together}."""
     runs = rundir.find_runs(path)
     if len(runs) == 1 and runs[0] == Path(path):
         return summarize_run(runs[0], curves)
-    return {"path": str(path), "seeds": [summarize_run(r, curves) for r in runs]}
+    seeds = [summarize_run(r, curves) for r in runs]
+    return {"path": str(path), "seeds": seeds, "events": events_summary(Path(path), [Path(r) for r in runs])}
+
+
+def events_summary(logdir: Path, folders: list[Path] | None = None) -> dict[str, Any]:
+    """{"files", "newest" (the last written, or None), "newest_at" (its time, UTC ISO), "tensorboard" (the command
+    that shows them)} of the TensorBoard event files in folders (default: logdir itself), which logdir holds."""
+    found = [p for f in (folders or [logdir]) for p in events.files(f)]
+    newest = max(found, key=lambda p: p.stat().st_mtime, default=None)
+    at = None if newest is None else datetime.fromtimestamp(newest.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    return {"files": len(found), "newest": None if newest is None else str(newest), "newest_at": at,
+            "tensorboard": f"tensorboard --logdir {logdir}"}
+
+
+def events_text(e: dict[str, Any]) -> str:
+    """How many event files, the newest, and the command to watch them; or why there are none."""
+    if not e["files"]:
+        return "none (gancli train writes them beside metrics.jsonl)"
+    return f"{_plural(e['files'], 'file')}, newest {e['newest']} ({e['newest_at']}); watch with: {e['tensorboard']}"
 
 
 def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
@@ -62,6 +82,7 @@ def summarize_run(run_dir: Path, curves: bool = True) -> dict[str, Any]:
         "parzen": parzen_report(run_dir),
         "sample_quality": metrics_report(run_dir),
         "reports": sorted(p.name for p in rundir.reports_dir(run_dir).glob("*")) if rundir.reports_dir(run_dir).is_dir() else [],
+        "events": events_summary(run_dir),
         "curves": None,
     }
     if curves and history:
@@ -261,6 +282,7 @@ def run_outputs(s: dict[str, Any]) -> list[tuple[str, str]]:
     if others:
         rows.append(("reports", ", ".join(others)))
     rows.append(("samples", f"{s['epoch_grids']} per-epoch grids in {Path(s['path']) / 'samples'}"))
+    rows.append(("events", events_text(s["events"])))
     no_curves = "none: no metrics recorded" if not s["metrics"]["epochs"] else "not written this time"
     rows.append(("curves", s["curves"] or s.get("curves_error") or no_curves))
     return rows

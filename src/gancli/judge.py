@@ -23,11 +23,12 @@ PAPER_MNIST = {"model": "Conditional adversarial nets (Mirza & Osindero 2014, Ta
 
 @dataclasses.dataclass(frozen=True)
 class Judge:
-    """A fixed classifier: features (N, F) and predicted classes (N,) of samples shaped like the data."""
+    """A fixed classifier: features (N, F) and predicted classes (N,) of samples shaped like the data;
+    classify(x, progress) reports progress(done, total) as it goes (None: not)."""
 
     info: dict
     features: str
-    classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    classify: Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
 def judge(dataset: str) -> Judge | None:
@@ -37,9 +38,12 @@ def judge(dataset: str) -> Judge | None:
 
         centres = toy.ring8_centres()
 
-        def nearest_mode(x):
+        def nearest_mode(x, progress=None):
             x = np.asarray(x, np.float64).reshape(len(x), -1)
-            return x, np.linalg.norm(x[:, None] - centres[None], axis=-1).argmin(axis=1)
+            found = np.linalg.norm(x[:, None] - centres[None], axis=-1).argmin(axis=1)
+            if progress is not None:  # one vectorised pass: done at once
+                progress(len(x), len(x))
+            return x, found
 
         return Judge({"name": "nearest mode of ring8"}, "the 2-D points", nearest_mode)
     from gancli import feature_nets, metrics
@@ -49,9 +53,9 @@ def judge(dataset: str) -> Judge | None:
     except GancliError:
         return None
 
-    def classify(x):
+    def classify(x, progress=None):
         # Clipped: a generator's range is its own design (a linear output), the network's input is [0, 1].
-        features, logits = network.features_and_logits(metrics.check_images(np.clip(x, 0.0, 1.0)))
+        features, logits = network.features_and_logits(metrics.check_images(np.clip(x, 0.0, 1.0)), progress)
         return features, np.argmax(logits, axis=1)
 
     return Judge(network.info, f"penultimate features of {network.spec.version}", classify)
@@ -69,8 +73,10 @@ class ClassReference:
     test_accuracy: float
 
 
-def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], None] = lambda _: None) -> ClassReference | None:
-    """The test split's per-class feature statistics under the dataset's judge; None when it has no judge."""
+def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], None] = lambda _: None,
+              progress: Callable[[str, int, int], None] | None = None) -> ClassReference | None:
+    """The test split's per-class feature statistics under the dataset's judge; None when it has no judge.
+    progress(what, done, total) as the judge works through the split."""
     from gancli import data, metrics
 
     j = judge(dataset)
@@ -79,7 +85,7 @@ def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], 
         return None
     x, y = data.load(dataset, "test", data_dir)
     log(f"classifying the {len(x):,} test images ({j.info['name']})")
-    features, predicted = j.classify(x)
+    features, predicted = j.classify(x, metrics.named(progress, f"classifier features of the {dataset} test split"))
     stats, counts = [], []
     for c in range(n_classes):
         mask = y == c
@@ -88,12 +94,14 @@ def reference(dataset: str, n_classes: int, data_dir=None, log: Callable[[str], 
     return ClassReference(dataset, j, n_classes, stats, counts, float(np.mean(predicted == y)))
 
 
-def measure(samples, labels, ref: ClassReference) -> dict:
-    """Class accuracy and per-class Fréchet distance of samples drawn for labels."""
+def measure(samples, labels, ref: ClassReference, progress: Callable[[str, int, int], None] | None = None,
+            label: str = "the samples") -> dict:
+    """Class accuracy and per-class Fréchet distance of samples drawn for labels; progress(what, done, total) as the
+    judge works through them, what naming them by label."""
     from gancli import metrics
 
     labels = np.asarray(labels)
-    features, predicted = ref.judge.classify(samples)
+    features, predicted = ref.judge.classify(samples, metrics.named(progress, f"classifier features of {label}"))
     per_class = []
     for c in range(ref.n_classes):
         mask = labels == c
@@ -111,15 +119,15 @@ def measure(samples, labels, ref: ClassReference) -> dict:
     }
 
 
-def calibrate(ref: ClassReference, labels, data_dir=None) -> dict:
+def calibrate(ref: ClassReference, labels, data_dir=None, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """measure() with real training images in place of the samples, as many of each class as labels asks for."""
     from gancli import data
 
     x, y = data.load(ref.dataset, "train", data_dir)
     want = np.bincount(np.asarray(labels), minlength=ref.n_classes)
     picked = np.concatenate([np.flatnonzero(y == c)[: want[c]] for c in range(ref.n_classes)])
-    row = measure(x[picked], y[picked], ref)
-    return {"label": f"{len(picked):,} training images", **row}
+    label = f"{len(picked):,} training images"
+    return {"label": label, **measure(x[picked], y[picked], ref, progress, label)}
 
 
 def section(config: RunConfig, n_samples: int, ref: ClassReference | None, calibration: dict | None) -> dict:

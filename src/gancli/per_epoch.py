@@ -2,7 +2,8 @@
 epoch's metrics.jsonl record, so the curves show quality and not only losses.
 
 An evaluation is one entry of EVALUATIONS: `applies(config)` says why a run cannot have it (None when it can),
-checked before training starts; `build(config, game, data_dir)` runs once before the loop and returns
+checked before training starts; `build(config, game, data_dir, progress)` runs once before the loop (reporting
+progress(what, done, total) of its reference statistics) and returns
 measure(state, key) -> {name: number} for one seed's state. The key is the run's own key folded with EVAL, the
 epoch and the entry's position, never drawn from the training stream: evaluating changes nothing a resumed run
 computes, and a resumed run evaluates an epoch with the same key as an uninterrupted one.
@@ -42,12 +43,12 @@ def _quality_applies(config: RunConfig) -> str | None:
     return None
 
 
-def _quality_build(config: RunConfig, game, data_dir) -> Callable:
+def _quality_build(config: RunConfig, game, data_dir, progress=None) -> Callable:
     """metrics.quick (the registry's cheap metrics) of N_CHEAP samples of the generator that
     `sample` draws from (the moving average of G when the run keeps one); a conditional run's take the classes in turn."""
     from gancli import conditional, sampling, steps
 
-    ref = metrics.reference(config.dataset, metrics.CHEAP, data_dir)
+    ref = metrics.reference(config.dataset, metrics.CHEAP, data_dir, progress=progress)
     labels = conditional.class_labels(config, metrics.N_CHEAP)
     labels = None if labels is None else jnp.asarray(labels)
     draw = jax.jit(lambda g, z: steps.sample(game, g, z, labels))
@@ -67,7 +68,7 @@ def _classify_applies(config: RunConfig) -> str | None:
     return None
 
 
-def _classify_build(config: RunConfig, game, data_dir) -> Callable:
+def _classify_build(config: RunConfig, game, data_dir, progress=None) -> Callable:
     """D's test errors (its moving average, and D itself when the run keeps one) on the whole test split."""
     from gancli import semi_supervised
 
@@ -127,24 +128,29 @@ def check(config: RunConfig, every: int | None) -> list[str]:
     return names
 
 
-def build(config: RunConfig, game, data_dir, every: int | None) -> PerEpoch | None:
-    """The run's per-epoch evaluations, ready to measure (reference statistics computed), or None without --eval-every."""
+def build(config: RunConfig, game, data_dir, every: int | None,
+          progress: Callable[[str, int, int], None] | None = None) -> PerEpoch | None:
+    """The run's per-epoch evaluations, ready to measure (reference statistics computed, reporting progress(what,
+    done, total)), or None without --eval-every."""
     names = check(config, every)
     if not names:
         return None
     order = list(EVALUATIONS)
-    measures = [(order.index(n), EVALUATIONS[n].describe, EVALUATIONS[n].build(config, game, data_dir)) for n in names]
+    measures = [(order.index(n), EVALUATIONS[n].describe, EVALUATIONS[n].build(config, game, data_dir, progress))
+                for n in names]
     return PerEpoch(every, config.seeds, measures)
 
 
 @dataclasses.dataclass(frozen=True)
 class Every:
-    """The run's per-epoch evaluations every n epochs (train --eval-every), as train.train takes them."""
+    """The run's per-epoch evaluations every n epochs (train --eval-every), as train.train takes them; progress(what,
+    done, total): the work of building them before training starts (the train command's reporter.work draws it)."""
 
     n: int
+    progress: Callable[[str, int, int], None] | None = None
 
     def check(self, config: RunConfig) -> list[str]:
         return check(config, self.n)
 
     def build(self, config: RunConfig, game, data_dir) -> PerEpoch | None:
-        return build(config, game, data_dir, self.n)
+        return build(config, game, data_dir, self.n, self.progress)

@@ -17,7 +17,7 @@ from gancli.config import RunConfig
 from gancli.data.labelled import is_semi_supervised
 from gancli.errors import GancliError
 
-BATCH = 10_000  # test images per compiled call
+BATCH = 2_000  # test images per compiled call: a test split of 10,000 in five, each a step of the progress bar
 
 # Salimans et al. (2016), Table 1: test errors (of 10,000) on permutation-invariant MNIST, by the number of labelled
 # examples: mean ± std over 10 runs, each on its own random labelled subset, balanced by class (their section 6.1;
@@ -35,15 +35,22 @@ def _classify_fn(game, ema: bool):
     return jax.jit(lambda state, x: jnp.argmax(steps.discriminate(game, state, x, ema=ema)["class_logits"], axis=-1))
 
 
-def predict(game, state, images: np.ndarray, ema: bool = True) -> np.ndarray:
+def predict(game, state, images: np.ndarray, ema: bool = True, progress: Callable[[int, int], None] | None = None,
+            batch: int | None = None) -> np.ndarray:
     """D's class (argmax of its K class logits, no noise) of each image, with the moving average of D's weights
-    when the run keeps one and ema is True."""
+    when the run keeps one and ema is True; progress(done, total) after each batch of images."""
     import jax.numpy as jnp
 
     keys = ("d", "d_ema", "d_stats", "d_spectral")  # what classifying needs of a state: never G or the optimisers
     state = {k: v for k, v in state.items() if k in keys}
     fn = _classify_fn(game, ema)
-    return np.concatenate([np.asarray(fn(state, jnp.asarray(images[i : i + BATCH]))) for i in range(0, len(images), BATCH)])
+    batch = batch or BATCH
+    found = []
+    for i in range(0, len(images), batch):
+        found.append(np.asarray(fn(state, jnp.asarray(images[i : i + batch]))))
+        if progress is not None:
+            progress(min(i + batch, len(images)), len(images))
+    return np.concatenate(found)
 
 
 def confusion(truth: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:

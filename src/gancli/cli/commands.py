@@ -243,7 +243,8 @@ def train(
     try:
         with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
             outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
-                                     evaluations=None if eval_every is None else per_epoch.Every(eval_every), devices=devices)
+                                     evaluations=None if eval_every is None else per_epoch.Every(eval_every, reporter.work),
+                                     devices=devices)
     except GancliError as e:  # a check that needed the data, of a value the --config file set
         raise (named_in_file(e, config_file, from_file, overrides) if from_file else e) from None
     if outcome.status == "up-to-date":

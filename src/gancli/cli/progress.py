@@ -1,7 +1,8 @@
 """Rich progress: the bar train draws (a gancli.train.Reporter: epoch, iterations/s, ETA, losses and D's outputs),
 and the bars of long library work that reports progress(what, done, total): dataset builds, reference statistics
-(feature-network and Inception features of a test split, its neighbour radii, its nearest training images), and
-evaluations (Parzen passes, features of the samples, precision/recall, memorisation)."""
+(feature-network and Inception features of a test split, its neighbour radii, its nearest training images; the
+reference train --eval-every builds before training), and evaluations (Parzen passes, features of the samples,
+precision/recall, memorisation, a conditional run's classifier features, --classify over the test split)."""
 
 from __future__ import annotations
 

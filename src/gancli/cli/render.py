@@ -122,7 +122,7 @@ def summary_view(summary: dict[str, Any]) -> list:
     """One block per run, after a comparison table for a multi-seed folder."""
     if "seeds" not in summary:
         return _run_view(summary)
-    out = [_seeds_table(summary)]
+    out = [_seeds_table(summary), _facts([("events", inspection.events_text(summary["events"]))])]
     for s in summary["seeds"]:
         out += _run_view(s)
     return out
