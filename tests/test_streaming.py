@@ -134,3 +134,22 @@ def test_a_set_made_in_memory_cannot_be_streamed(tmp_path):
     with pytest.raises(GancliError, match="ring8 train is made in memory or converted as it is read; it cannot be streamed"):
         data.source("ring8", "train", tmp_path)
     assert pixels.TABLE.dtype == np.float32
+
+
+def test_a_streamed_run_resumes_exactly_from_inside_an_epoch(folder_set, tmp_path):
+    """A checkpoint after each chunk (ckpt_minutes 1e-9); the run goes on from step 8, inside epoch 1, its stream set
+    from that checkpoint's iterator state."""
+    import shutil
+
+    data_dir, name = folder_set
+    config = config_of(name, epochs=2, ckpt_every=0, ckpt_minutes=1e-9, keep=10)
+    train.train(config, tmp_path / "whole", data_dir, stream=True)
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    for later in (tmp_path / "cut" / "checkpoints").iterdir():
+        if later.name.isdigit() and int(later.name) > 8:
+            shutil.rmtree(later)
+    meta = checkpoint.load_run(tmp_path / "cut").metadata
+    assert meta[streaming.STATE_KEY] == {"step": 8, "epoch": 0, "position": 8, "iterator": {"next_index": 8}}
+    outcome = train.train(config, tmp_path / "cut", data_dir, resume=True, stream=True)
+    assert outcome.step == 22
+    assert leaves_equal(state_of(tmp_path / "cut"), state_of(tmp_path / "whole"))
