@@ -153,3 +153,23 @@ def test_a_streamed_run_resumes_exactly_from_inside_an_epoch(folder_set, tmp_pat
     outcome = train.train(config, tmp_path / "cut", data_dir, resume=True, stream=True)
     assert outcome.step == 22
     assert leaves_equal(state_of(tmp_path / "cut"), state_of(tmp_path / "whole"))
+
+
+def test_a_set_above_the_threshold_that_cannot_stream_goes_on_the_device_with_a_warning(folder_set, tmp_path, monkeypatch):
+    data_dir, name = folder_set
+    monkeypatch.setattr(streaming, "STREAM_SHARE", 1e-12)
+    told = Told()
+    outcome = train.train(config_of(name, epochs=1, seeds=2), tmp_path / "run", data_dir, told)
+    assert outcome.status == "done"
+    assert len(told.lines) == 1 and told.lines[0].startswith(f"warning: {name} streams from disk: ")
+    assert told.lines[0].endswith("drop --seeds; the training set goes on the device instead")
+
+
+def test_an_in_memory_checkpoint_resumes_streamed_in_the_same_order(folder_set, tmp_path):
+    data_dir, name = folder_set
+    train.train(config_of(name, epochs=2), tmp_path / "whole", data_dir)
+    train.train(config_of(name, epochs=1), tmp_path / "switched", data_dir)
+    assert streaming.STATE_KEY not in checkpoint.load_run(tmp_path / "switched").metadata
+    train.train(config_of(name, epochs=2), tmp_path / "switched", data_dir, resume=True, stream=True)
+    assert checkpoint.load_run(tmp_path / "switched").metadata[streaming.STATE_KEY]["iterator"] == {"next_index": 22}
+    assert leaves_equal(state_of(tmp_path / "switched"), state_of(tmp_path / "whole"))

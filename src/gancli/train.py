@@ -521,6 +521,9 @@ def _stream_source(config: RunConfig, data_dir, devices: int | None, stream: boo
     else:
         why = "--stream"
     if problem := streaming.refusal(config, devices, why):
+        if not stream:  # as before streaming existed: on the device, which may not hold it
+            reporter.message(f"warning: {problem}; the training set goes on the device instead")
+            return None
         raise GancliError(problem)
     source = data.source(config.dataset, config.train_split, data_dir)
     reporter.message(f"streaming {config.dataset} from disk (--stream)" if stream else why)
