@@ -18,7 +18,7 @@ LAYERS = (
     ("objectives", ("gancli.objectives",)),
     ("models", ("gancli.models",)),
     ("training", ("gancli.optim", "gancli.streams", "gancli.penalties", "gancli.augment", "gancli.spectral", "gancli.steps", "gancli.parallel", "gancli.checkpoint",
-                  "gancli.rundir", "gancli.conditional", "gancli.train")),
+                  "gancli.rundir", "gancli.conditional", "gancli.streaming", "gancli.train")),
     ("sampling", ("gancli.sampling",)),
     ("evaluation", ("gancli.parzen", "gancli.feature_nets", "gancli.metrics", "gancli.judge", "gancli.semi_supervised",
                     "gancli.per_epoch")),

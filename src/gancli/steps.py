@@ -470,6 +470,35 @@ def _compiled_chunk(game: Game, seeds: int, length: int, placement=None):
     return jax.jit(fn, donate_argnums=0, **shardings).lower(state, data).compile()
 
 
+def streamed_chunk(game: Game, state, batches):
+    """The iterations of a streamed chunk (gancli.streaming) as one compiled loop: batches {"image": [length, k, B,
+    ...] uint8, "label": [length, k, B]} drawn on the host in chunk's order (the same permutation fold_in(key, epoch)),
+    so each iteration sees the batch it would see with the training set on the device."""
+
+    def body(state, batch):
+        batch = dict(batch, image=jnp.asarray(pixels.TABLE)[batch["image"]])  # bytes to to_unit's floats, as in chunk
+        return iteration(game, state, batch)
+
+    return jax.lax.scan(body, state, batches)
+
+
+def compiled_streamed_chunk(game: Game, length: int):
+    """streamed_chunk for `length` iterations, compiled once per process, the state donated (one seed, one device)."""
+    config = dataclasses.replace(game.config, dataset="", preset="", epochs=1, seed=0, seeds=1, chunk=1, ckpt_every=1,
+                                 ckpt_minutes=1.0, keep=1, label_seed=0, same_labels=False)
+    return _compiled_streamed_chunk(dataclasses.replace(game, config=config), length)
+
+
+@lru_cache(maxsize=16)
+def _compiled_streamed_chunk(game: Game, length: int):
+    c = game.config
+    batches = {
+        "image": jax.ShapeDtypeStruct((length, c.k, c.batch_size) + game.data_shape, jnp.uint8),
+        "label": jax.ShapeDtypeStruct((length, c.k, c.batch_size), jnp.int32),
+    }
+    return jax.jit(partial(streamed_chunk, game), donate_argnums=0).lower(abstract_state(game), batches).compile()
+
+
 # How metrics are listed (the progress bar, metrics.jsonl, inspect): the game's four first, then the rest by name.
 FIRST = ("d_loss", "g_loss", "d_real", "d_fake")
 

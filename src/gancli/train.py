@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, pixels, rundir, steps, stops, streams
+from gancli import augment, checkpoint, conditional, data, images, models, objectives, optim, parallel, pixels, rundir, steps, stops, streaming, streams
 from gancli.config import RunConfig, differences, file_blamed, preset, with_overrides
 from gancli.data import labelled
 from gancli.errors import GancliError
@@ -191,12 +191,13 @@ def seed_pools(config: RunConfig, train_labels) -> list[dict[str, tuple[int, ...
 
 
 def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter | None = None, resume: bool = False,
-          evaluations: Evaluations | None = None, devices: int | None = None) -> Outcome:
+          evaluations: Evaluations | None = None, devices: int | None = None, stream: bool = False) -> Outcome:
     """Train (or continue) the run in ckpt_dir up to config.epochs epochs; SIGINT or SIGTERM stops it (gancli.stops):
     during start-up with nothing saved (saved False), once training has begun by saving the state it reached.
     evaluations: what to measure at the end of some epochs, into metrics.jsonl (train --eval-every passes
     gancli.per_epoch.Every); the loop runs whatever it is given and knows no evaluation itself.
     devices: how many to train on (None: all there are; gancli.parallel.plan says how the work is split over them).
+    stream: read the training set from disk as it trains (gancli.streaming), as a set too big for the device always is.
 
     The folder is locked for this process first: a second writer is refused before it loads or compiles anything.
     Of several processes (jax.distributed) only process 0 locks it and writes its files; every process saves its
@@ -213,7 +214,7 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
                 if not resume and primary:
                     rundir.start_fresh(ckpt_dir)
                 parallel.barrier("gancli: run folder ready")
-                return _train(config, Path(ckpt_dir), data_dir, reporter, resume, evaluations, devices, stop)
+                return _train(config, Path(ckpt_dir), data_dir, reporter, resume, evaluations, devices, stop, stream)
         except stops.Interrupted as e:  # the claim has taken back what it made (rundir.claim)
             return Outcome(Path(ckpt_dir), "interrupted", 0, 0, [], e.signum, saved=False)
         finally:
@@ -221,16 +222,22 @@ def train(config: RunConfig, ckpt_dir: Path, data_dir=None, reporter: Reporter |
 
 
 def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resume: bool, evaluations: Evaluations | None,
-           devices: int | None, stop: stops.Stop) -> Outcome:
+           devices: int | None, stop: stops.Stop, stream: bool = False) -> Outcome:
     # stop.check() at each safe point of start-up: a signal stops the run there, before its first step.
-    reporter.status(f"loading {config.dataset}")
-    train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
+    source = _stream_source(config, data_dir, devices, stream, reporter)  # None: the training set goes on the device
+    if source is not None:
+        train_images, means = streaming.init_images(source, config)  # the first rows only, for the init
+        train_labels = source.labels() if config.conditional else np.zeros(0, np.int64)
+        devices = 1
+    else:
+        reporter.status(f"loading {config.dataset}")
+        train_images, train_labels = data.load(config.dataset, config.train_split, data_dir)
     stop.check()
     config = conditional.with_classes(config, train_labels)
     provenance = data.provenance(config.dataset, data_dir)
     # Pixels that are bytes k/255 go to the device as the bytes, a quarter of the memory (gancli.pixels).
     stored = pixels.pack(train_images) if train_images.ndim == 4 else None
-    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0],
+    game = steps.Game(config, tuple(train_images.shape[1:]), train_images.shape[0] if source is None else len(source),
                       data_dtype="float32" if stored is None else "uint8")
     pools = seed_pools(config, train_labels)
     augment.check(config, game.data_shape)
@@ -241,18 +248,22 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             f"(batch size {config.batch_size} x k {config.k}) needs", fields=("batch_size", "k")
         )
     placement = parallel.plan(config, devices, (train_images if stored is None else stored).nbytes + 4 * train_labels.size)
+    assert source is None or placement is None, "a streamed run trains on one device (streaming.refusal)"
     check_state_fits(game, placement)
     primary = parallel.is_primary()
     if placement is not None:
         reporter.message(f"on {parallel.words(parallel.describe(placement))}")
     dirs = rundir.seed_dirs(ckpt_dir, config.seeds)
+    stream_state = None  # where a resumed streamed run's data stream stands, from its checkpoint
     if resume:
-        state, partial = _restore(game, dirs, placement)
+        state, partial, stream_state = _restore(game, dirs, placement)
     else:
         # Each seed from its own config: a data-dependent init (model ssl-mlp) takes the seed's label seed's images.
         states = [steps.init_state(dataclasses.replace(game, config=seed_config(config, i)), config.seed + i, train_images)
                   for i in range(config.seeds)]
         state, partial = _stack(states, config.seeds), None
+        if source is not None and means is not None:  # G's output bias from the whole set's means, not the first rows'
+            state["g"]["out"]["bias"] = jnp.asarray(models.logit_of_means(means[None]))
     stop.check()
     step = int(np.asarray(state["step"]).reshape(-1)[0])
     total = config.epochs * ipe
@@ -262,7 +273,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     if step >= total:
         return Outcome(ckpt_dir, "up-to-date", step // ipe, step, history[0])
 
-    data_on_device = parallel.place_data(placement, train_images if stored is None else stored, train_labels)
+    data_on_device = None if source is not None else parallel.place_data(placement, train_images if stored is None else stored, train_labels)
     if pools[0]:  # each seed's pools, on the seed axis as the state's leaves are
         stacked = {name: np.stack([np.asarray(p[name], np.int32) for p in pools]) if config.seeds > 1 else np.asarray(pools[0][name], np.int32)
                    for name in pools[0]}
@@ -306,7 +317,7 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
 
     def program(length: int):
         t0 = time.perf_counter()
-        fn = steps.compiled_chunk(game, config.seeds, length, placement)
+        fn = steps.compiled_chunk(game, config.seeds, length, placement) if source is None else steps.compiled_streamed_chunk(game, length)
         base_meta.setdefault("compile_s", round(time.perf_counter() - t0, 2))
         return fn
 
@@ -318,6 +329,9 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
     stop.check()  # between compilation and the first step, before the writers make anything in the folder
     stopped_by = lambda: stop.signum
     with ExitStack() as stack:
+        schedule = lambda step: min(chunk - (step % ipe) % chunk, ipe - step % ipe)  # dispatch's chunk lengths
+        feed = None if source is None else stack.enter_context(
+            streaming.Feed(game, source, state["key"], step, total, schedule, stream_state))
         writers = [stack.enter_context(checkpoint.Writer(d, config.keep)) for d in dirs]
         logs = [stack.enter_context(rundir.Log(d)) for d in dirs] if primary else []
         stack.callback(reporter.stop)  # also when an error ends the loop: the bar must not stay live over it
@@ -329,7 +343,8 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
             """Start the chunk from `step`: JAX returns at once and the device runs it while the host goes on."""
             i = step % ipe
             length = min(chunk - i % chunk, ipe - i)
-            return length, time.perf_counter(), *program(length)(state, data_on_device)
+            batches = data_on_device if feed is None else feed.take(step, length)
+            return length, time.perf_counter(), *program(length)(state, batches)
 
         stop.training()  # from here a save may be in flight: a second signal must not break it
         reporter.start(total, step, step // ipe)
@@ -389,7 +404,8 @@ def _train(config: RunConfig, ckpt_dir: Path, data_dir, reporter: Reporter, resu
                 stop.saving(step)
             if saving:
                 partial = {"sums": sums.tolist(), "iters": epoch_iters, "seconds": epoch_seconds}
-                _save(writers, copies, config, [dict(base_meta, **m) for m in seed_meta], step, ipe, partial if epoch_iters else None)
+                streamed = {} if feed is None else {streaming.STATE_KEY: feed.state(step)}
+                _save(writers, copies, config, [dict(base_meta, **m, **streamed) for m in seed_meta], step, ipe, partial if epoch_iters else None)
                 last_save = time.monotonic()
             if finished:
                 status = "interrupted" if stopping else "done"
@@ -499,7 +515,28 @@ def _restore(game: steps.Game, dirs: list[Path], placement: parallel.Placement |
             partial = {"sums": sums, "iters": int(parts[0]["iters"]), "seconds": float(parts[0]["seconds"])}
         except (TypeError, KeyError, ValueError):
             raise GancliError(f"{runs[0].path}: step {step} has a partial_epoch record gancli cannot read") from None
-    return _stack([r.state for r in runs], len(runs)), partial
+    return _stack([r.state for r in runs], len(runs)), partial, runs[0].metadata.get(streaming.STATE_KEY)
+
+
+def _stream_source(config: RunConfig, data_dir, devices: int | None, stream: bool, reporter: Reporter):
+    """The training split's rows on disk when the run streams them (gancli.streaming): asked with stream, or when
+    they are a prepared set too big for the device (streaming.STREAM_SHARE); None when they go on the device."""
+    if not stream:
+        nbytes = data.prepared_bytes(config.dataset, config.train_split, data_dir)
+        big, reason = (False, "") if nbytes is None else streaming.too_big(nbytes)
+        if not big:
+            return None
+        why = f"{config.dataset} streams from disk: {reason}"
+    else:
+        why = "--stream"
+    if problem := streaming.refusal(config, devices, why):
+        if not stream:  # as before streaming existed: on the device, which may not hold it
+            reporter.message(f"warning: {problem}; the training set goes on the device instead")
+            return None
+        raise GancliError(problem)
+    source = data.source(config.dataset, config.train_split, data_dir)
+    reporter.message(f"streaming {config.dataset} from disk (--stream)" if stream else why)
+    return source
 
 
 def _stack(states: list, seeds: int):

@@ -180,6 +180,7 @@ def train(
     eval_every: Annotated[Optional[int], typer.Option(help=f"Every this many epochs, measure the cheap sample-quality metrics ({metric_registry.describe(metric_registry.CHEAP)} on {metric_registry.N_CHEAP:,} samples; mnist and fashion_mnist) into metrics.jsonl.")] = None,
     devices: Annotated[Optional[int], typer.Option(help="Devices to train on (default: all; with one process, the most that divide the work). --seeds are split over them; one seed's batch is split over them, the networks replicated. Counted over all processes of a --distributed run.")] = None,
     distributed: Annotated[bool, typer.Option("--distributed", help="Join a multi-process run (jax.distributed.initialize: coordinator and process ids from SLURM, Open MPI, a TPU pod or JAX_COORDINATOR_ADDRESS). Under srun or mpirun with several processes it is joined without the flag.")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Read the training set from disk as it trains (Grain), not from the device: what a prepared set larger than half the device's memory does anyway. One seed, one device, no extra batches (see docs/datasets.md).")] = False,
     data_dir: DataDir = None,
     data_file: DataFile = None,
 ):
@@ -244,7 +245,7 @@ def train(
         with data.reporting_builds(reporter.work):  # a first use of the dataset builds it: its bars go through the reporter
             outcome = training.train(config, ckpt, data_dir, reporter, resume=resuming,
                                      evaluations=None if eval_every is None else per_epoch.Every(eval_every, reporter.work),
-                                     devices=devices)
+                                     devices=devices, stream=stream)
     except GancliError as e:  # a check that needed the data, of a value the --config file set
         raise (named_in_file(e, config_file, from_file, overrides) if from_file else e) from None
     if outcome.status == "up-to-date":

@@ -38,6 +38,42 @@ def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tu
     return generic.load(tname, split, generic.find(tname, root, sorted(DATASETS)))
 
 
+def source(name: str, split: str, data_dir: str | os.PathLike | None = None) -> reading.SplitSource:
+    """Random access to a split's stored uint8 rows, for streaming (gancli.streaming); nothing is read into memory.
+    GancliError for a dataset that is made in memory or converted as it is read (toy sets, cifar10_gcn, tfd), which
+    cannot be streamed, and for an unknown split."""
+    root = resolve_data_dir(data_dir)
+    if name in _own_folders():
+        raise GancliError(f"{name!r} is where gancli stores one of {', '.join(DATASETS)}; load that name instead")
+    if ds := DATASETS.get(name):
+        if split not in ds.splits:
+            raise GancliError(f"unknown split {split!r} for {name}; choose from {', '.join(ds.splits)}")
+        if not hasattr(ds, "ensure_prepared") or getattr(ds, "convert", None) is not None or split in getattr(ds, "combined", {}):
+            raise GancliError(f"--stream: {name} {split} is made in memory or converted as it is read; it cannot be "
+                              "streamed (train it without --stream)")
+        builder = prepared.open_prepared(ds.ensure_prepared(root), ds.builder_cls.features_json())
+        return reading.SplitSource(builder, split)
+    tname = catalog.catalog_name(name)
+    builder = prepared.open_prepared(generic.find(tname, root, sorted(DATASETS)))
+    if split not in builder.info.splits:
+        raise GancliError(f"unknown split {split!r} for {name}; it has {', '.join(builder.info.splits)}")
+    return reading.SplitSource(builder, split)
+
+
+def prepared_bytes(name: str, split: str, data_dir: str | os.PathLike | None = None) -> int | None:
+    """The uint8 bytes of a split of a dataset found prepared in the data dir that gancli does not know by name (an
+    image folder, a TFDS catalog set), from its metadata alone; None for any other dataset, or one that cannot be
+    streamed. For the choice to stream: gancli's named sets are small, and are never looked at here."""
+    root = resolve_data_dir(data_dir)
+    tname = catalog.catalog_name(name)
+    if name in DATASETS or name in _own_folders() or not generic._NAME.match(tname) or prepared.find_prepared(root, tname) is None:
+        return None
+    try:
+        return source(name, split, data_dir).nbytes
+    except GancliError:
+        return None
+
+
 _DEFAULTS = {"state": "ready", "splits": {}, "source": "", "sha256": {}, "version": "", "path": None, "hint": None,
              "preprocessing": None}
 

@@ -116,3 +116,52 @@ def read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
             f"reading {builder.name} split {split!r} from {builder.data_dir} failed ({type(e).__name__}: "
             f"{one_line(e)}); the prepared files look damaged: delete that folder to rebuild it"
         ) from None
+
+
+class SplitSource:
+    """Random access to one split's rows as stored, for a loader that streams them (gancli.streaming): len(), shape,
+    and take(indices) -> (uint8 images [n, H, W, C], int64 labels [n]) in the order asked. Reads nothing at creation
+    beyond the split's metadata; safe to call from several threads (array_record reads are)."""
+
+    def __init__(self, builder, split: str):
+        if problem := format_problem(builder):
+            raise GancliError(problem)
+        self.name, self.split = builder.name, split
+        self._raw = _is_raw_uint8_images(builder.info.features)
+        if self._raw:
+            self._image_key, self._label_key = "image", "label"
+            self._source = builder.as_data_source(split, deserialize_method=decode.DeserializeMethod.RAW_BYTES)
+        else:
+            self._image_key, self._label_key = image_and_label_keys(builder)
+            self._source = builder.as_data_source(split)
+        shape = tuple(builder.info.features[self._image_key].shape)
+        if None in shape:
+            raise GancliError(f"{builder.name} images vary in size: pass --image-size to train on them centre-cropped and resized")
+        self.shape = shape if len(shape) == 3 else shape + (1,)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    @property
+    def nbytes(self) -> int:
+        """The split's images as uint8 bytes: what the in-memory path would put on the device."""
+        return len(self) * int(np.prod(self.shape))
+
+    def take(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        records = self._source.__getitems__([int(i) for i in indices])
+        if self._raw:
+            feats = [tf_example_pb2.Example.FromString(r).features.feature for r in records]
+            pixels = b"".join(f["image"].bytes_list.value[0] for f in feats)
+            images = np.frombuffer(pixels, np.uint8).reshape((len(feats),) + self.shape)
+            return images, np.asarray([f["label"].int64_list.value[0] for f in feats], np.int64)
+        images = np.stack([np.asarray(r[self._image_key]) for r in records]).reshape((len(records),) + self.shape)
+        if images.dtype != np.uint8:
+            raise GancliError(f"{self.name} images are {images.dtype}; gancli streams uint8 images only")
+        if self._label_key is None:
+            return images, np.full(len(records), -1, np.int64)
+        return images, np.asarray([int(r[self._label_key]) for r in records], np.int64)
+
+    def labels(self) -> np.ndarray:
+        """Every row's label, read a chunk at a time (a conditional run's classes)."""
+        n = len(self)
+        return np.concatenate([self.take(range(s, min(n, s + _CHUNK)))[1] for s in range(0, n, _CHUNK)] or [np.zeros(0, np.int64)])
