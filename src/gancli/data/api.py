@@ -25,14 +25,21 @@ def _own_folders() -> set[str]:
     return {ds.builder_cls.name for ds in DATASETS.values() if hasattr(ds, "builder_cls")}
 
 
-def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """float32 images in [0, 1] shaped (N, H, W, C) and int64 labels; builds gancli's datasets on first use."""
-    root = resolve_data_dir(data_dir)
+def _own(name: str, split: str):
+    """gancli's own dataset of that name (None for any other name), its split checked; GancliError for the folder
+    name gancli stores one of them under, and for a split it does not have."""
     if name in _own_folders():
         raise GancliError(f"{name!r} is where gancli stores one of {', '.join(DATASETS)}; load that name instead")
     if ds := DATASETS.get(name):
         if split not in ds.splits:
             raise GancliError(f"unknown split {split!r} for {name}; choose from {', '.join(ds.splits)}")
+    return ds
+
+
+def load(name: str, split: str, data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float32 images in [0, 1] shaped (N, H, W, C) and int64 labels; builds gancli's datasets on first use."""
+    root = resolve_data_dir(data_dir)
+    if ds := _own(name, split):
         return ds.load(split, root)
     tname = catalog.catalog_name(name)
     return generic.load(tname, split, generic.find(tname, root, sorted(DATASETS)))
@@ -43,11 +50,7 @@ def source(name: str, split: str, data_dir: str | os.PathLike | None = None) -> 
     GancliError for a dataset that is made in memory or converted as it is read (toy sets, cifar10_gcn, tfd), which
     cannot be streamed, and for an unknown split."""
     root = resolve_data_dir(data_dir)
-    if name in _own_folders():
-        raise GancliError(f"{name!r} is where gancli stores one of {', '.join(DATASETS)}; load that name instead")
-    if ds := DATASETS.get(name):
-        if split not in ds.splits:
-            raise GancliError(f"unknown split {split!r} for {name}; choose from {', '.join(ds.splits)}")
+    if ds := _own(name, split):
         if not hasattr(ds, "ensure_prepared") or getattr(ds, "convert", None) is not None or split in getattr(ds, "combined", {}):
             raise GancliError(f"--stream: {name} {split} is made in memory or converted as it is read; it cannot be "
                               "streamed (train it without --stream)")
