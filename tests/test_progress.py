@@ -237,7 +237,7 @@ def test_train_draws_the_eval_every_reference_as_work_bars(monkeypatch, tmp_path
     monkeypatch.setattr(data, "load", lambda name, split, data_dir=None: (images(1010, 11), np.arange(1010) % 10))
     monkeypatch.setattr(data, "provenance", lambda name, data_dir=None: {"dataset": name, "source": "test"})
 
-    def start_only(config, ckpt, data_dir, reporter, resume, evaluations, devices):
+    def start_only(config, ckpt, data_dir, reporter, resume, evaluations, devices, stream=False):
         # The loop's first work: the evaluations built (their reference) before the compiling status.
         assert isinstance(evaluations, per_epoch.Every)
         evaluations.build(config, None, data_dir)
